@@ -1,0 +1,1 @@
+"""The public prediction API: forecasts and radius statistics from the serving bundle."""

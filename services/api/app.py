@@ -1,0 +1,50 @@
+"""Application factory of the public prediction API."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from services.api.metrics import ApiMetrics
+from services.api.views import api
+from services.common.http import register_error_handlers
+from tractcast.geo.client import GeoClient
+from tractcast.serving.holder import BundleHolder
+from tractcast.settings import Settings
+
+MAX_BODY_BYTES = 2 * 1024 * 1024  # room for the largest batch of points
+
+
+def create_app(
+    settings: Settings | None = None,
+    geo: GeoClient | None = None,
+    holder: BundleHolder | None = None,
+) -> Flask:
+    """Build the API; nothing is loaded or connected until the first request needs it."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    configure(app, settings)
+    init_backends(app, settings, geo, holder)
+    init_metrics(app)
+    app.register_blueprint(api)
+    register_error_handlers(app)
+    return app
+
+
+def configure(app: Flask, settings: Settings) -> None:
+    app.config["TRACTCAST_SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep answers in contract order
+
+
+def init_backends(
+    app: Flask, settings: Settings, geo: GeoClient | None, holder: BundleHolder | None
+) -> None:
+    """The geo client and the bundle holder; both lazy, shared by the process's threads."""
+    app.extensions["geo"] = geo or GeoClient(settings.geo_base_url)
+    app.extensions["bundles"] = holder or BundleHolder(settings.store)
+
+
+def init_metrics(app: Flask) -> None:
+    metrics = ApiMetrics()
+    metrics.init_app(app)
+    app.extensions["metrics"] = metrics

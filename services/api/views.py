@@ -1,0 +1,97 @@
+"""Routes of the public API: parse, call one core function, return a dict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, request
+
+from services.api.metrics import ApiMetrics
+from services.api.openapi import openapi_document
+from services.common.http import json_body, settings_of
+from tractcast.geo.client import GeoClient
+from tractcast.serving.answers import batch_answer, forecast_answer, radius_stats
+from tractcast.serving.bundle import Bundle
+from tractcast.serving.holder import BundleHolder
+from tractcast.validation import parse_coordinate, parse_horizon, parse_points, parse_radius_km
+
+api = Blueprint("api", __name__)
+
+Answer = dict[str, Any] | tuple[dict[str, Any], int]
+
+
+@api.get("/v1/forecast")
+def forecast() -> Answer:
+    lat, lon = parse_coordinate(request.args.get("lat"), request.args.get("lon"))
+    horizon = parse_horizon(request.args.get("horizon"), max_horizon=settings_of().horizon)
+    bundle = _bundle()
+    return forecast_answer(bundle, _geo().tract_for_point(lat, lon), horizon)
+
+
+@api.post("/v1/forecast")
+def forecast_batch() -> Answer:
+    body = json_body()
+    points = parse_points(body)
+    raw_horizon = body.get("horizon", request.args.get("horizon"))
+    horizon = parse_horizon(raw_horizon, max_horizon=settings_of().horizon)
+    bundle = _bundle()
+    return batch_answer(bundle, _geo().tracts_for_points(points), horizon)
+
+
+@api.get("/v1/stats/radius")
+def stats_radius() -> Answer:
+    lat, lon = parse_coordinate(request.args.get("lat"), request.args.get("lon"))
+    radius_km = parse_radius_km(request.args.get("radius_km"))
+    bundle = _bundle()
+    hits = _geo().tracts_within_radius(lat, lon, radius_km)
+    return radius_stats(bundle, hits, center=(lat, lon), radius_km=radius_km)
+
+
+@api.get("/healthz")
+def healthz() -> Answer:
+    return {"status": "ok"}
+
+
+@api.get("/readyz")
+def readyz() -> Answer:
+    bundle = _holder().loaded()
+    checks = {
+        "bundle": "ok" if bundle is not None else "no serving bundle loaded",
+        "geo": "ok" if _geo().ready() else "geo service not answering",
+    }
+    if bundle is None or checks["geo"] != "ok":
+        missing = "; ".join(problem for problem in checks.values() if problem != "ok")
+        return {"error": "unavailable", "message": f"not ready: {missing}", "checks": checks}, 503
+    return {
+        "status": "ready",
+        "checks": checks,
+        "model_version": bundle.model_version,
+        "data_version": bundle.data_version,
+    }
+
+
+@api.get("/metrics")
+def metrics():  # type: ignore[no-untyped-def]
+    metrics: ApiMetrics = current_app.extensions["metrics"]
+    return metrics.render(_holder().loaded())
+
+
+@api.get("/openapi.json")
+def openapi() -> Answer:
+    return openapi_document()
+
+
+def _bundle() -> Bundle:
+    """The champion's bundle, or the one pinned by ?model_version=."""
+    version = request.args.get("model_version")
+    if version:
+        return _holder().bundle_for_version(version)
+    return _holder().bundle()
+
+
+def _geo() -> GeoClient:
+    return current_app.extensions["geo"]
+
+
+def _holder() -> BundleHolder:
+    return current_app.extensions["bundles"]

@@ -1,0 +1,1 @@
+"""The geo service: the tract layer over HTTP (point -> tract, radius, outlines)."""

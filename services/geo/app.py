@@ -1,0 +1,32 @@
+"""Application factory of the geo service."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from services.common.http import register_error_handlers
+from services.geo.state import IndexHolder, attach_index
+from services.geo.views import bp
+from tractcast.geo.index import TractIndex
+from tractcast.geo.loading import load_tract_index
+from tractcast.settings import Settings
+
+
+def create_app(settings: Settings | None = None, index: TractIndex | None = None) -> Flask:
+    """Build the geo service; the tract layer loads on first need unless `index` is given."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["TRACTCAST_SETTINGS"] = settings
+    load_index(app, settings, index)
+    register_blueprints(app)
+    register_error_handlers(app)
+    return app
+
+
+def load_index(app: Flask, settings: Settings, index: TractIndex | None) -> None:
+    """Attach the index, or a holder that reads the configured layer on first request."""
+    attach_index(app, IndexHolder(lambda: load_tract_index(settings), index))
+
+
+def register_blueprints(app: Flask) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,53 @@
+"""The app's tract index, loaded once on first need (never at import time)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from flask import Flask, current_app
+
+from tractcast.errors import TractcastError, Unavailable
+from tractcast.geo.index import TractIndex
+
+EXTENSION = "tractcast_geo"
+
+
+class IndexHolder:
+    """Loads the index at most once at a time; a failed load is retried on the next request."""
+
+    def __init__(self, load: Callable[[], TractIndex], index: TractIndex | None = None) -> None:
+        self._load = load
+        self._index = index
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> TractIndex | None:
+        return self._index
+
+    def get(self) -> TractIndex:
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    self._index = self._load_or_unavailable()
+        return self._index
+
+    def _load_or_unavailable(self) -> TractIndex:
+        try:
+            return self._load()
+        except (TractcastError, OSError) as exc:
+            message = exc.message if isinstance(exc, TractcastError) else str(exc)
+            raise Unavailable(f"the tract layer is not loaded: {message}") from exc
+
+
+def attach_index(app: Flask, holder: IndexHolder) -> None:
+    app.extensions[EXTENSION] = holder
+
+
+def index_holder(app: Flask | None = None) -> IndexHolder:
+    return (app or current_app).extensions[EXTENSION]
+
+
+def tract_index() -> TractIndex:
+    """The current app's index, loading it if needed (503 when it cannot be loaded)."""
+    return index_holder().get()

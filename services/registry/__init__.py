@@ -1,0 +1,1 @@
+"""The registry service: model versions, which one serves, promotion and rollback."""

@@ -1,0 +1,3 @@
+from services.registry.app import create_app
+
+app = create_app()

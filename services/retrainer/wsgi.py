@@ -1,0 +1,3 @@
+from services.retrainer.app import create_app
+
+app = create_app()

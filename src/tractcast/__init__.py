@@ -1,0 +1,1 @@
+"""tractcast: per-tract infection forecasts."""

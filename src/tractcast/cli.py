@@ -1,0 +1,210 @@
+"""The `tractcast` command line (ingest, train, backtest, forecast, versions, promote, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tractcast.errors import TractcastError
+from tractcast.settings import Settings
+
+Command = Callable[[argparse.Namespace, Settings], Any]
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """Ingest SOURCE against the tract layer; write series.parquet and report.json."""
+    from tractcast.data.ingest import ingest_source
+    from tractcast.data.series import write_series
+    from tractcast.geo.index import TractIndex
+
+    index = TractIndex.from_file(args.tracts, id_field=args.id_field or settings.tract_id_field)
+    result = ingest_source(args.source, index)
+    out = Path(args.out)
+    write_series(result, out)
+    summary_keys = (
+        "format", "date_column", "tract_column", "value_column", "value_kind",
+        "tracts_matched", "tracts_unmatched", "days", "start", "end",
+        "rows_read", "rows_quarantined", "quarantine_reasons",
+    )  # fmt: skip
+    summary = {k: result.report.get(k) for k in summary_keys}
+    return {"data_version": result.data_version, "out": str(out), **summary}
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """Train a candidate on the configured source, register it and make it serve."""
+    from tractcast.pipeline import retrain
+
+    return dataclasses.asdict(retrain(settings, trigger=args.trigger))
+
+
+def cmd_backtest(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """Score the LSTM and the baselines on the held-back last `horizon` days."""
+    from tractcast.data.series import series_matrix
+    from tractcast.evaluation.holdout import evaluate_on_holdout
+    from tractcast.pipeline import candidate_forecasters, load_inputs
+
+    _, ingested = load_inputs(settings)
+    _, dates, history = series_matrix(ingested.series, value="new_cases")
+    _, _, imputed = series_matrix(ingested.series, value="imputed")
+    metrics = evaluate_on_holdout(
+        history,
+        candidate_forecasters(settings, first_weekday=dates[0].weekday()),
+        horizon=settings.horizon,
+        mask=~imputed.astype(bool),
+    )
+    best = min(metrics, key=lambda name: metrics[name]["wape"])
+    return {"champion": best, "data_version": ingested.data_version, "candidates": metrics}
+
+
+def cmd_forecast(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """The serving answer for one point, read from the store without any service running."""
+    from tractcast.data.demo import resolve_inputs
+    from tractcast.errors import NotFound
+    from tractcast.geo.index import TractIndex
+    from tractcast.serving.answers import forecast_answer
+    from tractcast.serving.holder import BundleHolder
+    from tractcast.validation import parse_coordinate, parse_horizon
+
+    lat, lon = parse_coordinate(args.lat, args.lon)
+    _, tracts = resolve_inputs(settings)
+    tract = TractIndex.from_file(tracts, id_field=settings.tract_id_field).tract_for_point(lat, lon)
+    if tract is None:
+        raise NotFound(f"no tract contains the point ({lat}, {lon})")
+    return forecast_answer(
+        BundleHolder(Path(settings.store)).bundle(), tract, parse_horizon(args.horizon)
+    )
+
+
+def cmd_versions(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """Every registered version with its metrics, and which one serves."""
+    from tractcast.registry.lifecycle import open_stores
+
+    store, _ = open_stores(settings)
+    current = store.current_bundle_id()
+    serving = current.split("@")[0] if current else None
+    return {
+        "current": serving,
+        "versions": [
+            {
+                "version": v.version,
+                "family": v.family,
+                "created_at": v.created_at,
+                "data_version": v.data_version,
+                "serving": v.version == serving,
+                "mae": v.metrics.get("holdout", {}).get("mae"),
+                "wape": v.metrics.get("holdout", {}).get("wape"),
+            }
+            for v in store.list_versions()
+        ],
+    }
+
+
+def cmd_promote(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """Make VERSION serve."""
+    from tractcast.registry.lifecycle import open_stores, promote_version
+
+    store, metadata = open_stores(settings)
+    event = promote_version(store, metadata, args.version, reason=args.reason, trigger="cli")
+    return dataclasses.asdict(event)
+
+
+def cmd_rollback(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """Serve the previous champion again (or --to VERSION)."""
+    from tractcast.registry.lifecycle import open_stores, rollback_version
+
+    store, metadata = open_stores(settings)
+    event = rollback_version(store, metadata, args.to, reason=args.reason, trigger="cli")
+    return dataclasses.asdict(event)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Start (or --stop) geo, registry, api, retrainer and nginx on this machine."""
+    from tractcast import runner
+
+    if args.stop:
+        stopped = runner.stop_stack(Path(settings.run_dir))
+        print(f"stopped {stopped} process(es)")
+        return 0
+    return runner.serve_forever(settings, train_if_empty=not args.no_train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tractcast", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Command) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=(func.__doc__ or "").strip(), description=func.__doc__)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("ingest", cmd_ingest)
+    p.add_argument("source", help="case data: file path")
+    p.add_argument(
+        "--tracts", required=True, help="tract layer (GeoJSON, TopoJSON, Shapefile, GPKG)"
+    )
+    p.add_argument("--id-field", help="layer property to use as tract id")
+    p.add_argument("--out", default="var/ingest", help="output directory")
+
+    p = add("train", cmd_train)
+    p.add_argument("--trigger", default="manual", help="recorded as what triggered the run")
+
+    add("backtest", cmd_backtest)
+
+    p = add("forecast", cmd_forecast)
+    p.add_argument("--lat", required=True)
+    p.add_argument("--lon", required=True)
+    p.add_argument("--horizon", default=None)
+
+    add("versions", cmd_versions)
+
+    p = add("promote", cmd_promote)
+    p.add_argument("version")
+    p.add_argument("--reason", default="promoted from the command line")
+
+    p = add("rollback", cmd_rollback)
+    p.add_argument("--to", default=None, help="version to serve (default: the previous champion)")
+    p.add_argument("--reason", default="rolled back from the command line")
+
+    p = add("serve", cmd_serve)
+    p.add_argument("--no-train", action="store_true", help="do not train when the store is empty")
+    p.add_argument("--stop", action="store_true", help="stop a running stack (make down)")
+    return parser
+
+
+def print_result(result: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    if isinstance(result, dict):
+        for key, value in result.items():
+            shown = json.dumps(value, default=str) if isinstance(value, dict | list) else value
+            print(f"{key}: {shown}")
+    else:
+        print(result)
+
+
+def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings or Settings.from_env()
+    try:
+        result = args.func(args, settings)
+    except TractcastError as exc:
+        if args.json:
+            print(json.dumps(exc.to_dict()), file=sys.stderr)
+        else:
+            print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return int(result)
+    print_result(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Case data: reading sources, inferring their columns, the canonical series, cleaning, demo."""

@@ -1,0 +1,221 @@
+"""What happened to model versions: registrations, promotions, rejections, rollbacks, in SQL."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from tractcast.errors import InvalidInput, NotFound, Unavailable
+from tractcast.registry.store import ModelVersion
+
+EVENT_KINDS = ("registered", "promoted", "rejected", "rolled_back")
+CHAMPION_KINDS = ("promoted", "rolled_back")
+
+_metadata = MetaData()
+
+versions_table = Table(
+    "versions",
+    _metadata,
+    Column("version", String(64), primary_key=True),
+    Column("family", String(64), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("data_version", String(160), nullable=False, default=""),
+    Column("metrics", JSON, nullable=False),
+    Column("manifest", JSON, nullable=False),
+)
+
+events_table = Table(
+    "events",
+    _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(40), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("version", String(64), nullable=False, index=True),
+    Column("from_version", String(64), nullable=True),
+    Column("reason", Text, nullable=False, default=""),
+    Column("trigger", String(40), nullable=False, default="manual"),
+    CheckConstraint(
+        "kind IN ({})".format(", ".join(f"'{k}'" for k in EVENT_KINDS)), name="event_kind"
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    at: str
+    kind: str
+    version: str
+    from_version: str | None
+    reason: str
+    trigger: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SqlMetadataStore:
+    """Versions and lifecycle events in any SQLAlchemy database (SQLite, PostgreSQL)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: Engine = _engine_for(url)
+        self._ready = False
+
+    def record_version(self, version: ModelVersion) -> None:
+        """Remember a registered version; recording it again changes nothing (it is immutable)."""
+        row = {
+            "version": version.version,
+            "family": version.family,
+            "created_at": version.created_at,
+            "data_version": version.data_version,
+            "metrics": version.metrics,
+            "manifest": version.manifest,
+        }
+        engine = self._tables()
+        try:
+            with engine.begin() as conn:
+                exists = conn.execute(
+                    select(versions_table.c.version).where(
+                        versions_table.c.version == version.version
+                    )
+                ).first()
+                if exists is None:
+                    conn.execute(insert(versions_table).values(**row))
+        except IntegrityError:
+            pass  # a concurrent writer recorded the same version first
+
+    def get_version(self, version: str) -> ModelVersion:
+        """The recorded version, or NotFound."""
+        with self._tables().connect() as conn:
+            row = conn.execute(
+                select(versions_table).where(versions_table.c.version == version)
+            ).first()
+        if row is None:
+            raise NotFound(f"no recorded model version {version}")
+        return ModelVersion(
+            version=row.version,
+            family=row.family,
+            created_at=row.created_at,
+            data_version=row.data_version,
+            metrics=dict(row.metrics or {}),
+            manifest=dict(row.manifest or {}),
+        )
+
+    def record_event(
+        self,
+        kind: str,
+        version: str,
+        *,
+        from_version: str | None = None,
+        reason: str = "",
+        trigger: str = "manual",
+    ) -> Event:
+        """Append one lifecycle event and return it."""
+        if kind not in EVENT_KINDS:
+            raise InvalidInput(f"unknown event kind {kind!r}, expected one of {EVENT_KINDS}")
+        values = {
+            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "kind": kind,
+            "version": version,
+            "from_version": from_version,
+            "reason": reason,
+            "trigger": trigger,
+        }
+        with self._tables().begin() as conn:
+            result = conn.execute(insert(events_table).values(**values))
+            event_id = int(result.inserted_primary_key[0])
+        return Event(id=event_id, **values)
+
+    def list_events(
+        self, limit: int | None = 100, kinds: Iterable[str] | None = None
+    ) -> list[Event]:
+        """Events newest first, optionally only some kinds."""
+        query = select(events_table).order_by(events_table.c.id.desc())
+        if kinds is not None:
+            query = query.where(events_table.c.kind.in_(list(kinds)))
+        if limit is not None:
+            query = query.limit(limit)
+        with self._tables().connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            Event(
+                id=row.id,
+                at=row.at,
+                kind=row.kind,
+                version=row.version,
+                from_version=row.from_version,
+                reason=row.reason,
+                trigger=row.trigger,
+            )
+            for row in rows
+        ]
+
+    def champion_history(self) -> list[str]:
+        """The versions made champion, in the order they were made so (promotions and rollbacks)."""
+        query = (
+            select(events_table.c.version)
+            .where(events_table.c.kind.in_(CHAMPION_KINDS))
+            .order_by(events_table.c.id)
+        )
+        with self._tables().connect() as conn:
+            return [row.version for row in conn.execute(query)]
+
+    def ping(self) -> None:
+        """Raise Unavailable unless the database answers."""
+        try:
+            with self._engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise Unavailable("the metadata database does not answer") from exc
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def _tables(self) -> Engine:
+        # tables are created on first use, not at construction, so opening a store is free
+        if not self._ready:
+            _metadata.create_all(self._engine)
+            self._ready = True
+        return self._engine
+
+
+def metadata_store_from_url(url: str) -> SqlMetadataStore:
+    """The metadata store a URL names (any SQLAlchemy database URL)."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise InvalidInput(f"not a database URL: {url[:80]!r}") from exc
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        # best effort: when the directory cannot be made, the first query says so
+        with contextlib.suppress(OSError):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    return SqlMetadataStore(url)
+
+
+def _engine_for(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return create_engine(url, connect_args={"timeout": 30})
+    return create_engine(url, pool_pre_ping=True)

@@ -1,0 +1,289 @@
+"""Model versions on disk and the `current` label.
+
+Layout under the store root:
+    versions/<version>/      immutable: model files, metrics.json, manifest.json
+    bundles/<bundle_id>/     immutable: bundle.json + bundle.sha256
+                             (bundle_id = "<version>@<data_version>")
+    current -> bundles/<bundle_id>   relative symlink, swapped atomically (temp link + os.replace)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tractcast.errors import InvalidInput, NotFound, Unavailable
+from tractcast.serving.bundle import Bundle, load_bundle, write_bundle
+
+VERSION_PATTERN = r"^v\d{4,}-[a-z][a-z0-9_]*$"  # e.g. v0003-lstm, v0004-persistence
+FAMILY_PATTERN = r"^[a-z][a-z0-9_]*$"
+DATA_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$"
+
+_VERSION = re.compile(VERSION_PATTERN)
+_FAMILY = re.compile(FAMILY_PATTERN)
+_DATA_VERSION = re.compile(DATA_VERSION_PATTERN)
+TMP_PREFIX = ".tmp-"
+CURRENT = "current"
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    version: str
+    family: str
+    created_at: str
+    data_version: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def check_version(version: str) -> str:
+    """The version id, or InvalidInput when it is not shaped like "v0003-lstm"."""
+    if not isinstance(version, str) or not _VERSION.match(version):
+        raise InvalidInput(f"malformed version id {str(version)[:80]!r}, expected e.g. v0003-lstm")
+    return version
+
+
+def check_bundle_id(bundle_id: str) -> str:
+    """The bundle id, or InvalidInput when it is not "<version>@<data_version>"."""
+    version, sep, data_version = str(bundle_id).partition("@")
+    if not sep or not _VERSION.match(version) or not _DATA_VERSION.match(data_version):
+        raise InvalidInput(f"malformed bundle id {str(bundle_id)[:160]!r}")
+    return bundle_id
+
+
+def version_of_bundle(bundle_id: str) -> str:
+    """The model version a bundle id names."""
+    return check_bundle_id(bundle_id).partition("@")[0]
+
+
+class LocalModelStore:
+    """Versions and bundles in a local directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._versions = self.root / "versions"
+        self._bundles = self.root / "bundles"
+        self._cached: Bundle | None = None
+        self._cache_lock = threading.Lock()
+
+    def create_version(
+        self,
+        family: str,
+        write_artifacts: Callable[[Path], None],
+        metrics: dict[str, Any],
+        manifest: dict[str, Any],
+    ) -> ModelVersion:
+        """Write a new version in a temp dir, then rename it into place; returns it."""
+        if not isinstance(family, str) or not _FAMILY.match(family):
+            raise InvalidInput(f"malformed model family {str(family)[:80]!r}")
+        self._versions.mkdir(parents=True, exist_ok=True)
+        tmp = self._versions / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+        tmp.mkdir()
+        try:
+            write_artifacts(tmp)
+            # the number is taken and the directory renamed under one lock, so two writers
+            # never get the same id
+            with self._lock():
+                version = f"v{self._next_number():04d}-{family}"
+                full_manifest = {
+                    **manifest,
+                    "version": version,
+                    "family": family,
+                    "created_at": _utc_now(),
+                    "data_version": str(manifest.get("data_version", "")),
+                }
+                _write_json(tmp / "metrics.json", metrics)
+                _write_json(tmp / "manifest.json", full_manifest)
+                _seal(tmp)
+                os.rename(tmp, self._versions / version)
+                _fsync_dir(self._versions)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return self.get_version(version)
+
+    def list_versions(self) -> list[ModelVersion]:
+        """Every version, oldest first."""
+        return [self._read_version(name) for name in self._version_names()]
+
+    def get_version(self, version: str) -> ModelVersion:
+        """The version, or NotFound; a malformed id raises InvalidInput."""
+        check_version(version)
+        if not (self._versions / version / "manifest.json").is_file():
+            raise NotFound(f"no model version {version}")
+        return self._read_version(version)
+
+    def add_bundle(self, bundle: Bundle) -> str:
+        """Store a serving bundle (write then rename); returns its bundle_id."""
+        bundle_id = check_bundle_id(bundle.bundle_id)
+        self.get_version(bundle.model_version)
+        final = self._bundles / bundle_id
+        if final.exists():
+            return bundle_id
+        self._bundles.mkdir(parents=True, exist_ok=True)
+        tmp = self._bundles / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            write_bundle(bundle, tmp)
+            _seal(tmp)
+            os.rename(tmp, final)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not final.exists():  # not a concurrent writer of the same bundle
+                raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_dir(self._bundles)
+        return bundle_id
+
+    def latest_bundle_for(self, version: str) -> str | None:
+        """The newest bundle made by the version, or None."""
+        check_version(version)
+        if not self._bundles.is_dir():
+            return None
+        prefix = f"{version}@"
+        found = [
+            (entry.stat().st_mtime_ns, entry.name)
+            for entry in os.scandir(self._bundles)
+            if entry.name.startswith(prefix) and entry.is_dir()
+        ]
+        return max(found)[1] if found else None
+
+    def set_current(self, bundle_id: str) -> None:
+        """Point `current` at a bundle that loads and passes its checks; atomic."""
+        self._load(bundle_id)  # raises Unavailable for a broken bundle, before anything moves
+        tmp = self.root / f"{TMP_PREFIX}current-{secrets.token_hex(8)}"
+        os.symlink(os.path.join("bundles", bundle_id), tmp)
+        try:
+            os.replace(tmp, self.root / CURRENT)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.root)
+
+    def current_bundle_id(self) -> str | None:
+        """The bundle `current` points at, or None before the first promotion."""
+        try:
+            target = os.readlink(self.root / CURRENT)
+        except FileNotFoundError:
+            return None
+        return Path(target).name
+
+    def bundle(self, bundle_id: str) -> Bundle:
+        """The verified bundle; the last one read stays cached (bundles are immutable)."""
+        check_bundle_id(bundle_id)
+        with self._cache_lock:
+            cached = self._cached
+        if cached is not None and cached.bundle_id == bundle_id:
+            return cached
+        return self._load(bundle_id)
+
+    def is_readable(self) -> bool:
+        """Whether the store root exists and can be listed."""
+        return self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)
+
+    def _load(self, bundle_id: str) -> Bundle:
+        check_bundle_id(bundle_id)
+        path = self._bundles / bundle_id
+        if not path.is_dir():
+            raise NotFound(f"no bundle {bundle_id}")
+        loaded = load_bundle(path)
+        if loaded.bundle_id != bundle_id:
+            raise Unavailable(f"bundle {bundle_id} is corrupt: it holds {loaded.bundle_id}")
+        with self._cache_lock:
+            self._cached = loaded
+        return loaded
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _version_names(self) -> list[str]:
+        if not self._versions.is_dir():
+            return []
+        names = [entry.name for entry in os.scandir(self._versions) if _VERSION.match(entry.name)]
+        return sorted(names, key=_number)
+
+    def _next_number(self) -> int:
+        names = self._version_names()
+        return _number(names[-1]) + 1 if names else 1
+
+    def _read_version(self, version: str) -> ModelVersion:
+        path = self._versions / version
+        manifest = json.loads((path / "manifest.json").read_text())
+        metrics = json.loads((path / "metrics.json").read_text())
+        return ModelVersion(
+            version=version,
+            family=manifest["family"],
+            created_at=manifest["created_at"],
+            data_version=manifest.get("data_version", ""),
+            metrics=metrics,
+            manifest=manifest,
+            path=path,
+        )
+
+
+def _number(version: str) -> int:
+    return int(version[1 : version.index("-")])
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _strict_json(value: Any) -> Any:
+    """Metrics with nothing to score are NaN; strict JSON has no NaN, so they become null."""
+    if isinstance(value, dict):
+        return {str(k): _strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        return _strict_json(value.item())
+    return value
+
+
+def _write_json(path: Path, value: Any) -> None:
+    with open(path, "w") as handle:
+        json.dump(_strict_json(value), handle, indent=2, sort_keys=True, allow_nan=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _seal(directory: Path) -> None:
+    """fsync every file written into a temp dir and make it read-only before the rename."""
+    for dirpath, _dirnames, filenames in os.walk(directory):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.chmod(path, 0o444)
+        _fsync_dir(Path(dirpath))
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,62 @@
+"""Turn a series and a forecast into a serving bundle."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from tractcast.models.base import Forecast
+from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, bundle_id_for
+
+
+def latest_counts(series: pd.DataFrame) -> pd.DataFrame:
+    """Each tract's last day: date, total_cases and new_cases, indexed by tract_id."""
+    last = series.sort_values("date").groupby("tract_id", sort=True).tail(1)
+    return last.set_index("tract_id")[["date", "total_cases", "new_cases"]]
+
+
+def build_bundle(
+    series: pd.DataFrame,
+    tract_ids: list[str],
+    forecast: Forecast,
+    model_version: str,
+    data_version: str,
+) -> Bundle:
+    """A bundle with every tract's latest counts and its forecast after the last observed day."""
+    latest = latest_counts(series)
+    as_of = pd.Timestamp(series["date"].max()).normalize()
+    horizon = forecast.point.shape[1]
+    days = [(as_of + pd.Timedelta(days=h)).date().isoformat() for h in range(1, horizon + 1)]
+    tracts: dict[str, TractForecast] = {}
+    for row, tract_id in enumerate(tract_ids):
+        counts = latest.loc[tract_id]
+        tracts[tract_id] = TractForecast(
+            tract_id=tract_id,
+            as_of=as_of.date().isoformat(),
+            total_cases=int(round(float(counts["total_cases"]))),
+            new_cases=int(round(float(counts["new_cases"]))),
+            forecast=tuple(
+                ForecastDay(
+                    date=days[h],
+                    new_cases=_rounded(forecast.point[row, h]),
+                    lower=_rounded(forecast.lower[row, h]),
+                    upper=_rounded(forecast.upper[row, h]),
+                )
+                for h in range(horizon)
+            ),
+        )
+    return Bundle(
+        bundle_id=bundle_id_for(model_version, data_version),
+        model_version=model_version,
+        data_version=data_version,
+        as_of=as_of.date().isoformat(),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        horizon=horizon,
+        tracts=tracts,
+    )
+
+
+def _rounded(value: float) -> float:
+    return round(float(max(np.nan_to_num(value), 0.0)), 2)

@@ -1,0 +1,178 @@
+"""Serving bundles: every tract's latest counts and forecast, made once, read by the API."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tractcast.errors import InvalidInput, Unavailable
+
+BUNDLE_FILE = "bundle.json"
+CHECKSUM_FILE = "bundle.sha256"
+FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastDay:
+    date: str  # ISO date
+    new_cases: float
+    lower: float
+    upper: float
+
+
+@dataclass(frozen=True, slots=True)
+class TractForecast:
+    tract_id: str
+    as_of: str  # ISO date of the last observed day
+    total_cases: int
+    new_cases: int  # on the as_of day
+    forecast: tuple[ForecastDay, ...]  # horizons 1..14
+
+
+@dataclass(frozen=True)
+class Bundle:
+    bundle_id: str
+    model_version: str
+    data_version: str
+    as_of: str
+    created_at: str
+    horizon: int
+    tracts: dict[str, TractForecast]
+
+
+def bundle_id_for(model_version: str, data_version: str) -> str:
+    """The id of the bundle a model version makes from a data version."""
+    return f"{model_version}@{data_version}"
+
+
+def write_bundle(bundle: Bundle, directory: Path) -> None:
+    """Write bundle.json and its SHA-256 checksum into directory (which must not exist yet)."""
+    try:
+        payload = json.dumps(_bundle_to_json(bundle), separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:
+        raise InvalidInput(f"bundle {bundle.bundle_id} has a non-finite number") from exc
+    data = payload.encode()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=False)
+    _write_synced(directory / BUNDLE_FILE, data)
+    _write_synced(directory / CHECKSUM_FILE, hashlib.sha256(data).hexdigest().encode() + b"\n")
+
+
+def load_bundle(directory: Path) -> Bundle:
+    """Read and verify a bundle; a missing, truncated or tampered bundle raises Unavailable."""
+    directory = Path(directory)
+    name = directory.name
+    try:
+        data = (directory / BUNDLE_FILE).read_bytes()
+        expected = (directory / CHECKSUM_FILE).read_text().strip()
+    except OSError as exc:
+        raise Unavailable(f"bundle {name} is corrupt: {exc.strerror or 'unreadable'}") from exc
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise Unavailable(f"bundle {name} is corrupt: checksum mismatch")
+    try:
+        return _bundle_from_json(json.loads(data))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise Unavailable(f"bundle {name} is corrupt: {_reason(exc)}") from exc
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing field {exc.args[0]!r}"
+    return str(exc) or type(exc).__name__
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _bundle_to_json(bundle: Bundle) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "bundle_id": bundle.bundle_id,
+        "model_version": bundle.model_version,
+        "data_version": bundle.data_version,
+        "as_of": bundle.as_of,
+        "created_at": bundle.created_at,
+        "horizon": bundle.horizon,
+        "tracts": {
+            tract_id: {
+                "as_of": tract.as_of,
+                "total_cases": tract.total_cases,
+                "new_cases": tract.new_cases,
+                "forecast": [[d.date, d.new_cases, d.lower, d.upper] for d in tract.forecast],
+            }
+            for tract_id, tract in bundle.tracts.items()
+        },
+    }
+
+
+def _bundle_from_json(raw: dict[str, Any]) -> Bundle:
+    if raw.get("format") != FORMAT:
+        raise ValueError(f"unknown format {raw.get('format')!r}")
+    horizon = raw["horizon"]
+    if not isinstance(horizon, int) or horizon < 1:
+        raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+    bundle_id = _text(raw, "bundle_id")
+    model_version = _text(raw, "model_version")
+    data_version = _text(raw, "data_version")
+    if bundle_id != bundle_id_for(model_version, data_version):
+        raise ValueError(f"bundle_id {bundle_id!r} does not match its model and data version")
+    tracts = {
+        tract_id: _tract_from_json(tract_id, tract, horizon)
+        for tract_id, tract in raw["tracts"].items()
+    }
+    if not tracts:
+        raise ValueError("no tracts")
+    return Bundle(
+        bundle_id=bundle_id,
+        model_version=model_version,
+        data_version=data_version,
+        as_of=_text(raw, "as_of"),
+        created_at=_text(raw, "created_at"),
+        horizon=horizon,
+        tracts=tracts,
+    )
+
+
+def _tract_from_json(tract_id: str, raw: dict[str, Any], horizon: int) -> TractForecast:
+    days = raw["forecast"]
+    if len(days) != horizon:
+        raise ValueError(f"tract {tract_id} has {len(days)} forecast days, expected {horizon}")
+    forecast = tuple(
+        ForecastDay(str(d), _finite(n), _finite(lo), _finite(hi)) for d, n, lo, hi in days
+    )
+    return TractForecast(
+        tract_id=tract_id,
+        as_of=str(raw["as_of"]),
+        total_cases=_count(raw["total_cases"], tract_id),
+        new_cases=_count(raw["new_cases"], tract_id),
+        forecast=forecast,
+    )
+
+
+def _finite(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"non-finite number {value!r}")
+    return number
+
+
+def _count(value: Any, tract_id: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"tract {tract_id} has a non-integer count {value!r}")
+    return value
+
+
+def _text(raw: dict[str, Any], key: str) -> str:
+    value = raw[key]
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} must be a non-empty string")
+    return value

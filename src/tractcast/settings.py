@@ -1,0 +1,130 @@
+"""Settings read from the environment once, typed; tests build a Settings directly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _opt(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_source: str | None = None
+    tracts: str | None = None
+    tract_id_field: str | None = None
+    store: Path = Path("var/store")
+    database_url: str | None = None
+    broker_url: str | None = None
+    mlflow_uri: str | None = None
+    s3_bucket: str | None = None
+    admin_token: str | None = None
+    dev_mode: bool = False
+    http_port: int = 8080
+    host: str = "127.0.0.1"
+    api_port: int = 8001
+    geo_port: int = 8002
+    registry_port: int = 8003
+    retrainer_port: int = 8004
+    geo_url: str | None = None
+    registry_url: str | None = None
+    demo_dir: Path = Path("var/demo")
+    run_dir: Path = Path("var/run")
+    schedule: str = "0 3 1 * *"
+    horizon: int = 14
+    lookback: int = 28
+    epochs: int = 30
+    seed: int = 42
+    workers: int = 2
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from TRACTCAST_* variables (every one is listed in .env.example)."""
+        env = os.environ if env is None else env
+        token = _opt(env, "TRACTCAST_ADMIN_TOKEN")
+        token_file = _opt(env, "TRACTCAST_ADMIN_TOKEN_FILE")
+        if token is None and token_file is not None:
+            token = Path(token_file).read_text().strip() or None
+        return cls(
+            data_source=_opt(env, "TRACTCAST_DATA_SOURCE"),
+            tracts=_opt(env, "TRACTCAST_TRACTS"),
+            tract_id_field=_opt(env, "TRACTCAST_TRACT_ID_FIELD"),
+            store=Path(env.get("TRACTCAST_STORE") or "var/store"),
+            database_url=_opt(env, "TRACTCAST_DATABASE_URL"),
+            broker_url=_opt(env, "TRACTCAST_BROKER_URL"),
+            mlflow_uri=_opt(env, "TRACTCAST_MLFLOW_URI"),
+            s3_bucket=_opt(env, "TRACTCAST_S3_BUCKET"),
+            admin_token=token,
+            dev_mode=env.get("TRACTCAST_DEV_MODE", "").lower() in {"1", "true", "yes"},
+            http_port=int(env.get("TRACTCAST_HTTP_PORT") or 8080),
+            host=env.get("TRACTCAST_HOST") or "127.0.0.1",
+            api_port=int(env.get("TRACTCAST_API_PORT") or 8001),
+            geo_port=int(env.get("TRACTCAST_GEO_PORT") or 8002),
+            registry_port=int(env.get("TRACTCAST_REGISTRY_PORT") or 8003),
+            retrainer_port=int(env.get("TRACTCAST_RETRAINER_PORT") or 8004),
+            geo_url=_opt(env, "TRACTCAST_GEO_URL"),
+            registry_url=_opt(env, "TRACTCAST_REGISTRY_URL"),
+            demo_dir=Path(env.get("TRACTCAST_DEMO_DIR") or "var/demo"),
+            run_dir=Path(env.get("TRACTCAST_RUN_DIR") or "var/run"),
+            schedule=env.get("TRACTCAST_SCHEDULE") or "0 3 1 * *",
+            horizon=int(env.get("TRACTCAST_HORIZON") or 14),
+            lookback=int(env.get("TRACTCAST_LOOKBACK") or 28),
+            epochs=int(env.get("TRACTCAST_EPOCHS") or 30),
+            seed=int(env.get("TRACTCAST_SEED") or 42),
+            workers=int(env.get("TRACTCAST_WORKERS") or 2),
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The TRACTCAST_* variables that rebuild these settings in a child process."""
+        values: dict[str, object | None] = {
+            "TRACTCAST_DATA_SOURCE": self.data_source,
+            "TRACTCAST_TRACTS": self.tracts,
+            "TRACTCAST_TRACT_ID_FIELD": self.tract_id_field,
+            "TRACTCAST_STORE": Path(self.store).resolve(),
+            "TRACTCAST_DATABASE_URL": self.database_url,
+            "TRACTCAST_BROKER_URL": self.broker_url,
+            "TRACTCAST_MLFLOW_URI": self.mlflow_uri,
+            "TRACTCAST_S3_BUCKET": self.s3_bucket,
+            "TRACTCAST_ADMIN_TOKEN": self.admin_token,
+            "TRACTCAST_DEV_MODE": "1" if self.dev_mode else "",
+            "TRACTCAST_HTTP_PORT": self.http_port,
+            "TRACTCAST_HOST": self.host,
+            "TRACTCAST_API_PORT": self.api_port,
+            "TRACTCAST_GEO_PORT": self.geo_port,
+            "TRACTCAST_REGISTRY_PORT": self.registry_port,
+            "TRACTCAST_RETRAINER_PORT": self.retrainer_port,
+            "TRACTCAST_GEO_URL": self.geo_url,
+            "TRACTCAST_REGISTRY_URL": self.registry_url,
+            "TRACTCAST_DEMO_DIR": Path(self.demo_dir).resolve(),
+            "TRACTCAST_RUN_DIR": Path(self.run_dir).resolve(),
+            "TRACTCAST_SCHEDULE": self.schedule,
+            "TRACTCAST_HORIZON": self.horizon,
+            "TRACTCAST_LOOKBACK": self.lookback,
+            "TRACTCAST_EPOCHS": self.epochs,
+            "TRACTCAST_SEED": self.seed,
+            "TRACTCAST_WORKERS": self.workers,
+        }
+        return {k: str(v) for k, v in values.items() if v is not None and v != ""}
+
+    def with_(self, **changes: object) -> Settings:
+        """Return a copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def metadata_url(self) -> str:
+        """SQLAlchemy URL of the metadata database; SQLite inside the store by default."""
+        return self.database_url or f"sqlite:///{Path(self.store).resolve() / 'metadata.db'}"
+
+    @property
+    def geo_base_url(self) -> str:
+        return self.geo_url or f"http://{self.host}:{self.geo_port}"
+
+    @property
+    def registry_base_url(self) -> str:
+        return self.registry_url or f"http://{self.host}:{self.registry_port}"

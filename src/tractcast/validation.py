@@ -1,0 +1,80 @@
+"""Checks on request input, in one place; each error says exactly what is wrong."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tractcast.errors import InvalidInput, PayloadTooLarge
+
+
+def parse_number(value: Any, name: str) -> float:
+    """A finite float from a number or numeric text; InvalidInput naming `name` otherwise."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InvalidInput(f"{name} is required")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidInput(f"{name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise InvalidInput(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def parse_coordinate(lat: Any, lon: Any) -> tuple[float, float]:
+    """(lat, lon) as floats in WGS84 degrees: lat in [-90, 90], lon in [-180, 180]."""
+    latitude = parse_number(lat, "lat")
+    longitude = parse_number(lon, "lon")
+    if not -90.0 <= latitude <= 90.0:
+        raise InvalidInput(f"lat must be between -90 and 90, got {latitude:g}")
+    if not -180.0 <= longitude <= 180.0:
+        raise InvalidInput(f"lon must be between -180 and 180, got {longitude:g}")
+    return latitude, longitude
+
+
+def parse_radius_km(value: Any, max_km: float = 500.0) -> float:
+    """A radius in km: positive, finite and at most `max_km`."""
+    radius = parse_number(value, "radius_km")
+    if radius <= 0:
+        raise InvalidInput(f"radius_km must be positive, got {radius:g}")
+    if radius > max_km:
+        raise InvalidInput(f"radius_km must be at most {max_km:g}, got {radius:g}")
+    return radius
+
+
+def parse_horizon(value: Any, max_horizon: int = 14) -> int:
+    """A forecast horizon in days, 1..max_horizon; `max_horizon` when not given."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return max_horizon
+    number = parse_number(value, "horizon")
+    if not number.is_integer():
+        raise InvalidInput(f"horizon must be a whole number of days, got {value!r}")
+    if not 1 <= number <= max_horizon:
+        raise InvalidInput(f"horizon must be between 1 and {max_horizon}, got {int(number)}")
+    return int(number)
+
+
+def parse_points(body: Any, max_points: int = 10000) -> list[tuple[float, float]]:
+    """The (lat, lon) pairs of a {"points": [{"lat": .., "lon": ..}, ...]} body, in order."""
+    if not isinstance(body, dict) or "points" not in body:
+        raise InvalidInput('the body must be an object with a "points" list')
+    points = body["points"]
+    if not isinstance(points, list):
+        raise InvalidInput('"points" must be a list of {"lat": .., "lon": ..} objects')
+    if not points:
+        raise InvalidInput('"points" must hold at least one point')
+    if len(points) > max_points:
+        raise PayloadTooLarge(f"at most {max_points} points per request, got {len(points)}")
+    return [parse_point(point, index) for index, point in enumerate(points)]
+
+
+def parse_point(point: Any, index: int) -> tuple[float, float]:
+    """One entry of a points list; errors name its index."""
+    if not isinstance(point, dict):
+        raise InvalidInput(f'points[{index}] must be an object {{"lat": .., "lon": ..}}')
+    try:
+        return parse_coordinate(point.get("lat"), point.get("lon"))
+    except InvalidInput as exc:
+        raise InvalidInput(f"points[{index}]: {exc.message}") from None

@@ -1,0 +1,208 @@
+"""docker-compose.yml is valid Compose, self-consistent, and matches the project around it."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+SETTINGS = ROOT / "src" / "tractcast" / "settings.py"
+SCHEMA = files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+
+PYTHON_SERVICES = {"api", "geo", "registry", "retrainer", "retrainer-scheduler", "retrainer-worker"}
+STORE_USERS = PYTHON_SERVICES - {"geo"}
+# Services allowed to go without a health check (none today).
+NO_HEALTHCHECK: frozenset[str] = frozenset()
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict[str, dict]:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Validator:
+    schema = json.loads(SCHEMA.read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def test_compose_file_follows_the_compose_specification(
+    compose: dict, validator: jsonschema.Validator
+) -> None:
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(compose)
+    ]
+    assert errors == []
+
+
+def test_compose_schema_check_rejects_a_broken_service(
+    compose: dict, validator: jsonschema.Validator
+) -> None:
+    broken = yaml.safe_load(COMPOSE.read_text())
+    broken["services"]["api"]["healthcheck"]["every"] = "5s"
+    assert not validator.is_valid(broken)
+
+
+def test_check_jsonschema_cli_accepts_the_compose_file() -> None:
+    cli = Path(sys.executable).parent / "check-jsonschema"
+    if not cli.exists():
+        pytest.skip("check-jsonschema is not installed beside this Python")
+    result = subprocess.run(
+        [str(cli), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_dependency_exists_and_is_waited_on_until_healthy(services: dict) -> None:
+    for name, service in services.items():
+        for dependency, options in service.get("depends_on", {}).items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            assert options == {"condition": "service_healthy"}, f"{name} -> {dependency}"
+            assert "healthcheck" in services[dependency], f"{dependency} has no health check"
+
+
+def test_every_service_has_a_health_check(services: dict) -> None:
+    missing = {name for name, s in services.items() if "test" not in s.get("healthcheck", {})}
+    assert missing == NO_HEALTHCHECK
+
+
+def _named_volumes(service: dict) -> set[str]:
+    names = set()
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            if volume.get("type", "volume") == "volume" and volume.get("source"):
+                names.add(volume["source"])
+        else:
+            source = volume.split(":", 1)[0]
+            if ":" in volume and not source.startswith((".", "/", "~", "$")):
+                names.add(source)
+    return names
+
+
+def test_every_named_volume_used_is_declared(compose: dict, services: dict) -> None:
+    declared = set(compose.get("volumes") or {})
+    used = set().union(*(_named_volumes(s) for s in services.values()))
+    assert used <= declared, used - declared
+    assert declared <= used, f"declared but unused: {declared - used}"
+
+
+def test_the_model_store_is_shared_by_the_services_that_need_it(services: dict) -> None:
+    users = {name for name, s in services.items() if "model-store" in _named_volumes(s)}
+    assert users == STORE_USERS
+
+
+def test_every_build_context_and_dockerfile_exists(services: dict) -> None:
+    builds = [s["build"] for s in services.values() if "build" in s]
+    assert builds
+    for build in builds:
+        context = ROOT / (build if isinstance(build, str) else build["context"])
+        dockerfile = (
+            "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+        )
+        assert context.is_dir(), context
+        assert (context / dockerfile).is_file(), context / dockerfile
+
+
+def test_python_services_share_one_image(services: dict) -> None:
+    python = {name for name, s in services.items() if s.get("image") == "tractcast:latest"}
+    assert python == PYTHON_SERVICES
+    builds = {json.dumps(services[name]["build"], sort_keys=True) for name in python}
+    assert builds == {json.dumps({"context": ".", "dockerfile": "docker/Dockerfile"})}
+
+
+def test_python_services_point_at_the_compose_backends(services: dict) -> None:
+    expected = {
+        "TRACTCAST_BROKER_URL": "redis://redis:6379/0",
+        "TRACTCAST_DATABASE_URL": "postgresql+psycopg2://tractcast:tractcast@postgres:5432/tractcast",
+        "TRACTCAST_MLFLOW_URI": "http://mlflow:5000",
+        "TRACTCAST_GEO_URL": "http://geo:8002",
+        "TRACTCAST_REGISTRY_URL": "http://registry:8003",
+    }
+    for name in PYTHON_SERVICES:
+        environment = services[name]["environment"]
+        assert {key: environment.get(key) for key in expected} == expected, name
+
+
+def test_the_worker_reserves_a_gpu(services: dict) -> None:
+    devices = services["retrainer-worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]} in devices
+
+
+def test_the_scheduler_never_scales(services: dict) -> None:
+    assert services["retrainer-scheduler"].get("deploy", {}).get("replicas", 1) == 1
+
+
+def test_nginx_publishes_the_configured_http_port_and_tls(services: dict) -> None:
+    ports = services["nginx"]["ports"]
+    assert "${TRACTCAST_HTTP_PORT:-8080}:8080" in ports
+    assert "8443:8443" in ports
+    upstreams = services["nginx"]["environment"]
+    assert upstreams["API_UPSTREAM"] == "api:8001"
+    assert upstreams["RETRAINER_UPSTREAM"] == "retrainer:8004"
+
+
+def test_every_copied_path_exists_and_is_not_dockerignored() -> None:
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    sources = []
+    for line in dockerfile.splitlines():
+        parts = line.split()
+        if parts[:1] == ["COPY"] and not any(p.startswith("--from") for p in parts):
+            sources += [p.rstrip("/") for p in parts[1:-1] if not p.startswith("--")]
+    assert sources
+    for source in sources:
+        assert (ROOT / source).exists(), f"docker/Dockerfile copies missing {source}"
+        assert source in allowed, f".dockerignore drops {source}"
+
+
+def _env_example_names() -> list[str]:
+    return re.findall(r"^(TRACTCAST_[A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.MULTILINE)
+
+
+def test_env_example_lists_exactly_what_settings_read() -> None:
+    read = set(re.findall(r'"(TRACTCAST_[A-Z0-9_]+)"', SETTINGS.read_text()))
+    names = _env_example_names()
+    assert len(names) == len(set(names)), "a variable is listed twice"
+    assert set(names) == read
+
+
+def test_env_example_comments_every_variable() -> None:
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("TRACTCAST_"):
+            assert i > 0 and lines[i - 1].startswith("# "), f"no comment above {line}"
+
+
+def test_env_example_values_are_what_settings_parse() -> None:
+    from tractcast.settings import Settings
+
+    env = dict(
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if line.startswith("TRACTCAST_")
+    )
+    assert Settings.from_env(env) == Settings()

@@ -1,0 +1,180 @@
+"""The whole system as real processes (gunicorn workers, nginx) over a slice of the Italy data."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tractcast.runner import ROOT, child_env, start_stack, wait_ready
+from tractcast.settings import Settings
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+TOKEN = "e2e-admin-token"
+MILAN = {"lat": 45.4642, "lon": 9.19}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_italy_slice(source: Path, target: Path, start: str, end: str) -> None:
+    """The Italy file restricted to days in [start, end], same layout and header."""
+    with gzip.open(source, "rt", encoding="utf-8") as src, gzip.open(target, "wt") as out:
+        out.write(next(src))
+        for line in src:
+            if start <= line[:10] <= end:
+                out.write(line)
+
+
+def run_cli(settings: Settings, *args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "tractcast.cli", *args, "--json"],
+        env=child_env(settings),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory, italy_cases: Path, italy_provinces: Path):
+    base = tmp_path_factory.mktemp("stack")
+    cases = base / "italy-slice.csv.gz"
+    write_italy_slice(italy_cases, cases, "2022-06-01", "2023-01-31")
+    return Settings(
+        data_source=str(cases),
+        tracts=str(italy_provinces),
+        store=base / "store",
+        run_dir=base / "run",
+        demo_dir=base / "demo",
+        admin_token=TOKEN,
+        http_port=free_port(),
+        api_port=free_port(),
+        geo_port=free_port(),
+        registry_port=free_port(),
+        retrainer_port=free_port(),
+        epochs=3,
+        workers=1,
+    )
+
+
+@pytest.fixture(scope="module")
+def first_training(settings: Settings) -> dict:
+    return run_cli(settings, "train")
+
+
+@pytest.fixture(scope="module")
+def url(settings: Settings, first_training: dict) -> Iterator[str]:
+    stack = start_stack(settings, with_nginx=True)
+    try:
+        public = f"http://127.0.0.1:{settings.http_port}"
+        wait_ready(public, stack, timeout=120)
+        yield public
+    finally:
+        stack.stop()
+
+
+def test_point_in_milan_answers_milano_with_a_fourteen_day_forecast(url, first_training):
+    answer = requests.get(f"{url}/v1/forecast", params=MILAN, timeout=5).json()
+    assert answer["tract"] == {"id": "015", "name": "Milano"}
+    assert answer["as_of"] == "2023-01-31"
+    assert answer["model_version"] == first_training["version"]
+    assert answer["data_version"] == first_training["data_version"]
+    assert len(answer["forecast"]) == 14
+    assert answer["next_day"] == answer["forecast"][0]
+    assert answer["forecast"][0]["date"] == "2023-02-01"
+    day = answer["forecast"][0]
+    assert 0 <= day["lower"] <= day["new_cases"] <= day["upper"]
+    assert answer["total_cases"] > 1_000_000  # Milano's cumulative count in early 2023
+
+
+def test_horizon_limits_the_forecast(url):
+    answer = requests.get(f"{url}/v1/forecast", params={**MILAN, "horizon": 3}, timeout=5).json()
+    assert len(answer["forecast"]) == 3
+
+
+def test_batch_forecast_answers_each_point(url):
+    points = [MILAN, {"lat": 41.9028, "lon": 12.4964}, {"lat": 40.0, "lon": 12.0}]
+    body = requests.post(f"{url}/v1/forecast", json={"points": points}, timeout=5).json()
+    results = body["results"]
+    assert results[0]["tract"]["id"] == "015"
+    assert results[1]["tract"]["id"] == "058"  # Roma
+    assert results[2]["error"] == "not_found"
+
+
+def test_radius_lists_milan_and_its_neighbours_with_totals_that_add_up(url):
+    params = {**MILAN, "radius_km": 50}
+    stats = requests.get(f"{url}/v1/stats/radius", params=params, timeout=5).json()
+    ids = [t["id"] for t in stats["tracts"]]
+    assert {"015", "108", "098", "018"} <= set(ids)  # Milano, Monza e Brianza, Lodi, Pavia
+    assert ids[0] == "015" and stats["tracts"][0]["distance_km"] == 0
+    assert stats["totals"]["total_cases"] == sum(t["total_cases"] for t in stats["tracts"])
+    assert stats["totals"]["new_cases"] == sum(t["new_cases"] for t in stats["tracts"])
+
+
+def test_point_in_the_sea_is_404_json(url):
+    response = requests.get(f"{url}/v1/forecast", params={"lat": 40.0, "lon": 12.0}, timeout=5)
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_latitude_100_is_400_json(url):
+    response = requests.get(f"{url}/v1/forecast", params={"lat": 100, "lon": 9.19}, timeout=5)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_input"
+
+
+def test_lookup_and_contract_endpoints_answer_through_nginx(url):
+    lookup = requests.get(f"{url}/v1/tracts/lookup", params=MILAN, timeout=5).json()
+    assert lookup["tract"]["id"] == "015"
+    assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+    paths = requests.get(f"{url}/openapi.json", timeout=5).json()["paths"]
+    assert {"/v1/forecast", "/v1/stats/radius", "/v1/models/current"} <= set(paths)
+    missing = requests.get(f"{url}/v1/nothing-here", timeout=5)
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
+def test_admin_endpoints_need_the_bearer_token(url):
+    assert requests.post(f"{url}/v1/admin/rollback", timeout=5).status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert requests.post(f"{url}/v1/admin/rollback", headers=wrong, timeout=5).status_code == 403
+
+
+def wait_for_version(url: str, version: str, timeout: float = 10.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = requests.get(f"{url}/v1/forecast", params=MILAN, timeout=5).json()
+        if answer.get("model_version") == version or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.2)
+
+
+def test_rollback_restores_previous_version_without_restart(url, settings, first_training):
+    second = run_cli(settings, "train")
+    assert second["version"] != first_training["version"]
+    models = requests.get(f"{url}/v1/models", timeout=5).json()
+    assert len(models["versions"]) == 2
+    assert wait_for_version(url, second["version"])["model_version"] == second["version"]
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    response = requests.post(f"{url}/v1/admin/rollback", headers=auth, json={}, timeout=10)
+    assert response.status_code == 200, response.text
+    current = requests.get(f"{url}/v1/models/current", timeout=5).json()
+    assert current["version"] == first_training["version"]
+    answer = wait_for_version(url, first_training["version"])
+    assert answer["model_version"] == first_training["version"]

@@ -1,0 +1,86 @@
+"""Metrics on small hand-computed arrays."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tractcast.errors import InvalidInput
+from tractcast.evaluation.metrics import coverage, mae, mape, mse, rmse, score_forecast, wape
+from tractcast.models.base import Forecast
+
+ACTUAL = np.array([[1.0, 2.0], [0.0, 4.0]])
+PREDICTED = np.array([[2.0, 2.0], [1.0, 2.0]])
+
+
+def test_point_metrics_match_hand_computed_values() -> None:
+    assert mse(ACTUAL, PREDICTED) == pytest.approx(1.5)
+    assert mae(ACTUAL, PREDICTED) == pytest.approx(1.0)
+    assert rmse(ACTUAL, PREDICTED) == pytest.approx(math.sqrt(1.5))
+    assert wape(ACTUAL, PREDICTED) == pytest.approx(4.0 / 7.0)
+
+
+def test_mape_ignores_points_whose_actual_is_zero() -> None:
+    # |1-2|/1, |2-2|/2, |4-2|/4; the zero actual is skipped
+    assert mape(ACTUAL, PREDICTED) == pytest.approx((1.0 + 0.0 + 0.5) / 3)
+
+
+def test_mask_excludes_imputed_points_from_every_metric() -> None:
+    mask = np.array([[True, True], [True, False]])
+    assert mse(ACTUAL, PREDICTED, mask) == pytest.approx(2.0 / 3.0)
+    assert mae(ACTUAL, PREDICTED, mask) == pytest.approx(2.0 / 3.0)
+    assert mape(ACTUAL, PREDICTED, mask) == pytest.approx(0.5)
+    assert wape(ACTUAL, PREDICTED, mask) == pytest.approx(2.0 / 3.0)
+
+
+def test_nan_actuals_are_not_scored() -> None:
+    actual = np.array([1.0, np.nan, 3.0])
+    assert mae(actual, np.array([2.0, 100.0, 3.0])) == pytest.approx(0.5)
+
+
+def test_metrics_return_nan_when_nothing_is_scored() -> None:
+    nothing = np.zeros_like(ACTUAL, dtype=bool)
+    for metric in (mse, mae, rmse, mape, wape):
+        assert math.isnan(metric(ACTUAL, PREDICTED, nothing))
+    assert math.isnan(mape(np.zeros(3), np.ones(3)))
+    assert math.isnan(wape(np.zeros(3), np.ones(3)))
+
+
+def test_coverage_counts_actuals_inside_the_interval_bounds_included() -> None:
+    actual = np.array([1.0, 5.0, 3.0, 10.0])
+    lower = np.array([1.0, 0.0, 3.5, 0.0])
+    upper = np.array([2.0, 4.0, 4.0, 10.0])
+    assert coverage(actual, lower, upper) == pytest.approx(0.5)
+    assert coverage(actual, lower, upper, np.array([True, False, False, True])) == 1.0
+
+
+def test_metrics_reject_arrays_of_different_shapes() -> None:
+    with pytest.raises(InvalidInput):
+        mae(np.zeros(3), np.zeros(4))
+    with pytest.raises(InvalidInput):
+        mae(np.zeros(3), np.zeros(3), np.ones(2, dtype=bool))
+
+
+def test_score_forecast_reports_overall_and_per_horizon_metrics() -> None:
+    forecast = Forecast(point=PREDICTED, lower=PREDICTED - 1.0, upper=PREDICTED + 1.0)
+    scores = score_forecast(ACTUAL, forecast)
+    assert set(scores) == {"mse", "mae", "rmse", "mape", "wape", "coverage", "per_horizon"}
+    assert scores["mae"] == pytest.approx(1.0)
+    assert scores["coverage"] == pytest.approx(0.75)
+    first, second = scores["per_horizon"]
+    assert first["horizon"] == 1 and second["horizon"] == 2
+    assert first["mae"] == pytest.approx(1.0)  # |1-2|, |0-1|
+    assert second["mse"] == pytest.approx(2.0)  # 0, 4
+    assert second["coverage"] == pytest.approx(0.5)
+    json.dumps(scores)
+
+
+def test_score_forecast_applies_the_mask_per_horizon() -> None:
+    forecast = Forecast(point=PREDICTED, lower=PREDICTED, upper=PREDICTED)
+    mask = np.array([[True, False], [True, False]])
+    scores = score_forecast(ACTUAL, forecast, mask)
+    assert scores["mae"] == pytest.approx(1.0)
+    assert math.isnan(scores["per_horizon"][1]["mae"])

@@ -1,0 +1,109 @@
+"""The global LSTM: trains, saves model.h5, loads safely, repeats itself and beats persistence."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from tractcast.evaluation.holdout import evaluate_on_holdout
+from tractcast.models import Forecaster, load_forecaster, make_forecaster
+from tractcast.models.baselines import Persistence
+
+pytestmark = pytest.mark.slow
+
+SMALL = {"units": 16, "epochs": 25, "batch_size": 64, "max_windows": 2000, "patience": 5}
+
+
+def seasonal_history(n_tracts: int = 10, n_days: int = 200, seed: int = 1) -> np.ndarray:
+    """Poisson counts with a strong weekly rhythm and slow trends; the last tract is all zeros."""
+    rng = np.random.default_rng(seed)
+    week = np.array([1.4, 1.3, 1.2, 1.1, 1.0, 0.4, 0.3])
+    days = np.arange(n_days)
+    levels = rng.uniform(20, 400, size=(n_tracts, 1))
+    trend = 1.0 + 0.3 * np.sin(2 * np.pi * days / 150 + rng.uniform(0, 6, size=(n_tracts, 1)))
+    history = rng.poisson(levels * trend * week[days % 7]).astype(float)
+    history[-1] = 0.0
+    return history
+
+
+@pytest.fixture(scope="module")
+def history() -> np.ndarray:
+    return seasonal_history()
+
+
+@pytest.fixture(scope="module")
+def fitted(history: np.ndarray) -> Forecaster:
+    forecaster = make_forecaster("lstm", **SMALL)
+    forecaster.fit(history)
+    return forecaster
+
+
+def test_lstm_forecasts_every_tract_and_horizon_with_ordered_bounds(
+    fitted: Forecaster, history: np.ndarray
+) -> None:
+    forecast = fitted.predict(history)
+    assert forecast.point.shape == (10, 14)
+    assert np.all(forecast.lower >= 0)
+    assert np.all(forecast.lower <= forecast.point)
+    assert np.all(forecast.point <= forecast.upper)
+
+
+def test_lstm_predicts_about_zero_for_a_tract_with_no_cases(
+    fitted: Forecaster, history: np.ndarray
+) -> None:
+    assert np.all(fitted.predict(history).point[-1] < 1.0)
+
+
+def test_lstm_uses_only_the_last_lookback_days_of_a_longer_history(
+    fitted: Forecaster, history: np.ndarray
+) -> None:
+    doubled = np.concatenate([np.full((10, 7 * 10), 5000.0), history], axis=1)
+    np.testing.assert_allclose(fitted.predict(doubled).point, fitted.predict(history).point)
+
+
+def test_saved_lstm_loads_back_safely_and_predicts_the_same(
+    fitted: Forecaster, history: np.ndarray, tmp_path: Path
+) -> None:
+    fitted.save(tmp_path)
+    assert h5py.is_hdf5(tmp_path / "model.h5")
+    state = json.loads((tmp_path / "lstm.json").read_text())
+    assert state["params"]["lookback"] == 28 and len(state["low_q"]) == 14
+    loaded = load_forecaster(tmp_path, "lstm")
+    before, after = fitted.predict(history), loaded.predict(history)
+    np.testing.assert_allclose(after.point, before.point, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(after.upper, before.upper, rtol=1e-5, atol=1e-6)
+
+
+def test_saved_lstm_loads_in_a_process_without_custom_objects(
+    fitted: Forecaster, tmp_path: Path
+) -> None:
+    fitted.save(tmp_path)
+    code = (
+        "import keras, sys\n"
+        f"model = keras.models.load_model({str(tmp_path / 'model.h5')!r},"
+        " compile=False, safe_mode=True)\n"
+        "assert model.output_shape == (None, 14), model.output_shape\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_same_seed_and_data_give_the_same_forecast(fitted: Forecaster, history: np.ndarray) -> None:
+    again = make_forecaster("lstm", **SMALL)
+    again.fit(history)
+    np.testing.assert_allclose(
+        again.predict(history).point, fitted.predict(history).point, rtol=0.01, atol=0.01
+    )
+
+
+def test_lstm_beats_persistence_on_a_weekly_seasonal_series(history: np.ndarray) -> None:
+    results = evaluate_on_holdout(
+        history, {"lstm": make_forecaster("lstm", **SMALL), "persistence": Persistence()}
+    )
+    assert results["lstm"]["mae"] < results["persistence"]["mae"]

@@ -1,0 +1,148 @@
+"""The geo service over HTTP, on the real Italy provinces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from services.geo.app import create_app
+from tractcast.geo.index import TractIndex
+from tractcast.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def provinces(italy_provinces: Path) -> TractIndex:
+    return TractIndex.from_file(italy_provinces)
+
+
+@pytest.fixture
+def app(italy_provinces: Path, provinces: TractIndex) -> Flask:
+    return create_app(Settings(tracts=str(italy_provinces)), index=provinces)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def test_lookup_finds_milano(client: FlaskClient) -> None:
+    response = client.get("/v1/tracts/lookup?lat=45.4642&lon=9.19")
+    assert response.status_code == 200
+    assert response.json == {"tract": {"id": "015", "name": "Milano"}}
+
+
+def test_a_point_at_sea_is_not_found(client: FlaskClient) -> None:
+    response = client.get("/v1/tracts/lookup?lat=40.0&lon=12.0")
+    assert response.status_code == 404
+    assert response.json["error"] == "not_found" and "lat=40" in response.json["message"]
+
+
+@pytest.mark.parametrize(
+    "query", ["lat=abc&lon=9", "lat=45", "lat=91&lon=9", "lat=45&lon=nan", "lat=45&lon=181"]
+)
+def test_bad_coordinates_are_a_json_400(client: FlaskClient, query: str) -> None:
+    response = client.get(f"/v1/tracts/lookup?{query}")
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_input" and response.json["message"]
+
+
+def test_batch_lookup_answers_every_point_in_order(client: FlaskClient) -> None:
+    points = [{"lat": 45.4642, "lon": 9.19}, {"lat": 40.0, "lon": 12.0}, {"lat": 41.9, "lon": 12.5}]
+    response = client.post("/v1/tracts/lookup", json={"points": points})
+    assert response.status_code == 200
+    assert [r["tract"] and r["tract"]["id"] for r in response.json["results"]] == [
+        "015",
+        None,
+        "058",
+    ]
+
+
+def test_batch_lookup_of_a_thousand_points(client: FlaskClient) -> None:
+    points = [{"lat": 45.4642 + i * 1e-5, "lon": 9.19} for i in range(1000)]
+    response = client.post("/v1/tracts/lookup", json={"points": points})
+    assert response.status_code == 200 and len(response.json["results"]) == 1000
+
+
+def test_batch_lookup_names_a_bad_point(client: FlaskClient) -> None:
+    response = client.post("/v1/tracts/lookup", json={"points": [{"lat": 45, "lon": 9}, {}]})
+    assert response.status_code == 400 and "points[1]" in response.json["message"]
+
+
+def test_batch_lookup_needs_a_json_body(client: FlaskClient) -> None:
+    response = client.post("/v1/tracts/lookup", data="lat=1", content_type="text/plain")
+    assert response.status_code == 415 and response.json["error"] == "unsupported_media_type"
+
+
+def test_radius_lists_milano_first_then_its_neighbours(client: FlaskClient) -> None:
+    response = client.get("/v1/tracts/radius?lat=45.4642&lon=9.19&radius_km=50")
+    assert response.status_code == 200
+    tracts = response.json["tracts"]
+    assert tracts[0] == {"id": "015", "name": "Milano", "distance_km": 0.0}
+    assert {"108", "098", "018"} <= {t["id"] for t in tracts}
+    assert [t["distance_km"] for t in tracts] == sorted(t["distance_km"] for t in tracts)
+
+
+def test_radius_needs_a_valid_radius(client: FlaskClient) -> None:
+    response = client.get("/v1/tracts/radius?lat=45.4642&lon=9.19&radius_km=-1")
+    assert response.status_code == 400 and "radius_km" in response.json["message"]
+
+
+def test_the_tract_list_names_its_fields(client: FlaskClient) -> None:
+    body = client.get("/v1/tracts").json
+    assert (body["id_field"], body["name_field"], body["count"]) == (
+        "codice_provincia",
+        "prov_name",
+        107,
+    )
+    assert {"id": "015", "name": "Milano"} in body["tracts"]
+
+
+def test_an_outline_is_a_geojson_feature(client: FlaskClient) -> None:
+    response = client.get("/v1/tracts/015")
+    assert response.status_code == 200
+    assert response.json["type"] == "Feature" and response.json["id"] == "015"
+    assert response.json["geometry"]["type"] in {"Polygon", "MultiPolygon"}
+
+
+def test_an_unknown_tract_is_a_json_404(client: FlaskClient) -> None:
+    response = client.get("/v1/tracts/999")
+    assert response.status_code == 404 and response.json["error"] == "not_found"
+
+
+def test_an_unknown_path_is_a_json_404(client: FlaskClient) -> None:
+    response = client.get("/v1/nowhere")
+    assert response.status_code == 404 and response.json["error"] == "not_found"
+
+
+def test_a_wrong_method_is_a_json_405(client: FlaskClient) -> None:
+    response = client.delete("/v1/tracts/lookup")
+    assert response.status_code == 405 and response.json["error"] == "method_not_allowed"
+
+
+def test_health_and_readiness(client: FlaskClient) -> None:
+    assert client.get("/healthz").json == {"status": "ok"}
+    assert client.get("/readyz").json == {"status": "ready", "tracts": 107}
+
+
+def test_the_layer_loads_lazily_from_settings(italy_provinces: Path) -> None:
+    app = create_app(Settings(tracts=str(italy_provinces), tract_id_field="sigla_provincia"))
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    response = client.get("/v1/tracts/lookup?lat=45.4642&lon=9.19")
+    assert response.json == {"tract": {"id": "MI", "name": "Milano"}}
+
+
+def test_an_unreadable_layer_makes_the_service_unready(tmp_path: Path) -> None:
+    client = create_app(Settings(tracts=str(tmp_path / "absent.geojson"))).test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.json["error"] == "unavailable"
+    assert client.get("/v1/tracts/lookup?lat=45&lon=9").status_code == 503
+
+
+def test_a_bad_id_field_setting_makes_the_service_unready(italy_provinces: Path) -> None:
+    settings = Settings(tracts=str(italy_provinces), tract_id_field="nope")
+    response = create_app(settings).test_client().get("/readyz")
+    assert response.status_code == 503 and "codice_provincia" in response.json["message"]

@@ -1,0 +1,186 @@
+"""The registry service over a real store and SQLite metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from services.registry.app import create_app
+from tractcast.registry.store import LocalModelStore
+from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, bundle_id_for
+from tractcast.settings import Settings
+
+TOKEN = "s3cret-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def tiny_bundle(version: str, data_version: str = "d1") -> Bundle:
+    days = tuple(ForecastDay(f"2024-03-{d:02d}", 3.0, 1.0, 5.0) for d in range(2, 16))
+    return Bundle(
+        bundle_id=bundle_id_for(version, data_version),
+        model_version=version,
+        data_version=data_version,
+        as_of="2024-03-01",
+        created_at="2024-03-01T06:00:00+00:00",
+        horizon=14,
+        tracts={t: TractForecast(t, "2024-03-01", 40, 2, days) for t in ("A", "B", "C")},
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(store=tmp_path / "store", admin_token=TOKEN)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    app = create_app(settings)
+    yield app
+    app.extensions["tractcast.registry"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def add_version(settings: Settings) -> Callable[..., str]:
+    """Create a version (with a bundle unless told not to) straight in the store."""
+    store = LocalModelStore(settings.store)
+
+    def add(family: str = "lstm", bundle: bool = True) -> str:
+        version = store.create_version(
+            family, lambda d: None, metrics={"mae": 1.5}, manifest={"data_version": "d1"}
+        ).version
+        if bundle:
+            store.add_bundle(tiny_bundle(version))
+        return version
+
+    return add
+
+
+def test_app_builds_without_touching_the_store(settings: Settings) -> None:
+    create_app(settings)
+    assert not settings.store.exists()
+
+
+def test_healthz_and_readyz(client: FlaskClient) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json() == {"status": "ready", "current": None}
+
+
+def test_readyz_is_503_when_the_database_does_not_answer(tmp_path: Path) -> None:
+    settings = Settings(store=tmp_path / "store", database_url="sqlite:////proc/nope/meta.db")
+    app = create_app(settings)
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "unavailable"
+    app.extensions["tractcast.registry"].close()
+
+
+def test_models_list_versions_and_which_serves(
+    client: FlaskClient, add_version: Callable[..., str]
+) -> None:
+    assert client.get("/v1/models").get_json() == {"versions": [], "current": None}
+    first, second = add_version(), add_version("persistence")
+    client.post("/v1/admin/promote", json={"version": first}, headers=ADMIN)
+    body = client.get("/v1/models").get_json()
+    assert body["current"] == first
+    assert [(v["version"], v["serving"]) for v in body["versions"]] == [
+        (first, True),
+        (second, False),
+    ]
+    assert set(body["versions"][0]) == {
+        "version",
+        "family",
+        "created_at",
+        "data_version",
+        "metrics",
+        "serving",
+    }
+
+
+def test_current_model_is_404_json_when_nothing_serves(client: FlaskClient) -> None:
+    response = client.get("/v1/models/current")
+    assert response.status_code == 404
+    assert response.get_json() == {"error": "not_found", "message": "no model is serving yet"}
+
+
+def test_model_by_version(client: FlaskClient, add_version: Callable[..., str]) -> None:
+    version = add_version()
+    body = client.get(f"/v1/models/{version}").get_json()
+    assert body["version"] == version and body["metrics"] == {"mae": 1.5}
+    assert body["manifest"]["data_version"] == "d1" and body["serving"] is False
+
+
+def test_malformed_version_is_400_and_unknown_is_404(client: FlaskClient) -> None:
+    bad = client.get("/v1/models/v1-x..")
+    assert bad.status_code == 400 and bad.get_json()["error"] == "invalid_input"
+    missing = client.get("/v1/models/v0404-lstm")
+    assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
+
+
+def test_admin_needs_a_bearer_token(client: FlaskClient, add_version: Callable[..., str]) -> None:
+    version = add_version()
+    for path, body in (("/v1/admin/promote", {"version": version}), ("/v1/admin/rollback", {})):
+        none = client.post(path, json=body)
+        assert none.status_code == 401 and none.get_json()["error"] == "unauthorized"
+        wrong = client.post(path, json=body, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 403 and wrong.get_json()["error"] == "forbidden"
+    assert client.get("/v1/models").get_json()["current"] is None
+
+
+def test_promote_then_rollback(client: FlaskClient, add_version: Callable[..., str]) -> None:
+    first, second = add_version(), add_version()
+    promoted = client.post("/v1/admin/promote", json={"version": first}, headers=ADMIN)
+    assert promoted.status_code == 200
+    client.post("/v1/admin/promote", json={"version": second}, headers=ADMIN)
+    body = client.get("/v1/models/current").get_json()
+    assert body["version"] == second and body["bundle_id"] == f"{second}@d1"
+    assert body["as_of"] == "2024-03-01"
+
+    rolled = client.post("/v1/admin/rollback", headers=ADMIN)
+    assert rolled.status_code == 200
+    body = rolled.get_json()
+    assert body["event"]["kind"] == "rolled_back"
+    assert (body["event"]["version"], body["event"]["from_version"]) == (first, second)
+    assert body["current"]["version"] == first
+
+    events = client.get("/v1/events").get_json()["events"]
+    assert [e["kind"] for e in events] == ["rolled_back", "promoted", "promoted"]
+
+
+def test_rollback_to_a_named_version(client: FlaskClient, add_version: Callable[..., str]) -> None:
+    first, second, third = add_version(), add_version(), add_version()
+    for version in (first, second, third):
+        client.post("/v1/admin/promote", json={"version": version}, headers=ADMIN)
+    response = client.post("/v1/admin/rollback", json={"to_version": first}, headers=ADMIN)
+    assert response.get_json()["current"]["version"] == first
+
+
+def test_admin_errors_are_json(client: FlaskClient, add_version: Callable[..., str]) -> None:
+    unknown = client.post("/v1/admin/promote", json={"version": "v0099-lstm"}, headers=ADMIN)
+    assert unknown.status_code == 404 and unknown.get_json()["error"] == "not_found"
+    no_bundle = client.post(
+        "/v1/admin/promote", json={"version": add_version(bundle=False)}, headers=ADMIN
+    )
+    assert no_bundle.status_code == 409 and no_bundle.get_json()["error"] == "conflict"
+    missing = client.post("/v1/admin/promote", json={}, headers=ADMIN)
+    assert missing.status_code == 400 and "'version'" in missing.get_json()["message"]
+    not_json = client.post("/v1/admin/promote", data="version=x", headers=ADMIN)
+    assert not_json.status_code == 415
+    nothing = client.post("/v1/admin/rollback", json={}, headers=ADMIN)
+    assert nothing.status_code == 409 and nothing.get_json()["error"] == "conflict"
+
+
+def test_unknown_route_and_method_are_json(client: FlaskClient) -> None:
+    assert client.get("/v1/nope").get_json()["error"] == "not_found"
+    wrong = client.get("/v1/admin/promote")
+    assert wrong.status_code == 405 and wrong.get_json()["error"] == "method_not_allowed"

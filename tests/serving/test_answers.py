@@ -1,0 +1,127 @@
+"""Public answers built from a bundle in memory."""
+
+from __future__ import annotations
+
+import pytest
+
+from tractcast.errors import InvalidInput, NotFound
+from tractcast.geo.index import Tract, TractHit
+from tractcast.serving.answers import batch_answer, forecast_answer, radius_stats
+from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast
+
+MILANO = Tract("015", "Milano")
+MONZA = Tract("108", "Monza e della Brianza")
+NOWHERE = Tract("999", "Atlantis")
+
+ANSWER_FIELDS = {
+    "tract",
+    "as_of",
+    "total_cases",
+    "new_cases",
+    "next_day",
+    "forecast",
+    "model_version",
+    "data_version",
+}
+
+
+def series(tract_id: str, total: int, new: int, base: float, horizon: int = 14) -> TractForecast:
+    days = tuple(
+        ForecastDay(f"2024-03-{day + 2:02d}", base + day, base + day - 1.5, base + day + 2.5)
+        for day in range(horizon)
+    )
+    return TractForecast(tract_id, "2024-03-01", total, new, days)
+
+
+@pytest.fixture
+def bundle() -> Bundle:
+    return Bundle(
+        bundle_id="v0003-lstm@abc123",
+        model_version="v0003-lstm",
+        data_version="abc123",
+        as_of="2024-03-01",
+        created_at="2024-03-02T03:00:00+00:00",
+        horizon=14,
+        tracts={"015": series("015", 1000, 40, 41.0), "108": series("108", 300, 9, 10.0)},
+    )
+
+
+def test_forecast_answer_has_exactly_the_public_fields(bundle: Bundle) -> None:
+    answer = forecast_answer(bundle, MILANO, 14)
+
+    assert set(answer) == ANSWER_FIELDS
+    assert answer["tract"] == {"id": "015", "name": "Milano"}
+    assert answer["as_of"] == "2024-03-01"
+    assert (answer["total_cases"], answer["new_cases"]) == (1000, 40)
+    assert (answer["model_version"], answer["data_version"]) == ("v0003-lstm", "abc123")
+    assert answer["next_day"] == {
+        "date": "2024-03-02",
+        "new_cases": 41.0,
+        "lower": 39.5,
+        "upper": 43.5,
+    }
+    assert all(set(day) == {"date", "new_cases", "lower", "upper"} for day in answer["forecast"])
+
+
+def test_forecast_is_sliced_to_the_horizon_and_next_day_is_its_first_day(bundle: Bundle) -> None:
+    answer = forecast_answer(bundle, MILANO, 3)
+
+    assert [day["date"] for day in answer["forecast"]] == ["2024-03-02", "2024-03-03", "2024-03-04"]
+    assert answer["next_day"] == answer["forecast"][0]
+
+
+def test_horizon_beyond_the_bundle_is_invalid_input(bundle: Bundle) -> None:
+    with pytest.raises(InvalidInput, match="between 1 and 14"):
+        forecast_answer(bundle, MILANO, 15)
+
+
+def test_tract_without_data_is_not_found_with_a_clear_message(bundle: Bundle) -> None:
+    with pytest.raises(NotFound, match="999 \\(Atlantis\\) has no forecast in model version"):
+        forecast_answer(bundle, NOWHERE, 1)
+
+
+def test_point_outside_every_tract_is_not_found(bundle: Bundle) -> None:
+    with pytest.raises(NotFound, match="outside every tract"):
+        forecast_answer(bundle, None, 1)
+
+
+def test_batch_answer_keeps_order_and_puts_errors_inline(bundle: Bundle) -> None:
+    answer = batch_answer(bundle, [MILANO, None, NOWHERE, MONZA], 2)
+
+    results = answer["results"]
+    assert [r.get("tract", {}).get("id") for r in results] == ["015", None, None, "108"]
+    assert results[1]["error"] == results[2]["error"] == "not_found"
+    assert all("message" in results[i] for i in (1, 2))
+    assert len(results[3]["forecast"]) == 2
+    assert (answer["model_version"], answer["data_version"]) == ("v0003-lstm", "abc123")
+
+
+def test_radius_totals_equal_the_sums_of_the_listed_tracts(bundle: Bundle) -> None:
+    hits = [TractHit(MONZA, 12.5), TractHit(MILANO, 0.0), TractHit(NOWHERE, 3.0)]
+
+    stats = radius_stats(bundle, hits, center=(45.46, 9.19), radius_km=20.0)
+
+    assert [t["id"] for t in stats["tracts"]] == ["015", "108"]  # nearest first
+    assert stats["without_data"] == [{"id": "999", "name": "Atlantis"}]
+    assert stats["totals"] == {
+        "tracts": 2,
+        "total_cases": sum(t["total_cases"] for t in stats["tracts"]),
+        "new_cases": sum(t["new_cases"] for t in stats["tracts"]),
+        "next_day": sum(t["next_day"]["new_cases"] for t in stats["tracts"]),
+    }
+    assert stats["totals"]["total_cases"] == 1300
+    assert stats["center"] == {"lat": 45.46, "lon": 9.19}
+    assert stats["radius_km"] == 20.0
+    assert stats["tracts"][1]["distance_km"] == 12.5
+    assert (stats["model_version"], stats["data_version"], stats["as_of"]) == (
+        "v0003-lstm",
+        "abc123",
+        "2024-03-01",
+    )
+
+
+def test_radius_with_no_tracts_has_zero_totals(bundle: Bundle) -> None:
+    stats = radius_stats(bundle, [], center=(0.0, 0.0), radius_km=1.0)
+
+    assert stats["tracts"] == []
+    assert stats["totals"] == {"tracts": 0, "total_cases": 0, "new_cases": 0, "next_day": 0}

@@ -1,0 +1,122 @@
+"""Serving bundles on disk: written with a checksum, refused when anything is off."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tractcast.errors import InvalidInput, Unavailable
+from tractcast.serving.bundle import (
+    Bundle,
+    ForecastDay,
+    TractForecast,
+    bundle_id_for,
+    load_bundle,
+    write_bundle,
+)
+
+
+def make_bundle(tracts: int = 3, horizon: int = 14, value: float = 2.5) -> Bundle:
+    days = tuple(
+        ForecastDay(f"2024-01-{d:02d}", value, value - 1, value + 1) for d in range(1, horizon + 1)
+    )
+    return Bundle(
+        bundle_id=bundle_id_for("v0001-lstm", "d1"),
+        model_version="v0001-lstm",
+        data_version="d1",
+        as_of="2023-12-31",
+        created_at="2024-01-01T00:00:00+00:00",
+        horizon=horizon,
+        tracts={
+            f"T{i}": TractForecast(f"T{i}", "2023-12-31", 10 * i, i, days) for i in range(tracts)
+        },
+    )
+
+
+def rewrite(directory: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    """Change bundle.json and fix its checksum, so only the structure checks can catch it."""
+    import hashlib
+
+    raw = json.loads((directory / "bundle.json").read_text())
+    edit(raw)
+    data = json.dumps(raw).encode()
+    (directory / "bundle.json").write_bytes(data)
+    (directory / "bundle.sha256").write_text(hashlib.sha256(data).hexdigest())
+
+
+def test_bundle_id_joins_version_and_data_version() -> None:
+    assert bundle_id_for("v0003-lstm", "abc123") == "v0003-lstm@abc123"
+
+
+def test_written_bundle_loads_back_equal(tmp_path: Path) -> None:
+    bundle = make_bundle()
+    write_bundle(bundle, tmp_path / "b")
+    assert load_bundle(tmp_path / "b") == bundle
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["bundle.json", "bundle.sha256"]
+
+
+def test_write_refuses_an_existing_directory(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    with pytest.raises(FileExistsError):
+        write_bundle(make_bundle(), tmp_path / "b")
+
+
+def test_write_refuses_non_finite_numbers(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput):
+        write_bundle(make_bundle(value=float("nan")), tmp_path / "b")
+
+
+def test_flipped_byte_is_corrupt(tmp_path: Path) -> None:
+    write_bundle(make_bundle(), tmp_path / "b")
+    path = tmp_path / "b" / "bundle.json"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(Unavailable, match="corrupt: checksum mismatch"):
+        load_bundle(tmp_path / "b")
+
+
+def test_truncated_bundle_is_corrupt(tmp_path: Path) -> None:
+    write_bundle(make_bundle(), tmp_path / "b")
+    path = tmp_path / "b" / "bundle.json"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(Unavailable, match="corrupt"):
+        load_bundle(tmp_path / "b")
+
+
+def test_missing_bundle_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(Unavailable, match="corrupt"):
+        load_bundle(tmp_path / "nowhere")
+
+
+def test_short_forecast_is_corrupt_even_with_a_good_checksum(tmp_path: Path) -> None:
+    write_bundle(make_bundle(), tmp_path / "b")
+    rewrite(tmp_path / "b", lambda raw: raw["tracts"]["T1"]["forecast"].pop())
+    with pytest.raises(Unavailable, match="T1 has 13 forecast days, expected 14"):
+        load_bundle(tmp_path / "b")
+
+
+def test_non_finite_number_is_corrupt_even_with_a_good_checksum(tmp_path: Path) -> None:
+    write_bundle(make_bundle(), tmp_path / "b")
+    rewrite(tmp_path / "b", lambda raw: raw["tracts"]["T0"]["forecast"][0].__setitem__(1, 1e999))
+    with pytest.raises(Unavailable, match="non-finite"):
+        load_bundle(tmp_path / "b")
+
+
+def test_missing_field_is_corrupt(tmp_path: Path) -> None:
+    write_bundle(make_bundle(), tmp_path / "b")
+    rewrite(tmp_path / "b", lambda raw: raw.pop("as_of"))
+    with pytest.raises(Unavailable, match="missing field 'as_of'"):
+        load_bundle(tmp_path / "b")
+
+
+def test_eight_thousand_tracts_load_in_well_under_a_second(tmp_path: Path) -> None:
+    bundle = make_bundle(tracts=8000)
+    write_bundle(bundle, tmp_path / "b")
+    started = time.perf_counter()
+    loaded = load_bundle(tmp_path / "b")
+    assert time.perf_counter() - started < 0.8
+    assert len(loaded.tracts) == 8000
