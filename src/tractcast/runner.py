@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+import shapely.geometry
 
 from tractcast.nginxconf import nginx_command, write_nginx_conf
 from tractcast.settings import Settings
@@ -45,6 +46,7 @@ def child_env(settings: Settings) -> dict[str, str]:
     """The environment of every child: ours, the settings, and the repo on the path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACTCAST_")}
     env.update(settings.to_env())
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
 
@@ -157,13 +159,22 @@ def serve_forever(settings: Settings, train_if_empty: bool = True) -> int:
         print("tractcast stopped")
 
 
+def example_point(url: str) -> tuple[float, float]:
+    """A point inside the first tract of the served layer, for the printed examples."""
+    first = requests.get(f"{url}/v1/tracts", timeout=10).json()["tracts"][0]["id"]
+    outline = requests.get(f"{url}/v1/tracts/{first}", timeout=10).json()
+    point = shapely.geometry.shape(outline["geometry"]).representative_point()
+    return round(point.y, 4), round(point.x, 4)
+
+
 def print_welcome(url: str, settings: Settings, seconds: float, nginx: bool) -> None:
     via = "nginx" if nginx else "the api directly (nginx not installed)"
     print(f"\ntractcast is ready after {seconds:.1f} s at {url} (through {via})\n")
+    lat, lon = example_point(url)
     print("try:")
-    print(f"  curl '{url}/v1/forecast?lat=45.4642&lon=9.19'")
-    print(f"  curl '{url}/v1/stats/radius?lat=45.4642&lon=9.19&radius_km=50'")
-    print(f"  curl '{url}/v1/tracts/lookup?lat=45.4642&lon=9.19'")
+    print(f"  curl '{url}/v1/forecast?lat={lat}&lon={lon}'")
+    print(f"  curl '{url}/v1/stats/radius?lat={lat}&lon={lon}&radius_km=50'")
+    print(f"  curl '{url}/v1/tracts/lookup?lat={lat}&lon={lon}'")
     print(f"  curl '{url}/v1/models/current'")
     if settings.admin_token:
         auth = "Authorization: Bearer $TRACTCAST_ADMIN_TOKEN"
