@@ -13,7 +13,7 @@ endif
 help: ## list the targets
 	@grep -hE '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-install: $(VENV)/.installed ## create .venv and install tractcast with its training and test extras
+install: $(VENV)/.installed node_modules/.installed ## create .venv and install tractcast with its training and test extras, and the browser test's npm tooling
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,28 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e ".[train,dev]"
 	touch $@
 
+# Test tooling only (playwright-core drives Debian's chromium); the dashboard needs no package.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
 up: install ## train a first model if the store is empty, then run every service and nginx on 127.0.0.1
 	$(BIN)/tractcast serve
 
 down: ## stop what `make up` started
 	$(BIN)/tractcast serve --stop
+
+worker: install ## a Celery worker on TRACTCAST_BROKER_URL (queues train and default), in the foreground
+	$(BIN)/celery -A services.retrainer.celery_app:celery worker -Q train,default --concurrency 1 --loglevel INFO
+
+mlflow: install ## an MLflow tracking server on 127.0.0.1:5000 (runs and artifacts under var/mlflow)
+	mkdir -p var/mlflow
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlflow server --host 127.0.0.1 --port 5000 --workers 1 \
+		--backend-store-uri sqlite:///$(CURDIR)/var/mlflow/mlflow.db \
+		--artifacts-destination $(CURDIR)/var/mlflow/artifacts --serve-artifacts
+
+migrate: install ## bring the metadata database (TRACTCAST_DATABASE_URL, else SQLite in the store) to the newest schema
+	$(BIN)/python -m tractcast.registry.migrations upgrade
 
 test: install ## run the whole test suite (unit, services, end to end through nginx)
 	$(BIN)/pytest
@@ -35,7 +52,12 @@ lint: install ## ruff over the code
 
 bench: install ## run the benchmarks and print their figures
 	$(BIN)/python -m bench.startup
+	$(BIN)/python -m bench.geo
+	$(BIN)/python -m bench.serving
+
+bench-postgis: install ## point -> tract against PostGIS (needs postgresql-15-postgis-3 on 127.0.0.1:5432)
+	$(BIN)/python -m bench.postgis
 
 clean: ## remove local state (models, demo data, logs); keeps .venv
 	rm -rf var
-.PHONY: help install up down test lint bench clean
+.PHONY: help install up down worker mlflow migrate test lint bench bench-postgis clean

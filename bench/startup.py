@@ -1,7 +1,7 @@
 """Time from `tractcast serve` (what `make up` runs) to /readyz answering, on the Italy data.
 
 Runs a first start on an empty store (trains the first model) and a restart on the same store,
-then prints the first model's held-back metrics next to persistence on the same window.
+then prints every candidate of the first release with its backtest metrics.
     .venv/bin/python -m bench.startup [--epochs N]
 """
 
@@ -83,17 +83,17 @@ def main() -> None:
             [sys.executable, "-m", "tractcast.cli", "versions", "--json"],
             env=env, cwd=ROOT, capture_output=True, text=True, check=True,
         )  # fmt: skip
-        version = json.loads(versions.stdout)["versions"][0]["version"]
-        metrics = json.loads(
-            (Path(tmp) / "store" / "versions" / version / "metrics.json").read_text()
-        )
-    print(f"first start (trains {version}) to /readyz: {first:6.1f} s")
+        listing = json.loads(versions.stdout)
+    print(f"first start (trains, serves {listing['current']}) to /readyz: {first:6.1f} s")
     print(f"restart with existing store to /readyz:   {restart:6.1f} s")
-    print("held-back last 14 days, all 107 provinces:")
-    rows = {"lstm": metrics["holdout"], **metrics["baselines"]}
-    print(f"  {'model':<14}{'MAE':>10}{'RMSE':>10}{'WAPE':>8}{'MAPE':>8}")
-    for name, m in rows.items():
-        print(f"  {name:<14}{m['mae']:>10.1f}{m['rmse']:>10.1f}{m['wape']:>8.3f}{m['mape']:>8.3f}")
+    print("rolling-origin backtest of the first release's candidates (recent origins):")
+    print(f"  {'version':<22}{'MAE':>9}{'WAPE':>8}{'rel.MAE':>9}{'cover':>7}  serving")
+    for v in listing["versions"]:
+        mark = "*" if v["serving"] else ""
+        print(
+            f"  {v['version']:<22}{v['mae']:>9.2f}{v['wape']:>8.3f}"
+            f"{v['relative_mae']:>9.3f}{v['coverage']:>7.3f}  {mark}"
+        )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ export NGINX_RUN_DIR
 mkdir -p "$NGINX_RUN_DIR/conf.d"
 rm -f "$NGINX_RUN_DIR"/conf.d/*.conf
 
-envsubst '${NGINX_PORT} ${API_UPSTREAM} ${GEO_UPSTREAM} ${REGISTRY_UPSTREAM} ${RETRAINER_UPSTREAM} ${NGINX_RUN_DIR}' \
+envsubst '${NGINX_PORT} ${API_UPSTREAM} ${GEO_UPSTREAM} ${REGISTRY_UPSTREAM} ${RETRAINER_UPSTREAM} ${NGINX_RUN_DIR} ${RATE_LIMIT} ${ADMIN_RATE_LIMIT} ${WEB_ROOT}' \
     < "$TEMPLATE_DIR/nginx.conf.template" > "$NGINX_RUN_DIR/nginx.conf"
 
 if [ -n "${TLS_CERT:-}" ] && [ -r "$TLS_CERT" ] && [ -n "${TLS_KEY:-}" ] && [ -r "$TLS_KEY" ]; then

@@ -56,6 +56,9 @@ def test_nginx_values_come_from_settings(tmp_path: Path) -> None:
         "REGISTRY_UPSTREAM": "10.0.0.5:3",
         "RETRAINER_UPSTREAM": "10.0.0.5:4",
         "NGINX_RUN_DIR": str((tmp_path / "run").resolve()),
+        "WEB_ROOT": str((TEMPLATE_DIR.parent / "web").resolve()),
+        "RATE_LIMIT": "20r/s",
+        "ADMIN_RATE_LIMIT": "10r/m",
     }
 
 

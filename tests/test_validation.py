@@ -34,6 +34,38 @@ def test_bad_coordinates_say_what_is_wrong(lat: object, lon: object, message: st
         parse_coordinate(lat, lon)
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["1_0", "0x10", "١٢", "4 5", "45,2", "--1", "1e", ".", "e5", "\x00", "45.46\n9"],
+)
+def test_only_decimal_text_is_a_number(text: str) -> None:
+    with pytest.raises(InvalidInput, match="lat must be a number"):
+        parse_coordinate(text, "9")
+
+
+@pytest.mark.parametrize("text", ["NaN", "-inf", "Infinity", "+INF", "1e400", "-1e309"])
+def test_text_that_is_not_finite_says_so(text: str) -> None:
+    with pytest.raises(InvalidInput, match="lon must be a finite number"):
+        parse_coordinate("45", text)
+
+
+def test_an_integer_too_large_for_a_float_is_not_finite() -> None:
+    with pytest.raises(InvalidInput, match="horizon must be a finite number"):
+        parse_horizon(10**400)
+
+
+def test_decimal_text_in_every_spelling_is_a_number() -> None:
+    assert parse_coordinate(" 45.5 ", "+9") == (45.5, 9.0)
+    assert parse_coordinate("4.55e1", ".5") == (45.5, 0.5)
+    assert parse_coordinate("-0", "9.") == (0.0, 9.0)
+
+
+def test_a_long_bad_value_is_cut_short_in_the_message() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_coordinate("x" * 10_000, "9")
+    assert len(caught.value.message) < 100 and caught.value.message.endswith("...'")
+
+
 def test_a_radius_must_be_positive_finite_and_bounded() -> None:
     assert parse_radius_km("50") == 50.0
     for value, message in [
@@ -50,7 +82,12 @@ def test_a_radius_must_be_positive_finite_and_bounded() -> None:
 
 def test_a_missing_horizon_means_the_longest() -> None:
     assert parse_horizon(None) == 14
-    assert parse_horizon("", max_horizon=7) == 7
+    assert parse_horizon(None, max_horizon=7) == 7
+
+
+def test_an_empty_horizon_is_not_a_missing_one() -> None:
+    with pytest.raises(InvalidInput, match="horizon must be a whole number of days"):
+        parse_horizon("")
 
 
 def test_a_horizon_is_a_whole_number_of_days_in_range() -> None:

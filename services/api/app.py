@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.api.metrics import ApiMetrics
+from services.api.dashboard import dashboard
+from services.api.metrics import serving_state
 from services.api.views import api
 from services.common.http import register_error_handlers
+from services.common.observability import init_observability
+from services.common.warmup import on_warm_up
 from tractcast.geo.client import GeoClient
 from tractcast.serving.holder import BundleHolder
 from tractcast.settings import Settings
@@ -24,8 +27,9 @@ def create_app(
     app = Flask(__name__)
     configure(app, settings)
     init_backends(app, settings, geo, holder)
-    init_metrics(app)
+    init_observability(app, "api", [serving_state(app.extensions["bundles"])])
     app.register_blueprint(api)
+    app.register_blueprint(dashboard)
     register_error_handlers(app)
     return app
 
@@ -41,10 +45,5 @@ def init_backends(
 ) -> None:
     """The geo client and the bundle holder; both lazy, shared by the process's threads."""
     app.extensions["geo"] = geo or GeoClient(settings.geo_base_url)
-    app.extensions["bundles"] = holder or BundleHolder(settings.store)
-
-
-def init_metrics(app: Flask) -> None:
-    metrics = ApiMetrics()
-    metrics.init_app(app)
-    app.extensions["metrics"] = metrics
+    app.extensions["bundles"] = holder = holder or BundleHolder(settings.store)
+    on_warm_up(app, holder.loaded)

@@ -34,15 +34,25 @@ def _errors(*statuses: int) -> dict[str, Schema]:
         403: "Wrong bearer token.",
         404: "Not found.",
         409: "Conflict with the current state.",
-        413: "Payload too large.",
+        413: "Payload too large (a body over the size limit, or too many points).",
+        414: "The request line (URL) is too long (over 4 KB).",
         415: "The body is not JSON (send Content-Type: application/json).",
+        429: "Too many requests from this client (nginx rate limit); retry after Retry-After.",
         503: "A dependency is unavailable (no serving bundle, geo service down, ...).",
     }
     return {str(status): _json(_ref("Error"), texts[status]) for status in statuses}
 
 
-LAT = _query("lat", {"type": "number", "minimum": -90, "maximum": 90}, "Latitude (WGS84).")
-LON = _query("lon", {"type": "number", "minimum": -180, "maximum": 180}, "Longitude (WGS84).")
+LAT = _query(
+    "lat",
+    {"type": "number", "minimum": -90, "maximum": 90, "examples": [45.4642]},
+    "Latitude (WGS84).",
+)
+LON = _query(
+    "lon",
+    {"type": "number", "minimum": -180, "maximum": 180, "examples": [9.19]},
+    "Longitude (WGS84).",
+)
 HORIZON = _query(
     "horizon",
     {"type": "integer", "minimum": 1, "maximum": MAX_HORIZON, "default": MAX_HORIZON},
@@ -51,7 +61,7 @@ HORIZON = _query(
 )
 MODEL_VERSION = _query(
     "model_version",
-    {"type": "string", "examples": ["v0003-lstm"]},
+    {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", "examples": ["v0003-lstm"]},
     "Answer with the newest bundle of this model version instead of the champion.",
     required=False,
 )
@@ -60,6 +70,25 @@ RADIUS = _query(
     {"type": "number", "exclusiveMinimum": 0, "maximum": 500},
     "Radius of the circle in kilometres.",
 )
+LAYOUT = _query(
+    "layout",
+    {"type": "string", "enum": ["rows", "columns"], "default": "rows"},
+    "rows: one object per tract; columns: parallel lists (ids, names, distance_km).",
+    required=False,
+)
+TRACT_PATH = {
+    "name": "tract_id",
+    "in": "path",
+    "required": True,
+    "description": "A tract id of the served layer.",
+    "schema": {"type": "string", "minLength": 1, "examples": ["015"]},
+}
+REQUEST_ID = {
+    "X-Request-ID": {
+        "description": "The request's id, the same in the logs of nginx, api and geo.",
+        "schema": {"type": "string"},
+    }
+}
 VERSION_PATH = {
     "name": "version",
     "in": "path",
@@ -94,7 +123,7 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "required": ["points"],
         "properties": {
-            "points": {"type": "array", "items": _ref("Point"), "maxItems": 10000},
+            "points": {"type": "array", "items": _ref("Point"), "minItems": 1, "maxItems": 10000},
             "horizon": {"type": "integer", "minimum": 1, "maximum": MAX_HORIZON},
         },
     },
@@ -192,7 +221,100 @@ SCHEMAS: dict[str, Schema] = {
     "TractLookup": {
         "type": "object",
         "required": ["tract"],
-        "properties": {"tract": _ref("Tract")},
+        "properties": {
+            "tract": _ref("Tract"),
+            "cell": {
+                "type": "object",
+                "description": (
+                    "Present when every point of this cell of the layer's grid lies in the same "
+                    "tract: a client may reuse the answer for any point of the cell."
+                ),
+                "required": ["layer", "grid", "index"],
+                "properties": {
+                    "layer": {"type": "string", "description": "Fingerprint of the layer."},
+                    "grid": {
+                        "type": "array",
+                        "description": "west, south, dx, dy (degrees), nx, ny (cells).",
+                        "items": {"type": "number"},
+                        "minItems": 6,
+                        "maxItems": 6,
+                    },
+                    "index": {"type": "integer", "minimum": 0, "description": "row * nx + col"},
+                },
+            },
+        },
+    },
+    "TractList": {
+        "type": "object",
+        "required": ["id_field", "name_field", "count", "tracts"],
+        "properties": {
+            "id_field": {"type": "string", "description": "Layer property holding the id."},
+            "name_field": {"type": "string", "description": "Layer property holding the name."},
+            "count": {"type": "integer", "minimum": 0},
+            "tracts": {"type": "array", "items": _ref("Tract")},
+        },
+    },
+    "TractOutline": {
+        "type": "object",
+        "description": "A GeoJSON Feature: the tract's WGS84 polygon.",
+        "required": ["type", "id", "properties", "geometry"],
+        "properties": {
+            "type": {"const": "Feature"},
+            "id": {"type": "string"},
+            "properties": _ref("Tract"),
+            "geometry": {
+                "type": "object",
+                "required": ["type", "coordinates"],
+                "properties": {
+                    "type": {"enum": ["Polygon", "MultiPolygon"]},
+                    "coordinates": {"type": "array"},
+                },
+            },
+        },
+    },
+    "TractsInRadius": {
+        "type": "object",
+        "description": "Tracts whose polygon meets the circle, nearest first (see layout).",
+        "required": ["lat", "lon", "radius_km"],
+        "properties": {
+            "lat": {"type": "number"},
+            "lon": {"type": "number"},
+            "radius_km": {"type": "number"},
+            "tracts": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "name", "distance_km"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "distance_km": {"type": "number", "minimum": 0},
+                    },
+                },
+            },
+            "ids": {"type": "array", "items": {"type": "string"}},
+            "names": {"type": "array", "items": {"type": "string"}},
+            "distance_km": {"type": "array", "items": {"type": "number", "minimum": 0}},
+        },
+    },
+    "Event": {
+        "type": "object",
+        "required": ["id", "at", "kind", "version"],
+        "properties": {
+            "id": {"type": "integer"},
+            "at": {"type": "string", "format": "date-time"},
+            "kind": {"enum": ["registered", "promoted", "rejected", "rolled_back"]},
+            "version": {"type": "string"},
+            "from_version": {"type": ["string", "null"]},
+            "reason": {"type": "string"},
+            "trigger": {"type": "string"},
+        },
+        "additionalProperties": True,
+    },
+    "EventList": {
+        "type": "object",
+        "required": ["events"],
+        "properties": {"events": {"type": "array", "items": _ref("Event")}},
     },
     "TractLookupBatch": {
         "type": "object",
@@ -273,6 +395,96 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {"status": {"type": "string", "examples": ["ok", "ready"]}},
         "additionalProperties": True,
     },
+    "TractOutlines": {
+        "type": "object",
+        "description": "A GeoJSON FeatureCollection of every tract, outlines simplified for maps.",
+        "required": ["type", "features"],
+        "properties": {
+            "type": {"const": "FeatureCollection"},
+            "features": {"type": "array", "items": _ref("TractOutline")},
+        },
+    },
+    "TractSummary": {
+        "type": "object",
+        "required": ["id", "total_cases", "new_cases", "last_week", "next_week", "growth"],
+        "properties": {
+            "id": {"type": "string"},
+            "total_cases": {"type": "integer"},
+            "new_cases": {"type": "integer", "description": "New cases on the as_of day."},
+            "last_week": {
+                "type": ["integer", "null"],
+                "description": "New cases of the window_days days up to as_of (null: no history).",
+            },
+            "next_week": {
+                "type": "number",
+                "description": "Forecast new cases of the window_days days after as_of.",
+            },
+            "growth": {
+                "type": ["number", "null"],
+                "description": "next_week / last_week - 1 (null when last_week is 0 or null).",
+            },
+        },
+    },
+    "TractSummaries": {
+        "type": "object",
+        "required": ["as_of", "window_days", "model_version", "data_version", "tracts"],
+        "properties": {
+            "as_of": {"type": "string", "format": "date"},
+            "window_days": {"type": "integer", "minimum": 1, "maximum": 7},
+            "model_version": {"type": "string"},
+            "data_version": {"type": "string"},
+            "tracts": {"type": "array", "items": _ref("TractSummary")},
+        },
+    },
+    "TractHistory": {
+        "type": "object",
+        "required": [
+            "tract_id",
+            "as_of",
+            "model_version",
+            "data_version",
+            "total_cases",
+            "new_cases",
+            "history",
+            "forecast",
+            "earlier",
+        ],
+        "properties": {
+            "tract_id": {"type": "string"},
+            "as_of": {"type": "string", "format": "date"},
+            "model_version": {"type": "string"},
+            "data_version": {"type": "string"},
+            "total_cases": {"type": "integer"},
+            "new_cases": {"type": "integer"},
+            "history": {
+                "type": "array",
+                "description": "Daily new cases up to as_of, oldest first.",
+                "items": {
+                    "type": "object",
+                    "required": ["date", "new_cases"],
+                    "properties": {
+                        "date": {"type": "string", "format": "date"},
+                        "new_cases": {"type": "integer"},
+                    },
+                },
+            },
+            "forecast": {"type": "array", "items": _ref("ForecastDay")},
+            "earlier": {
+                "type": "array",
+                "description": "Forecasts of other bundles in the store, older data first.",
+                "items": {
+                    "type": "object",
+                    "required": ["model_version", "data_version", "as_of", "forecast"],
+                    "properties": {
+                        "model_version": {"type": "string"},
+                        "data_version": {"type": "string"},
+                        "as_of": {"type": "string", "format": "date"},
+                        "forecast": {"type": "array", "items": _ref("ForecastDay")},
+                    },
+                },
+            },
+        },
+    },
 }
 
 
@@ -339,7 +551,14 @@ def _paths() -> dict[str, Schema]:
                             "schema": {
                                 "type": "object",
                                 "required": ["points"],
-                                "properties": {"points": {"type": "array", "items": _ref("Point")}},
+                                "properties": {
+                                    "points": {
+                                        "type": "array",
+                                        "items": _ref("Point"),
+                                        "minItems": 1,
+                                        "maxItems": 10000,
+                                    }
+                                },
                             }
                         }
                     },
@@ -350,12 +569,98 @@ def _paths() -> dict[str, Schema]:
                 },
             },
         },
+        "/v1/tracts/radius": {
+            "get": {
+                "tags": ["tracts"],
+                "operationId": "tractsInRadius",
+                "summary": "Tracts whose polygon meets a circle, with geodesic km (geo service).",
+                "parameters": [LAT, LON, RADIUS, LAYOUT],
+                "responses": {
+                    "200": _json(_ref("TractsInRadius"), "Nearest first."),
+                    **_errors(400, 503),
+                },
+            }
+        },
+        "/v1/tracts": {
+            "get": {
+                "tags": ["tracts"],
+                "operationId": "listTracts",
+                "summary": "Every tract of the served layer, and which properties name them.",
+                "responses": {
+                    "200": _json(_ref("TractList"), "The tracts, in layer order."),
+                    **_errors(503),
+                },
+            }
+        },
+        "/v1/tracts/{tract_id}": {
+            "get": {
+                "tags": ["tracts"],
+                "operationId": "tractOutline",
+                "summary": "One tract's outline as a GeoJSON Feature (geo service).",
+                "parameters": [TRACT_PATH],
+                "responses": {
+                    "200": _json(_ref("TractOutline"), "The tract and its polygon."),
+                    **_errors(404, 503),
+                },
+            }
+        },
+        "/v1/tracts/geojson": {
+            "get": {
+                "tags": ["tracts"],
+                "operationId": "tractOutlines",
+                "summary": "Every tract's outline in one GeoJSON FeatureCollection (geo service).",
+                "responses": {
+                    "200": {
+                        "description": "The tracts, in layer order, simplified for drawing.",
+                        "content": {"application/geo+json": {"schema": _ref("TractOutlines")}},
+                    },
+                    **_errors(503),
+                },
+            }
+        },
+        "/v1/tracts/{tract_id}/history": {
+            "get": {
+                "tags": ["dashboard"],
+                "operationId": "tractHistory",
+                "summary": "A tract's daily new cases, its forecast, and earlier forecasts.",
+                "parameters": [TRACT_PATH],
+                "responses": {
+                    "200": _json(_ref("TractHistory"), "What happened, and what is forecast."),
+                    **_errors(404, 503),
+                },
+            }
+        },
+        "/v1/dashboard/tracts": {
+            "get": {
+                "tags": ["dashboard"],
+                "operationId": "tractSummaries",
+                "summary": "Every tract's counts, last week, next week's forecast and growth.",
+                "responses": {
+                    "200": _json(_ref("TractSummaries"), "One summary per tract."),
+                    **_errors(503),
+                },
+            }
+        },
+        "/v1/events": {
+            "get": {
+                "tags": ["models"],
+                "operationId": "listEvents",
+                "summary": "What happened to model versions: registrations, promotions, ...",
+                "responses": {
+                    "200": _json(_ref("EventList"), "Events, newest first."),
+                    **_errors(503),
+                },
+            }
+        },
         "/v1/models": {
             "get": {
                 "tags": ["models"],
                 "operationId": "listModels",
                 "summary": "Every registered model version with its metrics.",
-                "responses": {"200": _json(_ref("ModelList"), "Versions, newest first.")},
+                "responses": {
+                    "200": _json(_ref("ModelList"), "Versions, newest first."),
+                    **_errors(503),
+                },
             }
         },
         "/v1/models/current": {
@@ -377,7 +682,7 @@ def _paths() -> dict[str, Schema]:
                 "parameters": [VERSION_PATH],
                 "responses": {
                     "200": _json(_ref("ModelVersion"), "The version."),
-                    **_errors(400, 404),
+                    **_errors(400, 404, 503),
                 },
             }
         },
@@ -468,6 +773,26 @@ def _paths() -> dict[str, Schema]:
     }
 
 
+# Routes nginx answers itself before the services: not rate limited, no body size limit.
+UNLIMITED = {"/healthz", "/readyz"}
+
+
+def _with_gateway_answers(paths: dict[str, Schema]) -> dict[str, Schema]:
+    """Add what nginx may answer on its own (414, 429, 413) and the X-Request-ID every answer
+    has."""
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            responses.update(_errors(414))
+            if path not in UNLIMITED:
+                responses.update(_errors(429))
+            if method == "post":
+                responses.update(_errors(413))
+            for response in responses.values():
+                response.setdefault("headers", {}).update(REQUEST_ID)
+    return paths
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document, as a dict ready for jsonify."""
     return {
@@ -487,9 +812,10 @@ def openapi_document() -> dict[str, Any]:
             {"name": "tracts", "description": "Point to tract (geo service)."},
             {"name": "models", "description": "Model versions and their metrics (registry)."},
             {"name": "admin", "description": "Promotion, rollback, retraining (bearer token)."},
+            {"name": "dashboard", "description": "What the dashboard at / draws (api)."},
             {"name": "operations", "description": "Health, readiness, metrics, this document."},
         ],
-        "paths": _paths(),
+        "paths": _with_gateway_answers(_paths()),
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 
-from services.api.metrics import ApiMetrics
 from services.api.openapi import openapi_document
 from services.common.http import json_body, settings_of
 from tractcast.geo.client import GeoClient
-from tractcast.serving.answers import batch_answer, forecast_answer, radius_stats
+from tractcast.serving.answers import batch_json, forecast_json, radius_json
 from tractcast.serving.bundle import Bundle
 from tractcast.serving.holder import BundleHolder
 from tractcast.validation import parse_coordinate, parse_horizon, parse_points, parse_radius_km
@@ -20,31 +19,37 @@ api = Blueprint("api", __name__)
 Answer = dict[str, Any] | tuple[dict[str, Any], int]
 
 
+# The forecast and radius routes answer JSON text assembled by tractcast.serving.answers from pieces
+# rendered once per bundle: same content as a dict, without encoding it again on each request.
+
+
 @api.get("/v1/forecast")
-def forecast() -> Answer:
+def forecast() -> Response:
     lat, lon = parse_coordinate(request.args.get("lat"), request.args.get("lon"))
     horizon = parse_horizon(request.args.get("horizon"), max_horizon=settings_of().horizon)
     bundle = _bundle()
-    return forecast_answer(bundle, _geo().tract_for_point(lat, lon), horizon)
+    return _json(forecast_json(bundle, _geo().tract_for_point(lat, lon), horizon))
 
 
 @api.post("/v1/forecast")
-def forecast_batch() -> Answer:
+def forecast_batch() -> Response:
     body = json_body()
     points = parse_points(body)
-    raw_horizon = body.get("horizon", request.args.get("horizon"))
-    horizon = parse_horizon(raw_horizon, max_horizon=settings_of().horizon)
+    longest = settings_of().horizon
+    horizon = parse_horizon(request.args.get("horizon"), max_horizon=longest)  # checked if given
+    if body.get("horizon") is not None:  # the body's horizon wins over the query's
+        horizon = parse_horizon(body["horizon"], max_horizon=longest)
     bundle = _bundle()
-    return batch_answer(bundle, _geo().tracts_for_points(points), horizon)
+    return _json(batch_json(bundle, _geo().tracts_for_points(points), horizon))
 
 
 @api.get("/v1/stats/radius")
-def stats_radius() -> Answer:
+def stats_radius() -> Response:
     lat, lon = parse_coordinate(request.args.get("lat"), request.args.get("lon"))
     radius_km = parse_radius_km(request.args.get("radius_km"))
     bundle = _bundle()
     hits = _geo().tracts_within_radius(lat, lon, radius_km)
-    return radius_stats(bundle, hits, center=(lat, lon), radius_km=radius_km)
+    return _json(radius_json(bundle, hits, center=(lat, lon), radius_km=radius_km))
 
 
 @api.get("/healthz")
@@ -70,21 +75,19 @@ def readyz() -> Answer:
     }
 
 
-@api.get("/metrics")
-def metrics():  # type: ignore[no-untyped-def]
-    metrics: ApiMetrics = current_app.extensions["metrics"]
-    return metrics.render(_holder().loaded())
-
-
 @api.get("/openapi.json")
 def openapi() -> Answer:
     return openapi_document()
 
 
+def _json(text: str) -> Response:
+    return Response(text, mimetype="application/json")
+
+
 def _bundle() -> Bundle:
     """The champion's bundle, or the one pinned by ?model_version=."""
     version = request.args.get("model_version")
-    if version:
+    if version is not None:  # present but empty is malformed, not "the champion"
         return _holder().bundle_for_version(version)
     return _holder().bundle()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Flask
 
 from services.common.http import register_error_handlers
+from services.common.observability import init_observability
+from services.common.warmup import on_warm_up
 from services.geo.state import IndexHolder, attach_index
 from services.geo.views import bp
 from tractcast.geo.index import TractIndex
@@ -17,7 +19,9 @@ def create_app(settings: Settings | None = None, index: TractIndex | None = None
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["TRACTCAST_SETTINGS"] = settings
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # answers keep their field order
     load_index(app, settings, index)
+    init_observability(app, "geo")
     register_blueprints(app)
     register_error_handlers(app)
     return app
@@ -25,7 +29,9 @@ def create_app(settings: Settings | None = None, index: TractIndex | None = None
 
 def load_index(app: Flask, settings: Settings, index: TractIndex | None) -> None:
     """Attach the index, or a holder that reads the configured layer on first request."""
-    attach_index(app, IndexHolder(lambda: load_tract_index(settings), index))
+    holder = IndexHolder(lambda: load_tract_index(settings), index)
+    attach_index(app, holder)
+    on_warm_up(app, holder.get)
 
 
 def register_blueprints(app: Flask) -> None:

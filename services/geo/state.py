@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 
@@ -20,6 +21,7 @@ class IndexHolder:
         self._load = load
         self._index = index
         self._lock = threading.Lock()
+        self._heads: dict[int, str] = {}
 
     @property
     def loaded(self) -> TractIndex | None:
@@ -31,6 +33,15 @@ class IndexHolder:
                 if self._index is None:
                     self._index = self._load_or_unavailable()
         return self._index
+
+    def tract_json_head(self, position: int) -> str:
+        """'{"id":..,"name":..,"distance_km":' of one tract of the loaded index, kept."""
+        head = self._heads.get(position)
+        if head is None:
+            tract = self.get().tract_at(position)
+            head = json.dumps({"id": tract.id, "name": tract.name}, separators=(",", ":"))
+            head = self._heads[position] = head[:-1] + ',"distance_km":'
+        return head
 
     def _load_or_unavailable(self) -> TractIndex:
         try:

@@ -7,6 +7,8 @@ import threading
 from flask import Flask
 
 from services.common.http import register_error_handlers, settings_of
+from services.common.metrics import registry_state
+from services.common.observability import init_observability
 from services.registry.views import STORES_KEY, blueprint
 from tractcast.registry.lifecycle import open_stores
 from tractcast.registry.metadata import SqlMetadataStore
@@ -20,6 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["TRACTCAST_SETTINGS"] = settings or Settings.from_env()
     register_error_handlers(app)
     init_stores(app)
+    init_observability(app, "registry", [registry_state(app.extensions[STORES_KEY].get)])
     register_blueprints(app)
     return app
 

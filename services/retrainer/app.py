@@ -5,12 +5,14 @@ from __future__ import annotations
 from flask import Flask
 
 from services.common.http import register_error_handlers
+from services.common.observability import init_observability
 from tractcast.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["TRACTCAST_SETTINGS"] = settings or Settings.from_env()
+    init_observability(app, "retrainer")
     register_blueprints(app)
     register_error_handlers(app)
     return app

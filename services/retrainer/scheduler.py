@@ -1,35 +1,206 @@
-"""The one scheduler process: on its cron schedule it only enqueues a retrain."""
+"""The scheduler: on its cron schedules it checks and enqueues; only the lock holder fires.
+
+Several retrainer replicas may run this process; they share a leader lock (a Redis key taken
+with SET NX PX and renewed, or a file lock without a broker). A replica without the lock fires
+nothing: when a job is due it waits up to one lock lifetime (the holder may have just died),
+then skips. The lock lapses when its holder stops renewing it, so another replica takes over.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import signal
+import socket
+import time
+import uuid
 from collections.abc import Callable
-from typing import Any
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Protocol
 
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from tractcast.settings import Settings
 
 log = logging.getLogger("tractcast.scheduler")
 
+LOCK_KEY = "tractcast:scheduler:leader"
+LOCK_TTL = 30.0  # seconds a holder keeps the lock without renewing it
+LOCK_FILE = ".scheduler.lock"
+
+Enqueue = Callable[[Settings, str], dict[str, Any]]
+Check = Callable[..., dict[str, Any]]
+
+# Renew: extend the key when it holds our token. Take: set it only when nobody holds it.
+_ACQUIRE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class LeaderLock(Protocol):
+    ttl: float
+
+    def acquire(self) -> bool:
+        """Take the lock, or keep it when held; True while this process holds it."""
+
+    def release(self) -> None:
+        """Give the lock up (only if held)."""
+
+
+class RedisLeaderLock:
+    """A Redis key holding the leader's token, with a lifetime the leader keeps renewing."""
+
+    def __init__(self, url: str, key: str = LOCK_KEY, ttl: float = LOCK_TTL) -> None:
+        import redis
+
+        self.ttl = ttl
+        self.key = key
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._acquire = self._redis.register_script(_ACQUIRE)
+        self._release = self._redis.register_script(_RELEASE)
+
+    def acquire(self) -> bool:
+        import redis
+
+        try:
+            return bool(self._acquire(keys=[self.key], args=[self.token, int(self.ttl * 1000)]))
+        except redis.RedisError as exc:  # cannot prove we hold it: behave as if we do not
+            log.warning("leader lock unavailable: %s", exc)
+            return False
+
+    def release(self) -> None:
+        import redis
+
+        try:
+            self._release(keys=[self.key], args=[self.token])
+        except redis.RedisError as exc:
+            log.warning("leader lock not released (it lapses by itself): %s", exc)
+
+
+class FileLeaderLock:
+    """An exclusive flock on a file in the store: replicas on one machine, no broker."""
+
+    def __init__(self, path: Path, ttl: float = LOCK_TTL) -> None:
+        self.path = Path(path)
+        self.ttl = ttl
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> bool:
+        if self._handle is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a")  # kept open for as long as this replica leads
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing drops the flock
+            self._handle = None
+
+
+def leader_lock_for(settings: Settings) -> LeaderLock:
+    """Redis when the broker is Redis, else a file lock in the store."""
+    if settings.broker_url and settings.broker_url.startswith(("redis://", "rediss://")):
+        return RedisLeaderLock(settings.broker_url)
+    return FileLeaderLock(Path(settings.store) / LOCK_FILE)
+
+
+def fire_if_leader(
+    lock: LeaderLock, action: Callable[[], Any], *, wait: float | None = None, poll: float = 0.5
+) -> bool:
+    """Run `action` if this replica holds (or within `wait` seconds takes) the lock."""
+    deadline = time.monotonic() + (lock.ttl if wait is None else wait)
+    while not lock.acquire():
+        if time.monotonic() >= deadline:
+            log.info("another replica holds the scheduler lock: not firing")
+            return False
+        time.sleep(poll)
+    action()
+    return True
+
+
+def scheduled_retrain(
+    settings: Settings, enqueue: Enqueue, lock: LeaderLock, check: Check | None = None
+) -> bool:
+    """The cron schedule is due: retrain unless the newest retrain already used this data."""
+    check = check or _run_checks
+    return fire_if_leader(lock, lambda: check(settings, datetime.now(UTC), enqueue, scheduled=True))
+
+
+def daily_check(
+    settings: Settings, enqueue: Enqueue, lock: LeaderLock, check: Check | None = None
+) -> bool:
+    """New data, drift, live error, automated rollback (tractcast.monitoring.triggers)."""
+    check = check or _run_checks
+    return fire_if_leader(lock, lambda: check(settings, datetime.now(UTC), enqueue))
+
 
 def build_scheduler(
-    settings: Settings, enqueue: Callable[[Settings, str], dict[str, Any]]
-) -> BlockingScheduler:
-    """A scheduler whose single job enqueues a retrain on `settings.schedule` (cron, UTC)."""
-    scheduler = BlockingScheduler(timezone="UTC")
+    settings: Settings,
+    enqueue: Enqueue,
+    lock: LeaderLock | None = None,
+    check: Check | None = None,
+    *,
+    blocking: bool = True,
+) -> BaseScheduler:
+    """Jobs: the retrain schedule, the data check (both cron, UTC) and the lock's renewal."""
+    lock = lock or leader_lock_for(settings)
+    scheduler: BaseScheduler = (
+        BlockingScheduler(timezone="UTC") if blocking else BackgroundScheduler(timezone="UTC")
+    )
+    common = {"max_instances": 1, "coalesce": True, "replace_existing": True}
     scheduler.add_job(
-        enqueue,
+        scheduled_retrain,
         CronTrigger.from_crontab(settings.schedule, timezone="UTC"),
-        args=(settings, "schedule"),
+        args=(settings, enqueue, lock, check),
         id="retrain",
-        max_instances=1,
-        coalesce=True,
-        replace_existing=True,
+        **common,
+    )
+    scheduler.add_job(
+        daily_check,
+        CronTrigger.from_crontab(settings.data_check, timezone="UTC"),
+        args=(settings, enqueue, lock, check),
+        id="check",
+        **common,
+    )
+    scheduler.add_job(
+        lock.acquire,
+        IntervalTrigger(seconds=max(lock.ttl / 3, 0.1)),
+        id="leader",
+        next_run_time=datetime.now(UTC),
+        **common,
     )
     return scheduler
+
+
+def _run_checks(settings: Settings, now: datetime, enqueue: Enqueue, **options: Any) -> Any:
+    from tractcast.monitoring.triggers import run_checks
+
+    report = run_checks(settings, now, enqueue, **options)
+    fired = [f["trigger"] for f in report.get("fired", [])]
+    log.info("checked data %s: fired %s", report.get("data_version"), fired or "nothing")
+    return report
 
 
 def main() -> None:
@@ -37,10 +208,14 @@ def main() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings.from_env()
-    scheduler = build_scheduler(settings, enqueue_retrain)
+    lock = leader_lock_for(settings)
+    scheduler = build_scheduler(settings, enqueue_retrain, lock)
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
-    log.info("scheduling retrains on %r", settings.schedule)
-    scheduler.start()
+    log.info("retrains on %r, checks on %r", settings.schedule, settings.data_check)
+    try:
+        scheduler.start()
+    finally:
+        lock.release()
 
 
 if __name__ == "__main__":

@@ -18,47 +18,48 @@ Command = Callable[[argparse.Namespace, Settings], Any]
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """Ingest SOURCE against the tract layer; write series.parquet and report.json."""
-    from tractcast.data.ingest import ingest_source
+    from tractcast.data.ingest import ingest_options, ingest_source
     from tractcast.data.series import write_series
     from tractcast.geo.index import TractIndex
 
+    overrides = {
+        "date_column": args.date_column,
+        "tract_column": args.tract_column,
+        "value_column": args.value_column,
+        "value_kind": args.value_kind,
+        "coordinate_columns": args.coordinates,
+    }
+    options = ingest_options(
+        settings.with_(**{k: v for k, v in overrides.items() if v is not None})
+    )
     index = TractIndex.from_file(args.tracts, id_field=args.id_field or settings.tract_id_field)
-    result = ingest_source(args.source, index)
+    result = ingest_source(args.source, index, **options)
     out = Path(args.out)
     write_series(result, out)
     summary_keys = (
         "format", "date_column", "tract_column", "value_column", "value_kind",
         "tracts_matched", "tracts_unmatched", "days", "start", "end",
         "rows_read", "rows_quarantined", "quarantine_reasons",
+        "files", "unmatched_total", "days_imputed",
     )  # fmt: skip
     summary = {k: result.report.get(k) for k in summary_keys}
     return {"data_version": result.data_version, "out": str(out), **summary}
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    """Train a candidate on the configured source, register it and make it serve."""
+    """Backtest and register every candidate; the best serves if it passes the promotion gate."""
     from tractcast.pipeline import retrain
 
     return dataclasses.asdict(retrain(settings, trigger=args.trigger))
 
 
-def cmd_backtest(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    """Score the LSTM and the baselines on the held-back last `horizon` days."""
-    from tractcast.data.series import series_matrix
-    from tractcast.evaluation.holdout import evaluate_on_holdout
-    from tractcast.pipeline import candidate_forecasters, load_inputs
+def cmd_backtest(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | str:
+    """Rolling-origin backtest of the LSTM and the baselines; nothing is registered."""
+    from tractcast.evaluation.backtest import report_table
+    from tractcast.pipeline import backtest_report
 
-    _, ingested = load_inputs(settings)
-    _, dates, history = series_matrix(ingested.series, value="new_cases")
-    _, _, imputed = series_matrix(ingested.series, value="imputed")
-    metrics = evaluate_on_holdout(
-        history,
-        candidate_forecasters(settings, first_weekday=dates[0].weekday()),
-        horizon=settings.horizon,
-        mask=~imputed.astype(bool),
-    )
-    best = min(metrics, key=lambda name: metrics[name]["wape"])
-    return {"champion": best, "data_version": ingested.data_version, "candidates": metrics}
+    report = backtest_report(settings, args.origins, getattr(args, "from"), args.to)
+    return report if args.json else report_table(report)
 
 
 def cmd_forecast(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
@@ -96,8 +97,10 @@ def cmd_versions(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
                 "created_at": v.created_at,
                 "data_version": v.data_version,
                 "serving": v.version == serving,
-                "mae": v.metrics.get("holdout", {}).get("mae"),
-                "wape": v.metrics.get("holdout", {}).get("wape"),
+                "mae": v.metrics.get("mae"),
+                "wape": v.metrics.get("wape"),
+                "relative_mae": v.metrics.get("relative_mae"),
+                "coverage": v.metrics.get("coverage"),
             }
             for v in store.list_versions()
         ],
@@ -144,17 +147,25 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("ingest", cmd_ingest)
-    p.add_argument("source", help="case data: file path")
+    p.add_argument("source", help="case data: file, directory, glob, http(s):// URL or s3:// URI")
     p.add_argument(
         "--tracts", required=True, help="tract layer (GeoJSON, TopoJSON, Shapefile, GPKG)"
     )
     p.add_argument("--id-field", help="layer property to use as tract id")
     p.add_argument("--out", default="var/ingest", help="output directory")
+    p.add_argument("--date-column", help="column holding the date (default: inferred)")
+    p.add_argument("--tract-column", help="column naming the tract (default: inferred)")
+    p.add_argument("--value-column", help="column holding the counts (default: inferred)")
+    p.add_argument("--value-kind", choices=("cumulative", "daily"), help="default: inferred")
+    p.add_argument("--coordinates", help="'LAT,LON' columns to map to tracts (default: inferred)")
 
     p = add("train", cmd_train)
     p.add_argument("--trigger", default="manual", help="recorded as what triggered the run")
 
-    add("backtest", cmd_backtest)
+    p = add("backtest", cmd_backtest)
+    p.add_argument("--origins", type=int, default=None, help="number of origins (default: 4)")
+    p.add_argument("--from", default=None, help="first origin, YYYY-MM-DD")
+    p.add_argument("--to", default=None, help="last origin, YYYY-MM-DD (default: the latest)")
 
     p = add("forecast", cmd_forecast)
     p.add_argument("--lat", required=True)

@@ -13,6 +13,8 @@ from tractcast.settings import Settings
 
 #: The templates in a source checkout (the installed package does not ship them).
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "nginx"
+#: The dashboard's files in a source checkout, served at / and /static/.
+WEB_DIR = TEMPLATE_DIR.parent / "web"
 NGINX_TEMPLATE = "nginx.conf.template"
 TLS_TEMPLATE = "tls.conf.template"
 TLS_PORT = 8443
@@ -20,6 +22,7 @@ TLS_PORT = 8443
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # A value lands unquoted in a directive: anything that could end or extend it is refused.
 _UNSAFE = re.compile(r"""[\s;{}'"$#\\]""")
+_RATE = re.compile(r"^[1-9][0-9]{0,6}r/[sm]$")
 
 
 def render_nginx_conf(template: Path, values: dict[str, str]) -> str:
@@ -46,16 +49,26 @@ def _connect_host(host: str) -> str:
     return host
 
 
-def nginx_values(settings: Settings, run_dir: Path) -> dict[str, str]:
+def check_rate(name: str, rate: str) -> str:
+    """A limit_req rate such as 20r/s or 10r/m; ValueError naming the setting otherwise."""
+    if not _RATE.match(rate):
+        raise ValueError(f"{name} must look like 20r/s or 10r/m, got {rate!r}")
+    return rate
+
+
+def nginx_values(settings: Settings, run_dir: Path, web_dir: Path = WEB_DIR) -> dict[str, str]:
     """Placeholder values of nginx.conf.template for services running on settings.host."""
     host = _connect_host(settings.host)
     return {
+        "RATE_LIMIT": check_rate("TRACTCAST_RATE_LIMIT", settings.rate_limit),
+        "ADMIN_RATE_LIMIT": check_rate("TRACTCAST_ADMIN_RATE_LIMIT", settings.admin_rate_limit),
         "NGINX_PORT": str(settings.http_port),
         "API_UPSTREAM": f"{host}:{settings.api_port}",
         "GEO_UPSTREAM": f"{host}:{settings.geo_port}",
         "REGISTRY_UPSTREAM": f"{host}:{settings.registry_port}",
         "RETRAINER_UPSTREAM": f"{host}:{settings.retrainer_port}",
         "NGINX_RUN_DIR": str(Path(run_dir).resolve()),
+        "WEB_ROOT": str(Path(web_dir).resolve()),
     }
 
 

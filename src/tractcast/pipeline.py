@@ -1,6 +1,14 @@
-"""One retrain, end to end: ingest, train, evaluate, register, bundle, promote.
+"""One retrain, end to end: ingest, backtest, train, register, bundle, gate, promote or reject.
 
 The CLI's `train`, `make up`'s first start and the retrainer's Celery task all call `retrain`.
+
+Every candidate family (the LSTM and the three baselines) is backtested on the same recent
+origins, fitted once more on all the data, and registered as a version with its metrics and a
+bundle. The candidate with the best score goes to the promotion gate. The champion serving now
+is re-evaluated on the same origins by refitting its family with its saved hyperparameters on
+the data before each origin (its saved model saw some of those days, so scoring it there would
+flatter it); when those hyperparameters equal this run's candidate of the same family, the
+candidate's scores are reused, since the same data and configuration give the same scores.
 """
 
 from __future__ import annotations
@@ -9,62 +17,137 @@ import fcntl
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from tractcast.data.demo import resolve_inputs
-from tractcast.data.ingest import IngestResult, ingest_source
+from tractcast.data.ingest import IngestResult
 from tractcast.data.series import series_matrix
-from tractcast.errors import Conflict
-from tractcast.evaluation.holdout import evaluate_on_holdout
+from tractcast.data.watch import ingest_current_release
+from tractcast.errors import Conflict, TractcastError
+from tractcast.evaluation.backtest import (
+    Backtest,
+    origins_between,
+    recent_origins,
+    run_backtest,
+)
+from tractcast.evaluation.gate import GateDecision, choose_candidate, decide_promotion
 from tractcast.geo.index import TractIndex
-from tractcast.models.base import Forecaster, make_forecaster
-from tractcast.registry.lifecycle import open_stores, promote_version, register_version
+from tractcast.models.base import (
+    BASELINE_FAMILIES,
+    Forecaster,
+    clone_forecaster,
+    forecaster_from_params,
+    load_forecaster,
+    make_forecaster,
+)
+from tractcast.monitoring.drift import reference_sample
+from tractcast.registry.lifecycle import (
+    open_stores,
+    promote_version,
+    refresh_serving_bundle,
+    register_version,
+    reject_version,
+    serving_version,
+)
+from tractcast.registry.metadata import SqlMetadataStore
+from tractcast.registry.mirror import mirror_store
+from tractcast.registry.store import LocalModelStore, ModelVersion
+from tractcast.registry.tracking import track_candidates
 from tractcast.serving.build import build_bundle
+from tractcast.serving.bundle import Bundle
 from tractcast.settings import Settings
 
-CANDIDATE = "lstm"
-BASELINES = ("persistence",)
+MODEL_FAMILY = "lstm"
+HEADLINE = ("mae", "rmse", "mse", "mape", "wape", "relative_mae", "coverage")
+REPORT_KEYS = ("mse", "mae", "rmse", "mape", "wape", "relative_mae", "coverage", "per_horizon")
+
+
+@dataclass(frozen=True)
+class SeriesArrays:
+    """The ingested series as arrays: new cases and which of them were observed (not imputed)."""
+
+    tract_ids: list[str]
+    dates: pd.DatetimeIndex
+    history: np.ndarray
+    observed: np.ndarray
+
+    @property
+    def first_weekday(self) -> int:
+        return int(self.dates[0].weekday())
 
 
 @dataclass(frozen=True)
 class RetrainOutcome:
-    version: str
+    """What one retrain did: the versions it registered and what the gate decided, and why."""
+
+    promoted: str | None  # the version this run made champion, or None
+    champion: str | None  # the version serving after the run
+    candidate: str  # the version put to the gate: the best-scoring candidate of the run
+    reason: str
+    versions: dict[str, str]  # family -> version registered by this run
     data_version: str
-    promoted: bool
-    bundle_id: str
-    metrics: dict[str, Any]
-    seconds: float
+    bundle_id: str | None  # the bundle serving after the run
+    origins: list[str]
+    metrics: dict[str, dict[str, float | None]]  # family -> backtest headline metrics
+    champion_metrics: dict[str, float | None] | None = None  # the old champion, same origins
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def load_inputs(settings: Settings) -> tuple[TractIndex, IngestResult]:
-    """The tract layer and the ingested series of the configured (or demo) source."""
-    source, tracts = resolve_inputs(settings)
+    """The tract layer and the newest usable release of the configured (or demo) source.
+
+    The release comes through the watcher: a raw snapshot under its data version, and a
+    release that ingestion refuses leaves the last good one in use.
+    """
+    _, tracts = resolve_inputs(settings)
     index = TractIndex.from_file(tracts, id_field=settings.tract_id_field)
-    return index, ingest_source(source, index)
+    _, ingested = ingest_current_release(settings, index)
+    return index, ingested
+
+
+def series_arrays(ingested: IngestResult) -> SeriesArrays:
+    """New cases per tract and day, and the mask of days that were observed, not imputed."""
+    tract_ids, dates, history = series_matrix(ingested.series, value="new_cases")
+    _, _, imputed = series_matrix(ingested.series, value="imputed")
+    return SeriesArrays(tract_ids, dates, history, ~imputed.astype(bool))
 
 
 def candidate_forecasters(settings: Settings, first_weekday: int) -> dict[str, Forecaster]:
-    """The LSTM candidate and the baselines it is compared with.
+    """The LSTM and the baselines, unfitted, keyed by family.
 
     `first_weekday` is the weekday (Monday 0) of the first day of every history they will see.
     """
     lstm = make_forecaster(
-        CANDIDATE,
+        MODEL_FAMILY,
         horizon=settings.horizon,
         lookback=settings.lookback,
         epochs=settings.epochs,
         seed=settings.seed,
         first_weekday=first_weekday,
     )
-    candidates: dict[str, Forecaster] = {CANDIDATE: lstm}
-    for family in BASELINES:
+    candidates: dict[str, Forecaster] = {MODEL_FAMILY: lstm}
+    for family in BASELINE_FAMILIES:
         candidates[family] = make_forecaster(family, horizon=settings.horizon)
     return candidates
+
+
+def backtest_origins(
+    arrays: SeriesArrays, candidates: dict[str, Forecaster], settings: Settings
+) -> list[int]:
+    """The recent weekly origins every candidate is scored on (as many as the history allows)."""
+    n_days = arrays.history.shape[1]
+    room = max(c.min_days for c in candidates.values())
+    count = max(1, settings.backtest_origins)
+    while count > 1 and n_days - settings.horizon - 7 * (count - 1) < room:
+        count -= 1
+    return recent_origins(n_days, count, settings.horizon)
 
 
 def git_commit() -> str:
@@ -97,65 +180,320 @@ def retrain_lock(store_root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
-    """Train a candidate on the newest data, register it, bundle its forecast and promote it."""
-    started = time.monotonic()
-    with retrain_lock(Path(settings.store)):
-        store, metadata = open_stores(settings)
-        index, ingested = load_inputs(settings)
-        tract_ids, dates, history = series_matrix(ingested.series, value="new_cases")
-        _, _, imputed = series_matrix(ingested.series, value="imputed")
-        candidates = candidate_forecasters(settings, first_weekday=dates[0].weekday())
-        metrics = evaluate_on_holdout(
-            history, candidates, horizon=settings.horizon, mask=~imputed.astype(bool)
+def dated_scores(scores: dict[str, Any], dates: pd.DatetimeIndex) -> dict[str, Any]:
+    """Backtest scores with each per-origin entry naming its origin as an ISO date."""
+    per_origin = [
+        {**entry, "origin": iso_day(dates, entry["origin"])} for entry in scores["per_origin"]
+    ]
+    return {**scores, "per_origin": per_origin}
+
+
+def iso_day(dates: pd.DatetimeIndex, index: int) -> str:
+    return dates[index].date().isoformat()
+
+
+def register_candidate(
+    store: LocalModelStore,
+    metadata: SqlMetadataStore,
+    prototype: Forecaster,
+    arrays: SeriesArrays,
+    ingested: IngestResult,
+    metrics: dict[str, Any],
+    manifest: dict[str, Any],
+    trigger: str,
+) -> ModelVersion:
+    """Fit a copy of the prototype on all the data; register it with its metrics and a bundle."""
+    forecaster = clone_forecaster(prototype)
+    forecaster.fit(arrays.history)
+    version = register_version(
+        store,
+        metadata,
+        forecaster.family,
+        forecaster.save,
+        metrics=metrics,
+        manifest={**manifest, "hyperparameters": forecaster.params()},
+        trigger=trigger,
+    )
+    bundle = build_bundle(
+        ingested.series,
+        arrays.tract_ids,
+        forecaster.predict(arrays.history),
+        version.version,
+        ingested.data_version,
+    )
+    store.add_bundle(bundle)
+    return version
+
+
+def evaluate_champion(
+    store: LocalModelStore,
+    champion: str,
+    candidates: dict[str, Forecaster],
+    backtest: Backtest,
+    arrays: SeriesArrays,
+    settings: Settings,
+) -> tuple[dict[str, Any] | None, str]:
+    """The champion's scores on the backtest's origins (None if it cannot be refitted), and how."""
+    found = store.get_version(champion)
+    try:
+        prototype = forecaster_from_params(
+            found.family,
+            dict(found.manifest.get("hyperparameters", {})),
+            horizon=settings.horizon,
+            first_weekday=arrays.first_weekday,
         )
-        model = candidates[CANDIDATE]
-        version = register_version(
-            store,
-            metadata,
-            CANDIDATE,
-            model.save,
-            metrics={
-                "holdout": metrics[CANDIDATE],
-                "baselines": {b: metrics[b] for b in BASELINES},
-            },
-            manifest={
-                "hyperparameters": model.params(),
-                "git_commit": git_commit(),
-                "data_version": ingested.data_version,
-                "trigger": trigger,
-                "tracts": len(tract_ids),
-                "tract_id_field": index.id_field,
-                "days": int(history.shape[1]),
-                "ingest": _ingest_summary(ingested.report),
-            },
-            trigger=trigger,
+    except (TractcastError, TypeError, ValueError) as exc:
+        return None, f"champion {champion} could not be rebuilt for comparison ({exc})"
+    same = candidates.get(found.family)
+    if same is not None and same.params() == prototype.params():
+        return backtest.scores[found.family], "same family and hyperparameters as this run's"
+    try:
+        again = run_backtest(
+            arrays.history,
+            {champion: prototype},
+            backtest.origins,
+            horizon=settings.horizon,
+            mask=arrays.observed,
         )
-        bundle = build_bundle(
-            ingested.series,
-            tract_ids,
-            model.predict(history),
-            version.version,
-            ingested.data_version,
-        )
-        bundle_id = store.add_bundle(bundle)
-        promote_version(
-            store, metadata, version.version, reason="newest candidate", trigger=trigger
-        )
-    return RetrainOutcome(
-        version=version.version,
-        data_version=ingested.data_version,
-        promoted=True,
-        bundle_id=bundle_id,
-        metrics={name: _headline(m) for name, m in metrics.items()},
-        seconds=round(time.monotonic() - started, 1),
+    except TractcastError as exc:
+        return None, f"champion {champion} could not be refitted for comparison ({exc.message})"
+    return again.scores[champion], "refitted with its saved hyperparameters"
+
+
+def refresh_champion(
+    store: LocalModelStore, champion: str, arrays: SeriesArrays, ingested: IngestResult
+) -> str:
+    """Serve the champion's forecast from the newest data (a new bundle, same model)."""
+    return refresh_serving_bundle(store, version_bundle(store, champion, arrays, ingested))
+
+
+def version_bundle(
+    store: LocalModelStore, version: str, arrays: SeriesArrays, ingested: IngestResult
+) -> Bundle:
+    """A stored version's forecast from the newest data, as a bundle (nothing serves it yet)."""
+    found = store.get_version(version)
+    assert found.path is not None
+    forecaster = load_forecaster(found.path, found.family)
+    if hasattr(forecaster, "first_weekday"):
+        forecaster.first_weekday = arrays.first_weekday  # a property of the history, not the model
+    return build_bundle(
+        ingested.series,
+        arrays.tract_ids,
+        forecaster.predict(arrays.history),
+        version,
+        ingested.data_version,
     )
 
 
-def _headline(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(np.round(metrics[k], 4)) for k in ("mae", "rmse", "mse", "mape", "wape")}
+def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
+    """Backtest and register every candidate on the newest data; promote only past the gate."""
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    with retrain_lock(Path(settings.store)):
+        store, metadata = open_stores(settings)
+        index, ingested = load_inputs(settings)
+        arrays = series_arrays(ingested)
+        timings["ingest"] = _lap(started, timings)
+        candidates = candidate_forecasters(settings, arrays.first_weekday)
+        backtest = run_backtest(
+            arrays.history,
+            candidates,
+            backtest_origins(arrays, candidates, settings),
+            horizon=settings.horizon,
+            mask=arrays.observed,
+        )
+        timings["backtest"] = _lap(started, timings)
+        manifest = run_manifest(index, ingested, arrays, trigger)
+        versions = {
+            family: register_candidate(
+                store,
+                metadata,
+                prototype,
+                arrays,
+                ingested,
+                version_metrics(backtest, family, arrays.dates, settings.horizon),
+                manifest,
+                trigger,
+            ).version
+            for family, prototype in candidates.items()
+        }
+        timings["final_fit"] = _lap(started, timings)
+        champion = serving_version(store)
+        champion_scores, how = (None, "")
+        if champion is not None:
+            champion_scores, how = evaluate_champion(
+                store, champion, candidates, backtest, arrays, settings
+            )
+        decision = gate(versions, backtest, champion, champion_scores, how, settings)
+        apply_decision(store, metadata, decision, arrays, ingested, trigger)
+        timings["gate"] = _lap(started, timings)
+        # MLflow and the S3 mirror log their outages and catch up later; neither fails a run
+        promoted = decision.candidate if decision.promote else None
+        track_candidates(settings, store, versions.values(), promoted)
+        mirror_store(settings, store)
+    return RetrainOutcome(
+        promoted=decision.candidate if decision.promote else None,
+        champion=serving_version(store),
+        candidate=decision.candidate,
+        reason=decision.reason,
+        versions=versions,
+        data_version=ingested.data_version,
+        bundle_id=store.current_bundle_id(),
+        origins=[iso_day(arrays.dates, origin) for origin in backtest.origins],
+        metrics={family: _headline(backtest.scores[family]) for family in candidates},
+        champion_metrics=None if champion_scores is None else _headline(champion_scores),
+        seconds=round(time.monotonic() - started, 1),
+        timings=timings,
+    )
+
+
+def run_manifest(
+    index: TractIndex, ingested: IngestResult, arrays: SeriesArrays, trigger: str
+) -> dict[str, Any]:
+    """What every version of one retrain records about where it came from."""
+    return {
+        "git_commit": git_commit(),
+        "data_version": ingested.data_version,
+        "trigger": trigger,
+        "tracts": len(arrays.tract_ids),
+        "tract_id_field": index.id_field,
+        "days": int(arrays.history.shape[1]),
+        "ingest": _ingest_summary(ingested.report),
+        # what the inputs looked like, for the drift check (tractcast.monitoring.drift)
+        "drift_reference": reference_sample(arrays.history, arrays.observed, arrays.dates),
+    }
+
+
+def version_metrics(
+    backtest: Backtest, family: str, dates: pd.DatetimeIndex, horizon: int
+) -> dict[str, Any]:
+    """metrics.json of a version: its backtest scores, overall, per horizon and per origin."""
+    return {
+        "evaluation": "rolling-origin backtest",
+        "origins": [iso_day(dates, origin) for origin in backtest.origins],
+        "horizon": horizon,
+        **dated_scores(backtest.scores[family], dates),
+    }
+
+
+def apply_decision(
+    store: LocalModelStore,
+    metadata: SqlMetadataStore,
+    decision: GateDecision,
+    arrays: SeriesArrays,
+    ingested: IngestResult,
+    trigger: str,
+) -> None:
+    """Promote the candidate, or record its rejection and serve the champion on the new data."""
+    if decision.promote:
+        promote_version(
+            store, metadata, decision.candidate, reason=decision.reason, trigger=trigger
+        )
+        if decision.champion is not None:
+            # the replaced champion forecasts from the same data too, so both can be scored on
+            # the same days once actuals arrive (automated rollback, tractcast.monitoring)
+            with suppress(TractcastError, OSError, ValueError):
+                store.add_bundle(version_bundle(store, decision.champion, arrays, ingested))
+        return
+    reject_version(
+        metadata, decision.candidate, champion=decision.champion, reason=decision.reason,
+        trigger=trigger,
+    )  # fmt: skip
+    if decision.champion is not None:
+        # a champion saved by an older release that cannot predict here keeps its older bundle
+        with suppress(TractcastError):
+            refresh_champion(store, decision.champion, arrays, ingested)
+
+
+def backtest_report(
+    settings: Settings,
+    count: int | None = None,
+    start: str | None = None,
+    end: str | None = None,
+) -> dict[str, Any]:
+    """Backtest every candidate on `count` origins from `start` to `end` (default: recent weeks).
+
+    `champion` names the candidate the gate would serve; nothing is registered.
+    """
+    _, ingested = load_inputs(settings)
+    arrays = series_arrays(ingested)
+    candidates = candidate_forecasters(settings, arrays.first_weekday)
+    count = settings.backtest_origins if count is None else count
+    origins = origins_between(arrays.dates, count, start, end, settings.horizon)
+    backtest = run_backtest(
+        arrays.history, candidates, origins, horizon=settings.horizon, mask=arrays.observed
+    )
+    return json_safe(
+        {
+            "champion": choose_candidate(backtest.scores, BASELINE_FAMILIES),
+            "origins": [iso_day(arrays.dates, origin) for origin in backtest.origins],
+            "candidates": {
+                name: {key: scores[key] for key in REPORT_KEYS}
+                for name, scores in backtest.scores.items()
+            },
+        }
+    )
+
+
+def json_safe(value: Any) -> Any:
+    """The value with every non-finite float as None, so it prints as strict JSON."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def gate(
+    versions: dict[str, str],
+    backtest: Backtest,
+    champion: str | None,
+    champion_scores: dict[str, Any] | None,
+    how: str,
+    settings: Settings,
+) -> GateDecision:
+    """The gate's decision on this run's best candidate, with versions named in the reason."""
+    scores = {versions[family]: backtest.scores[family] for family in versions}
+    baselines = {versions[family] for family in BASELINE_FAMILIES if family in versions}
+    decision = decide_promotion(
+        choose_candidate(scores, baselines),
+        scores,
+        baselines=baselines,
+        champion=champion,
+        champion_scores=champion_scores,
+        margin=settings.promotion_margin,
+    )
+    if champion is None:
+        return decision
+    # an uncomparable champion gives way to the best candidate; the reason says why
+    note = (
+        f"({how})"
+        if champion_scores is None
+        else f"(champion re-evaluated on the same origins: {how})"
+    )
+    return GateDecision(decision.promote, decision.candidate, champion, f"{decision.reason} {note}")
+
+
+def _lap(started: float, timings: dict[str, float]) -> float:
+    """Seconds since the last recorded stage ended (stages are recorded in order)."""
+    elapsed = time.monotonic() - started
+    return round(max(0.0, elapsed - sum(timings.values())), 1)
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """The overall metrics, rounded; None where nothing was scored (strict JSON has no NaN)."""
+    return {
+        k: float(np.round(metrics[k], 4)) if np.isfinite(metrics[k]) else None
+        for k in HEADLINE
+        if k in metrics
+    }
 
 
 def _ingest_summary(report: dict[str, Any]) -> dict[str, Any]:
-    keys = ("format", "date_column", "tract_column", "value_column", "value_kind", "start", "end")
+    keys = (
+        "format", "date_column", "tract_column", "value_column", "value_kind", "start", "end",
+        "tracts_matched", "rows_read", "rows_quarantined", "quarantine_reasons",
+    )  # fmt: skip
     return {k: report.get(k) for k in keys}

@@ -80,8 +80,11 @@ def start_stack(settings: Settings, *, with_nginx: bool | None = None) -> Stack:
             "--bind", f"{settings.host}:{getattr(settings, port_attr)}",
             "--workers", str(settings.workers if name in ("api", "geo") else 1),
             "--chdir", str(ROOT), "--graceful-timeout", "5", "--timeout", "120",
+            "--config", "python:services.common.gunicorn_conf",  # JSON logs, metrics, threads
         ]  # fmt: skip
-        _spawn(stack, name, cmd, env, log_dir)
+        # Each service's workers share one metrics directory (gunicorn empties it at start).
+        metrics_dir = {"PROMETHEUS_MULTIPROC_DIR": str(run_dir / "metrics" / name)}
+        _spawn(stack, name, cmd, {**env, **metrics_dir}, log_dir)
     _spawn(stack, "scheduler", [sys.executable, "-m", "services.retrainer.scheduler"], env, log_dir)
     if settings.broker_url:
         worker = [

@@ -3,23 +3,43 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from tractcast.errors import InvalidInput, PayloadTooLarge
 
+# What a number may look like in a query string or JSON text: decimal, optional exponent.
+# Stricter than float(), which also takes "1_000", "infinity" and digits of other scripts.
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+SHOWN_CHARS = 40
+
+
+def shown(value: Any) -> str:
+    """A client's value for an error message: its repr, cut short when long."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 5]}...{text[-1]}"
+
 
 def parse_number(value: Any, name: str) -> float:
-    """A finite float from a number or numeric text; InvalidInput naming `name` otherwise."""
+    """A finite float from a number or decimal text; InvalidInput naming `name` otherwise."""
     if value is None or (isinstance(value, str) and not value.strip()):
         raise InvalidInput(f"{name} is required")
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidInput(f"{name} must be a number, got {value!r}")
+        raise InvalidInput(f"{name} must be a number, got {shown(value)}")
+    if isinstance(value, str):
+        text = value.strip()
+        if _NOT_FINITE.fullmatch(text):
+            raise InvalidInput(f"{name} must be a finite number, got {shown(value)}")
+        if not _DECIMAL.fullmatch(text):
+            raise InvalidInput(f"{name} must be a number, got {shown(value)}")
+        value = text
     try:
         number = float(value)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a number, got {value!r}") from None
+    except (ValueError, OverflowError):  # an int too large for a float
+        raise InvalidInput(f"{name} must be a finite number, got {shown(value)}") from None
     if not math.isfinite(number):
-        raise InvalidInput(f"{name} must be a finite number, got {value!r}")
+        raise InvalidInput(f"{name} must be a finite number, got {shown(value)}")
     return number
 
 
@@ -45,12 +65,14 @@ def parse_radius_km(value: Any, max_km: float = 500.0) -> float:
 
 
 def parse_horizon(value: Any, max_horizon: int = 14) -> int:
-    """A forecast horizon in days, 1..max_horizon; `max_horizon` when not given."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+    """A forecast horizon in days, 1..max_horizon; `max_horizon` when not given (None)."""
+    if value is None:
         return max_horizon
+    if isinstance(value, str) and not value.strip():
+        raise InvalidInput("horizon must be a whole number of days, got an empty value")
     number = parse_number(value, "horizon")
     if not number.is_integer():
-        raise InvalidInput(f"horizon must be a whole number of days, got {value!r}")
+        raise InvalidInput(f"horizon must be a whole number of days, got {shown(value)}")
     if not 1 <= number <= max_horizon:
         raise InvalidInput(f"horizon must be between 1 and {max_horizon}, got {int(number)}")
     return int(number)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tractcast.data.clean import clean_series, lift_transient_dips, offset_corrections
+from tractcast.data.clean import (
+    clean_series,
+    lift_transient_dips,
+    offset_corrections,
+    spread_dumps,
+)
 from tractcast.data.series import daily_from_cumulative, series_frame
 
 
@@ -48,3 +53,41 @@ def test_a_clean_series_is_returned_unchanged():
     cleaned, report = clean_series(series)
     assert cleaned.equals(series)
     assert report["days_changed"] == 0
+
+
+def steady_then(days: list[float], before: int = 28, rate: float = 10) -> np.ndarray:
+    """Daily counts: `before` days at `rate`, then the given days, then 28 more at `rate`."""
+    return np.array([[rate] * before + days + [rate] * 28])
+
+
+def test_a_dump_after_a_frozen_period_is_spread_back_over_it():
+    new = steady_then([0, 0, 0, 0, 0, 60])
+    repaired, changed, dumps, _ = spread_dumps(new)
+    assert repaired[0, 28:34].tolist() == [10] * 6
+    assert repaired.sum() == new.sum()
+    assert changed[0, 28:34].all() and changed.sum() == 6
+    assert dumps == [{"row": 0, "start": 28, "days": 5, "cases": 60}]
+
+
+def test_zeros_that_the_rate_makes_plausible_are_left_alone():
+    new = steady_then([0, 0, 0, 4], rate=0.5)
+    repaired, changed, dumps, frozen = spread_dumps(new)
+    assert (repaired == new).all() and not changed.any()
+    assert dumps == [] and frozen == []
+
+
+def test_a_frozen_period_without_a_dump_is_reported_not_invented():
+    new = steady_then([0] * 30 + [9])
+    repaired, changed, dumps, frozen = spread_dumps(new)
+    assert (repaired == new).all() and dumps == []
+    assert frozen == [{"row": 0, "start": 28, "days": 30}]
+
+
+def test_cleaning_spreads_dumps_flags_them_imputed_and_says_so():
+    total = np.cumsum(steady_then([0, 0, 0, 0, 0, 60]), axis=1)
+    cleaned, report = clean_series(series_of(total.tolist()))
+    assert cleaned["new_cases"].tolist()[28:34] == [10] * 6
+    assert cleaned["imputed"].tolist()[28:34] == [True] * 6
+    assert cleaned["total_cases"].iloc[-1] == total[0, -1]
+    assert (report["dumps_spread"], report["days_spread"], report["cases_spread"]) == (1, 6, 60)
+    assert report["dumps"][0]["start"] == "2021-01-29"

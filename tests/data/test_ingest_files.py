@@ -235,7 +235,9 @@ def test_data_version_is_the_hash_of_the_raw_bytes(tmp_path, layer):
 def test_blank_lines_are_quarantined_without_disturbing_inference(tmp_path, layer):
     text = "date,code,cases\n2021-01-01,001,3\n\n2021-01-02,001,4\n"
     result = ingest_source(write(tmp_path, text), layer)
-    assert result.report["quarantine"] == [{"line": 3, "reason": "blank_line", "detail": ""}]
+    assert result.report["quarantine"] == [
+        {"file": "cases.csv", "line": 3, "reason": "blank_line", "detail": ""}
+    ]
     assert result.report["rows_read"] == 3
     assert result.series["total_cases"].tolist() == [3, 4]
 
@@ -243,3 +245,73 @@ def test_blank_lines_are_quarantined_without_disturbing_inference(tmp_path, laye
 def test_header_only_file_is_rejected(tmp_path, layer):
     with pytest.raises(DataRejected, match="at least three columns and one row"):
         ingest_source(write(tmp_path, "date,code,cases\n"), layer)
+
+
+COUNTIES = """\
+date,county,state,fips,cases,deaths
+2021-03-01,Turin,Piemonte,1,10,1
+2021-03-01,Milan,Lombardia,15,20,2
+2021-03-01,Unknown,Lombardia,,4,0
+2021-03-01,Unknown,Piemonte,,2,0
+2021-03-02,Turin,Piemonte,1,13,1
+2021-03-02,Milan,Lombardia,15,26,3
+2021-03-02,Unknown,Lombardia,,5,0
+2021-03-02,Unknown,Piemonte,,3,0
+2021-03-03,Turin,Piemonte,1,15,2
+2021-03-03,Milan,Lombardia,15,31,3
+2021-03-03,Unknown,Lombardia,,9,1
+2021-03-03,Unknown,Piemonte,,3,0
+2021-03-03,Rome,Lazio,58,7,0
+"""
+
+
+def test_rows_without_a_key_are_pseudo_areas_named_by_their_labels(tmp_path, layer):
+    result = ingest_source(write(tmp_path, COUNTIES), layer)
+    report = result.report
+    assert report["value_column"] == "cases"
+    assert report["rows_quarantined"] == 0
+    assert {k: v["total"] for k, v in report["unmatched_keys"].items()} == {
+        "Unknown, Lombardia": 9.0,
+        "Unknown, Piemonte": 3.0,
+    }
+    assert report["unmatched_total"] == 12.0
+
+
+def test_rows_that_split_an_area_day_into_parts_are_summed(tmp_path, layer):
+    lines = ["day,code,age,new"]
+    for day, (young, old) in enumerate([(3, 1), (4, 2), (0, 5)], start=1):
+        lines += [f"2021-03-0{day},001,0-59,{young}", f"2021-03-0{day},001,60+,{old}"]
+        lines += [f"2021-03-0{day},015,0-59,{day}", f"2021-03-0{day},015,60+,{day + 1}"]
+    result = ingest_source(write(tmp_path, "\n".join(lines) + "\n"), layer)
+    assert result.report["rows_summed"] == 6
+    assert result.report["value_kind"] == "daily"
+    torino = result.series[result.series["tract_id"] == "001"]
+    assert torino["new_cases"].tolist() == [4, 6, 5]
+
+
+def test_a_negative_daily_count_is_a_correction_kept_and_repaired(tmp_path, layer):
+    text = "when,sigla,new\n" + "".join(
+        f"2022-01-{day:02d},{code},{value}\n"
+        for day, values in enumerate([(5, 3), (6, 4), (-4, 5), (7, 3), (6, 4)], start=1)
+        for code, value in zip(("TO", "MI"), values, strict=True)
+    )
+    result = ingest_source(write(tmp_path, text), layer)
+    assert result.report["value_kind"] == "daily"
+    assert result.report["rows_quarantined"] == 0
+    torino = result.series[result.series["tract_id"] == "001"]
+    assert (torino["new_cases"] >= 0).all()
+    assert torino["total_cases"].iloc[-1] == 5 + 6 - 4 + 7 + 6
+    assert result.report["cleaning"]["negative_days_before"] == 1
+
+
+def test_parts_next_to_their_total_row_are_not_counted_twice(tmp_path, layer):
+    lines = ["dep;jour;P;cl_age90"]
+    for day, parts in enumerate([(3, 1), (4, 2), (0, 5)], start=1):
+        for code in ("01", "15"):
+            lines.append(f"{code};2021-03-0{day};{sum(parts)};0")
+            lines += [
+                f"{code};2021-03-0{day};{n};{age}" for n, age in zip(parts, (9, 19), strict=True)
+            ]
+    result = ingest_source(write(tmp_path, "\n".join(lines) + "\n"), layer)
+    torino = result.series[result.series["tract_id"] == "001"]
+    assert torino["new_cases"].tolist() == [4, 6, 5]

@@ -206,3 +206,97 @@ def test_env_example_values_are_what_settings_parse() -> None:
         if line.startswith("TRACTCAST_")
     )
     assert Settings.from_env(env) == Settings()
+
+
+# ---- monitoring ---------------------------------------------------------------------------
+
+GUNICORN_SERVICES = {"api": 8001, "geo": 8002, "registry": 8003, "retrainer": 8004}
+MONITORING = ROOT / "monitoring"
+
+
+def _bind_mount_sources(service: dict) -> list[str]:
+    sources = []
+    for volume in service.get("volumes", []):
+        source = volume["source"] if isinstance(volume, dict) else volume.split(":", 1)[0]
+        if source.startswith("./"):
+            sources.append(source)
+    return sources
+
+
+def test_every_file_a_service_mounts_from_the_repository_exists(services: dict) -> None:
+    missing = []
+    for name, service in services.items():
+        for source in _bind_mount_sources(service):
+            if source in {"./data", "./var/certs"}:  # made by the operator (see the header)
+                continue
+            if not (ROOT / source).exists():
+                missing.append(f"{name}: {source}")
+    assert missing == []
+
+
+def test_prometheus_and_grafana_run_beside_the_services(services: dict) -> None:
+    assert set(services["prometheus"]["depends_on"]) == set(GUNICORN_SERVICES)
+    assert set(services["grafana"]["depends_on"]) == {"prometheus"}
+    for name in ("prometheus", "grafana"):
+        assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name
+
+
+def test_prometheus_scrapes_every_gunicorn_service_where_it_listens(services: dict) -> None:
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: [t for group in job["static_configs"] for t in group["targets"]]
+        for job in config["scrape_configs"]
+    }
+    assert targets == {name: [f"{name}:{port}"] for name, port in GUNICORN_SERVICES.items()}
+    for name, port in GUNICORN_SERVICES.items():
+        command = services[name]["command"]
+        assert f"--bind 0.0.0.0:{port}" in command, name
+
+
+def test_gunicorn_services_log_json_and_sum_metrics_over_workers(services: dict) -> None:
+    for name in GUNICORN_SERVICES:
+        service = services[name]
+        assert "-c python:services.common.gunicorn_conf" in service["command"], name
+        assert "--access-logfile" not in service["command"], name  # the apps log requests
+        assert service["environment"]["PROMETHEUS_MULTIPROC_DIR"], name
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(services: dict) -> None:
+    mounts = {
+        volume.split(":")[1]: volume.split(":")[0]
+        for volume in services["grafana"]["volumes"]
+        if volume.startswith("./")
+    }
+    provisioning = ROOT / mounts["/etc/grafana/provisioning"]
+    datasource = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    providers = yaml.safe_load((provisioning / "dashboards" / "tractcast.yml").read_text())
+    dashboard_dir = providers["providers"][0]["options"]["path"]
+    assert (ROOT / mounts[dashboard_dir] / "tractcast.json").is_file()
+
+
+def _defined_metrics() -> set[str]:
+    """Metric names the services define (counters also expose name_total)."""
+    names = set()
+    for path in (ROOT / "services").rglob("*.py"):
+        names |= set(re.findall(r'"(tractcast_[a-z_]+)"', path.read_text()))
+    return names | {f"{name}_total" for name in names} | {f"{name}_bucket" for name in names}
+
+
+def test_the_dashboard_only_charts_metrics_the_services_expose() -> None:
+    dashboard = json.loads((MONITORING / "grafana" / "dashboards" / "tractcast.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    charted = {name for expr in exprs for name in re.findall(r"\b(tractcast_[a-z_]+)", expr)}
+    assert charted and charted <= _defined_metrics(), charted - _defined_metrics()
+    wanted = {
+        "tractcast_http_requests_total",
+        "tractcast_http_request_duration_seconds_bucket",
+        "tractcast_serving_info",
+        "tractcast_serving_bundle_age_seconds",
+        "tractcast_training_runs_total",
+        "tractcast_promotions_total",
+        "tractcast_rollbacks_total",
+        "tractcast_quarantined_rows",
+    }
+    assert wanted <= charted
+    assert all(panel["datasource"]["uid"] == "prometheus" for panel in dashboard["panels"])

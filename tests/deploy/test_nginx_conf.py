@@ -138,6 +138,7 @@ class _Stub(BaseHTTPRequestHandler):
     """Answers every request with which upstream got it and what nginx forwarded."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave at once: no 40 ms delayed-ACK waits
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -153,10 +154,11 @@ class _Stub(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Request-ID", "the-service-echo")
         self.end_headers()
         self.wfile.write(body)
 
-    do_GET = do_POST = _answer
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -236,6 +238,9 @@ def test_gateway_routes_each_public_path_to_its_service(gateway: tuple[int, int]
         "/v1/tracts/lookup?lat=45&lon=9": "geo",
         "/v1/models/current": "registry",
         "/v1/events": "registry",
+        "/v1/tracts/015": "geo",
+        "/v1/tracts/015/history": "api",
+        "/v1/dashboard/tracts": "api",
     }
     for path, upstream in routes.items():
         status, _, body = request(port, "GET", path)
@@ -262,7 +267,10 @@ def test_gateway_answers_its_own_errors_in_json(gateway: tuple[int, int]) -> Non
     port, _ = gateway
     cases = [
         (("GET", "/nowhere", {}, b""), 404, "not_found"),
-        (("DELETE", "/v1/forecast", {}, b""), 405, "method_not_allowed"),
+        (("TRACE", "/v1/forecast", {}, b""), 405, "method_not_allowed"),
+        (("GET", "/v1/forecast?lat=" + "4" * 5000, {}, b""), 414, "uri_too_long"),
+        (("POST", "/v1/forecast?lat=" + "4" * 5000, {}, b"{}"), 414, "uri_too_long"),
+        (("GET", "/v1/forecast", {"X-Padding": "x" * 5000}, b""), 400, "invalid_input"),
         (("POST", "/v1/forecast", {}, b"x" * (3 * 1024 * 1024)), 413, "too_large"),
         (("POST", "/v1/admin/retrain", {}, b""), 401, "unauthorized"),
         (("POST", "/v1/admin/retrain", {"Authorization": "Bearer t"}, b""), 503, "unavailable"),
@@ -317,3 +325,54 @@ def test_gateway_serves_the_same_routes_over_tls(gateway: tuple[int, int]) -> No
         conn.close()
     assert (response.status, body["upstream"]) == (200, "geo")
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+@pytest.mark.e2e
+def test_gateway_leaves_methods_to_the_services_and_refuses_trace_with_allow(
+    gateway: tuple[int, int],
+) -> None:
+    port, _ = gateway
+    status, _, body = request(port, "DELETE", "/v1/forecast")
+    assert (status, body["upstream"]) == (200, "api")  # the service answers 405 + its Allow
+    status, headers, body = request(port, "TRACE", "/healthz")
+    assert (status, body["error"]) == (405, "method_not_allowed")
+    assert headers["Allow"] == "GET, HEAD, POST, OPTIONS"
+
+
+@pytest.mark.e2e
+def test_gateway_sends_one_request_id_header_its_own(gateway: tuple[int, int]) -> None:
+    port, _ = gateway
+    _, headers, body = request(port, "GET", "/healthz", {"X-Request-ID": "abc-123"})
+    assert headers.get_all("X-Request-ID") == ["abc-123"]
+
+
+@pytest.mark.e2e
+def test_gateway_rate_limits_public_routes_per_client_with_a_burst(
+    gateway: tuple[int, int],
+) -> None:
+    port, _ = gateway
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    statuses = []
+    try:
+        for _ in range(150):  # one keep-alive connection: far over 20 requests/s
+            conn.request("GET", "/v1/tracts/lookup?lat=1&lon=2")
+            response = conn.getresponse()
+            response.read()
+            statuses.append(response.status)
+    finally:
+        conn.close()
+    assert statuses[:30] == [200] * 30  # the burst goes through at once
+    assert statuses.count(429) > 50
+
+
+def test_rate_limits_come_from_the_settings(tmp_path: Path) -> None:
+    settings = Settings(rate_limit="300r/s", admin_rate_limit="5r/m")
+    text = render_nginx_conf(TEMPLATE_DIR / NGINX_TEMPLATE, nginx_values(settings, tmp_path))
+    assert "zone=tc_public:10m rate=300r/s;" in text
+    assert "zone=tc_admin:1m rate=5r/m;" in text
+
+
+@pytest.mark.parametrize("rate", ["20", "20r/h", "0r/s", "20r/s;", "fast"])
+def test_a_malformed_rate_limit_is_refused(tmp_path: Path, rate: str) -> None:
+    with pytest.raises(ValueError, match="TRACTCAST_RATE_LIMIT must look like 20r/s"):
+        nginx_values(Settings(rate_limit=rate), tmp_path)

@@ -93,7 +93,7 @@ def test_point_in_milan_answers_milano_with_a_fourteen_day_forecast(url, first_t
     answer = requests.get(f"{url}/v1/forecast", params=MILAN, timeout=5).json()
     assert answer["tract"] == {"id": "015", "name": "Milano"}
     assert answer["as_of"] == "2023-01-31"
-    assert answer["model_version"] == first_training["version"]
+    assert answer["model_version"] == first_training["champion"]
     assert answer["data_version"] == first_training["data_version"]
     assert len(answer["forecast"]) == 14
     assert answer["next_day"] == answer["forecast"][0]
@@ -164,17 +164,52 @@ def wait_for_version(url: str, version: str, timeout: float = 10.0) -> dict:
         time.sleep(0.2)
 
 
-def test_rollback_restores_previous_version_without_restart(url, settings, first_training):
-    second = run_cli(settings, "train")
-    assert second["version"] != first_training["version"]
-    models = requests.get(f"{url}/v1/models", timeout=5).json()
-    assert len(models["versions"]) == 2
-    assert wait_for_version(url, second["version"])["model_version"] == second["version"]
+def test_first_training_registers_every_candidate_and_the_best_serves(url, first_training):
+    assert set(first_training["versions"]) == {
+        "lstm", "persistence", "seasonal_naive", "moving_average"
+    }  # fmt: skip
+    assert first_training["promoted"] == first_training["champion"]
+    current = requests.get(f"{url}/v1/models/current", timeout=5).json()
+    assert current["version"] == first_training["champion"]
+    assert current["family"] == first_training["champion"].split("-", 1)[1]
+    assert {"mae", "wape", "rmse", "relative_mae", "coverage", "per_horizon"} <= set(
+        current["metrics"]
+    )
 
+
+def test_a_rejected_candidate_leaves_the_champion_and_rollback_restores_it(
+    url, settings, first_training
+):
+    second = run_cli(settings, "train")
+    first_versions, second_versions = (
+        set(r["versions"].values()) for r in (first_training, second)
+    )
+    assert first_versions.isdisjoint(second_versions)
+    models = requests.get(f"{url}/v1/models", timeout=5).json()
+    assert {v["version"] for v in models["versions"]} == first_versions | second_versions
+
+    # same data, same configuration: the gate keeps the champion and the registry says why
+    champion = first_training["champion"]
+    assert second["promoted"] is None and second["champion"] == champion
+    assert requests.get(f"{url}/v1/models/current", timeout=5).json()["version"] == champion
+    assert wait_for_version(url, champion)["model_version"] == champion
+    events = requests.get(f"{url}/v1/events", timeout=5).json()["events"]
+    rejected = [e for e in events if e["kind"] == "rejected"]
+    assert rejected[0]["version"] == second["candidate"]
+    assert rejected[0]["from_version"] == champion
+    assert "not better than champion" in rejected[0]["reason"]
+
+    # an admin serves the newer version anyway, then rolls back: no restart anywhere
     auth = {"Authorization": f"Bearer {TOKEN}"}
+    newer = second["candidate"]
+    response = requests.post(
+        f"{url}/v1/admin/promote", headers=auth, json={"version": newer}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    assert wait_for_version(url, newer)["model_version"] == newer
+
     response = requests.post(f"{url}/v1/admin/rollback", headers=auth, json={}, timeout=10)
     assert response.status_code == 200, response.text
     current = requests.get(f"{url}/v1/models/current", timeout=5).json()
-    assert current["version"] == first_training["version"]
-    answer = wait_for_version(url, first_training["version"])
-    assert answer["model_version"] == first_training["version"]
+    assert current["version"] == champion
+    assert wait_for_version(url, champion)["model_version"] == champion

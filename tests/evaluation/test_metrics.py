@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 from tractcast.errors import InvalidInput
-from tractcast.evaluation.metrics import coverage, mae, mape, mse, rmse, score_forecast, wape
+from tractcast.evaluation.metrics import (
+    coverage,
+    mae,
+    mape,
+    mse,
+    relative_mae,
+    rmse,
+    score_forecast,
+    wape,
+)
 from tractcast.models.base import Forecast
 
 ACTUAL = np.array([[1.0, 2.0], [0.0, 4.0]])
@@ -84,3 +93,19 @@ def test_score_forecast_applies_the_mask_per_horizon() -> None:
     scores = score_forecast(ACTUAL, forecast, mask)
     assert scores["mae"] == pytest.approx(1.0)
     assert math.isnan(scores["per_horizon"][1]["mae"])
+
+
+def test_relative_mae_divides_by_the_reference_mae_on_the_same_points() -> None:
+    reference = np.array([[3.0, 2.0], [0.0, 0.0]])  # errors 2, 0, 0, 4: MAE 1.5
+    assert relative_mae(ACTUAL, PREDICTED, reference) == pytest.approx(1.0 / 1.5)
+    assert math.isnan(relative_mae(ACTUAL, PREDICTED, ACTUAL))  # a perfect reference
+
+
+def test_score_forecast_with_a_reference_adds_relative_mae_per_horizon_and_overall() -> None:
+    forecast = Forecast(point=PREDICTED, lower=PREDICTED, upper=PREDICTED)
+    reference = np.array([[3.0, 4.0], [1.0, 4.0]])  # per-horizon MAE 1.5 and 1.0
+    scores = score_forecast(ACTUAL, forecast, reference=reference)
+    first, second = scores["per_horizon"]
+    assert first["relative_mae"] == pytest.approx(1.0 / 1.5)
+    assert second["relative_mae"] == pytest.approx(1.0 / 1.0)
+    assert scores["relative_mae"] == pytest.approx((1.0 / 1.5 + 1.0) / 2)

@@ -10,7 +10,8 @@ def test_importing_models_and_baselines_does_not_import_tensorflow() -> None:
     code = (
         "import sys\n"
         "import tractcast.models, tractcast.models.baselines\n"
-        "import tractcast.evaluation.metrics, tractcast.evaluation.holdout\n"
+        "import tractcast.evaluation.metrics, tractcast.evaluation.backtest\n"
+        "import tractcast.evaluation.gate, tractcast.pipeline\n"
         "from tractcast.models import make_forecaster\n"
         "make_forecaster('persistence')\n"
         "loaded = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"

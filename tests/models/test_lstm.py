@@ -1,4 +1,4 @@
-"""The global LSTM: trains, saves model.h5, loads safely, repeats itself and beats persistence."""
+"""The global LSTM: trains, saves model.h5, loads safely, repeats itself, calibrated intervals."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-from tractcast.evaluation.holdout import evaluate_on_holdout
+from tractcast.errors import InvalidInput
+from tractcast.evaluation.backtest import run_backtest
 from tractcast.models import Forecaster, load_forecaster, make_forecaster
 from tractcast.models.baselines import Persistence
 
@@ -73,11 +74,13 @@ def test_saved_lstm_loads_back_safely_and_predicts_the_same(
     fitted.save(tmp_path)
     assert h5py.is_hdf5(tmp_path / "model.h5")
     state = json.loads((tmp_path / "lstm.json").read_text())
-    assert state["params"]["lookback"] == 28 and len(state["low_q"]) == 14
+    assert state["params"]["lookback"] == 28 and len(state["adjustment"]) == 14
+    assert state["outputs"]["quantiles"] == pytest.approx([0.1, 0.5, 0.9])
     loaded = load_forecaster(tmp_path, "lstm")
     before, after = fitted.predict(history), loaded.predict(history)
     np.testing.assert_allclose(after.point, before.point, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(after.upper, before.upper, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(after.lower, before.lower, rtol=1e-5, atol=1e-6)
 
 
 def test_saved_lstm_loads_in_a_process_without_custom_objects(
@@ -88,7 +91,7 @@ def test_saved_lstm_loads_in_a_process_without_custom_objects(
         "import keras, sys\n"
         f"model = keras.models.load_model({str(tmp_path / 'model.h5')!r},"
         " compile=False, safe_mode=True)\n"
-        "assert model.output_shape == (None, 14), model.output_shape\n"
+        "assert model.output_shape == (None, 14, 3), model.output_shape\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -103,7 +106,31 @@ def test_same_seed_and_data_give_the_same_forecast(fitted: Forecaster, history: 
 
 
 def test_lstm_beats_persistence_on_a_weekly_seasonal_series(history: np.ndarray) -> None:
-    results = evaluate_on_holdout(
-        history, {"lstm": make_forecaster("lstm", **SMALL), "persistence": Persistence()}
-    )
-    assert results["lstm"]["mae"] < results["persistence"]["mae"]
+    candidates = {"lstm": make_forecaster("lstm", **SMALL), "persistence": Persistence()}
+    scores = run_backtest(history, candidates, [history.shape[1] - 14]).scores
+    assert scores["lstm"]["mae"] < scores["persistence"]["mae"]
+    assert scores["lstm"]["relative_mae"] < 1.0  # and the weekly seasonal naive
+
+
+def test_lstm_intervals_cover_about_eighty_percent_of_days_it_never_saw() -> None:
+    history = seasonal_history(n_tracts=12, n_days=260, seed=4)
+    covered = []
+    for origin in (200, 230):
+        forecaster = make_forecaster("lstm", **SMALL)
+        forecaster.fit(history[:, :origin])
+        forecast = forecaster.predict(history[:, :origin])
+        actual = history[:-1, origin : origin + 14]  # the all-zero tract is trivially covered
+        covered.append((actual >= forecast.lower[:-1]) & (actual <= forecast.upper[:-1]))
+    assert 0.65 <= np.mean(covered) <= 0.95
+
+
+def test_lstm_reads_the_all_tract_total_as_context(fitted: Forecaster, history: np.ndarray) -> None:
+    others = history.copy()
+    others[1:, -7:] *= 3.0  # every other tract surges in the last week; tract 0 does not
+    alone, together = fitted.predict(history).point[0], fitted.predict(others).point[0]
+    assert not np.allclose(alone, together)
+
+
+def test_history_too_short_to_train_and_calibrate_is_rejected(history: np.ndarray) -> None:
+    with pytest.raises(InvalidInput, match="at least"):
+        make_forecaster("lstm", **SMALL).fit(history[:, :80])

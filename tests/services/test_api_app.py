@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -15,6 +18,7 @@ from flask.testing import FlaskClient
 from services.api.app import create_app
 from tractcast.errors import Unavailable
 from tractcast.geo.index import Tract, TractHit
+from tractcast.logs import JsonFormatter
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, write_bundle
 from tractcast.serving.holder import BundleHolder
 from tractcast.settings import Settings
@@ -166,12 +170,79 @@ def test_unknown_model_version_is_404(client: FlaskClient) -> None:
         {"lat": "north", "lon": "9.19"},
         {"lat": "91", "lon": "9.19"},
         {"lon": "9.19"},
+        {"lat": "nan", "lon": "9.19"},
+        {"lat": "45.46", "lon": "-inf"},
+        {"lat": "45.46", "lon": "1e999"},
+        {"lat": "4_5", "lon": "9.19"},
+        {"lat": "", "lon": "9.19"},
         {**MILAN, "horizon": "0"},
         {**MILAN, "horizon": "15"},
+        {**MILAN, "horizon": "2.5"},
+        {**MILAN, "horizon": ""},
+        {**MILAN, "model_version": ""},
+        {**MILAN, "model_version": "../../etc"},
+        {**MILAN, "model_version": "v0001-lstm\n"},
     ],
 )
 def test_bad_input_is_400_json(client: FlaskClient, query: dict[str, str]) -> None:
     assert_error(client.get("/v1/forecast", query_string=query), 400, "invalid_input")
+
+
+@pytest.mark.parametrize(
+    "radius", ["-5", "0", "501", "1e9", "nan", "inf", "fifty", ""], ids=lambda r: repr(r)
+)
+def test_a_huge_negative_or_non_numeric_radius_is_400(client: FlaskClient, radius: str) -> None:
+    response = client.get("/v1/stats/radius", query_string={**MILAN, "radius_km": radius})
+    assert_error(response, 400, "invalid_input")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"points": [{"lat": "nan", "lon": 9}]},
+        {"points": [{"lat": True, "lon": 9}]},
+        {"points": [{"lat": 45, "lon": None}]},
+        {"points": [45, 9]},
+        {"points": {"lat": 45, "lon": 9}},
+        {"points": []},
+        {"points": [{"lat": 45, "lon": 9}], "horizon": 99},
+        {"points": [{"lat": 45, "lon": 9}], "horizon": "three"},
+    ],
+)
+def test_a_bad_batch_is_400_json(client: FlaskClient, body: object) -> None:
+    assert_error(client.post("/v1/forecast", json=body), 400, "invalid_input")
+
+
+def test_a_bad_horizon_in_the_query_of_a_batch_is_400(client: FlaskClient) -> None:
+    body = {"points": [{"lat": 45.4642, "lon": 9.19}], "horizon": 2}
+
+    bad = client.post("/v1/forecast", json=body, query_string={"horizon": "15"})
+    good = client.post("/v1/forecast", json=body, query_string={"horizon": "5"})
+
+    assert_error(bad, 400, "invalid_input")
+    assert len(good.json["results"][0]["forecast"]) == 2  # the body's horizon wins
+
+
+def test_a_body_that_is_not_json_is_400_and_not_an_object_is_400(client: FlaskClient) -> None:
+    broken = client.post("/v1/forecast", data="{points:", content_type="application/json")
+    listed = client.post("/v1/forecast", data="[1, 2]", content_type="application/json")
+
+    assert_error(broken, 400, "invalid_input")
+    assert_error(listed, 400, "invalid_input")
+
+
+def test_more_than_ten_thousand_points_is_413(client: FlaskClient) -> None:
+    body = {"points": [{"lat": 45.4642, "lon": 9.19}] * 10_001}
+
+    assert_error(client.post("/v1/forecast", json=body), 413, "payload_too_large")
+
+
+def test_a_body_over_two_megabytes_is_413_json(client: FlaskClient) -> None:
+    huge = '{"points": [' + ",".join(['{"lat": 45.4642, "lon": 9.19}'] * 80_000) + "]}"
+
+    response = client.post("/v1/forecast", data=huge, content_type="application/json")
+
+    assert_error(response, 413, "payload_too_large")
 
 
 def test_a_point_outside_every_tract_is_404_json(client: FlaskClient) -> None:
@@ -288,13 +359,51 @@ def test_metrics_count_requests_and_name_the_serving_versions(client: FlaskClien
     assert response.mimetype == "text/plain"
     text = response.get_data(as_text=True)
     assert (
-        'tractcast_api_requests_total{endpoint="/v1/forecast",method="GET",status="200"} 1.0'
-        in text
-    )
+        'tractcast_http_requests_total{endpoint="/v1/forecast",method="GET",service="api",'
+        'status="200"} 1.0'
+    ) in text
     assert 'status="404"' in text
-    assert "tractcast_api_request_duration_seconds_bucket" in text
+    assert "tractcast_http_request_duration_seconds_bucket" in text
     assert 'model_version="v0002-lstm"' in text and 'data_version="d1"' in text
-    assert "tractcast_api_bundle_age_seconds" in text
+    assert "tractcast_serving_bundle_age_seconds" in text
+    assert "tractcast_serving_bundle_loaded 1.0" in text
+
+
+def test_metrics_say_when_no_bundle_is_loaded(tmp_path: Path, geo: FakeGeo) -> None:
+    app = create_app(Settings(store=tmp_path), geo=geo)  # type: ignore[arg-type]
+
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+
+    assert "tractcast_serving_bundle_loaded 0.0" in text
+    assert "tractcast_serving_info" not in text
+
+
+def test_every_answer_carries_the_request_id(client: FlaskClient) -> None:
+    given = client.get("/v1/forecast", query_string=MILAN, headers={"X-Request-ID": "r-1"})
+    minted = client.get("/v1/nothing-here")
+
+    assert given.headers["X-Request-ID"] == "r-1"
+    assert len(minted.headers["X-Request-ID"]) == 32
+
+
+def test_each_request_is_one_json_log_line_with_its_id(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tractcast.access")
+
+    client.get("/v1/forecast", query_string=SEA, headers={"X-Request-ID": "r-404"})
+
+    [record] = [r for r in caplog.records if r.name == "tractcast.access"]
+    line = json.loads(JsonFormatter().format(record))
+    assert {k: line[k] for k in ("level", "service", "request_id", "method", "path", "status")} == {
+        "level": "info",
+        "service": "api",
+        "request_id": "r-404",
+        "method": "GET",
+        "path": "/v1/forecast",
+        "status": 404,
+    }
+    assert line["duration_ms"] >= 0 and line["time"].endswith("+00:00")
 
 
 def test_openapi_describes_every_public_endpoint(client: FlaskClient) -> None:
@@ -330,9 +439,10 @@ def test_every_route_of_the_app_is_in_the_openapi_document(app: Flask) -> None:
     doc = app.test_client().get("/openapi.json").json
     for rule in app.url_map.iter_rules():
         if rule.endpoint != "static":
-            assert rule.rule in doc["paths"]
+            path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)  # Flask -> OpenAPI
+            assert path in doc["paths"]
             for method in rule.methods - {"HEAD", "OPTIONS"}:
-                assert method.lower() in doc["paths"][rule.rule]
+                assert method.lower() in doc["paths"][path]
 
 
 def test_the_api_process_never_imports_tensorflow_or_keras(tmp_path: Path) -> None:

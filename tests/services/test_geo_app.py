@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import shapely.geometry
 from flask import Flask
 from flask.testing import FlaskClient
 
 from services.geo.app import create_app
 from tractcast.geo.index import TractIndex
 from tractcast.settings import Settings
+
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +34,21 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
-def test_lookup_finds_milano(client: FlaskClient) -> None:
+def test_lookup_finds_milano(client: FlaskClient, provinces: TractIndex) -> None:
     response = client.get("/v1/tracts/lookup?lat=45.4642&lon=9.19")
     assert response.status_code == 200
-    assert response.json == {"tract": {"id": "015", "name": "Milano"}}
+    assert response.json["tract"] == {"id": "015", "name": "Milano"}
+    # Milan's centre is far from any border: the answer holds for its whole grid cell.
+    cell = response.json["cell"]
+    assert cell["layer"] == provinces.layer_id and cell["grid"] == provinces.grid.to_list()
+    assert provinces.grid.cell(45.4642, 9.19) == cell["index"]
+
+
+def test_a_lookup_next_to_a_border_names_no_cell(client: FlaskClient) -> None:
+    # Milano | Monza e della Brianza: a few metres south of their border.
+    lat, lon = border_point(client)
+    response = client.get(f"/v1/tracts/lookup?lat={lat}&lon={lon}")
+    assert response.status_code == 200 and "cell" not in response.json
 
 
 def test_a_point_at_sea_is_not_found(client: FlaskClient) -> None:
@@ -85,6 +102,48 @@ def test_radius_lists_milano_first_then_its_neighbours(client: FlaskClient) -> N
     assert [t["distance_km"] for t in tracts] == sorted(t["distance_km"] for t in tracts)
 
 
+def test_radius_in_columns_holds_the_same_tracts(client: FlaskClient) -> None:
+    rows = client.get("/v1/tracts/radius?lat=45.4642&lon=9.19&radius_km=50").json
+    columns = client.get("/v1/tracts/radius?lat=45.4642&lon=9.19&radius_km=50&layout=columns").json
+    assert columns["ids"] == [t["id"] for t in rows["tracts"]]
+    assert columns["names"] == [t["name"] for t in rows["tracts"]]
+    assert columns["distance_km"] == [t["distance_km"] for t in rows["tracts"]]
+    assert "tracts" not in columns
+
+
+def test_radius_with_an_unknown_layout_is_400(client: FlaskClient) -> None:
+    response = client.get("/v1/tracts/radius?lat=45.4642&lon=9.19&radius_km=5&layout=xml")
+    assert response.status_code == 400 and "layout" in response.json["message"]
+
+
+def test_geo_answers_with_the_request_id_it_was_given(client: FlaskClient) -> None:
+    response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["X-Request-ID"] == "abc-123"
+    minted = client.get("/healthz", headers={"X-Request-ID": "no spaces allowed"})
+    assert len(minted.headers["X-Request-ID"]) == 32
+
+
+def test_geo_exposes_prometheus_metrics(client: FlaskClient) -> None:
+    client.get("/v1/tracts/lookup?lat=45.4642&lon=9.19")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert (
+        'tractcast_http_requests_total{endpoint="/v1/tracts/lookup",method="GET",'
+        'service="geo",status="200"} 1.0'
+    ) in text
+    assert "tractcast_http_request_duration_seconds_bucket" in text
+
+
+def border_point(client: FlaskClient) -> tuple[float, float]:
+    """A point a few metres inside Milano from its border with Monza e della Brianza."""
+    milano = shapely.geometry.shape(client.get("/v1/tracts/015").json["geometry"])
+    monza = shapely.geometry.shape(client.get("/v1/tracts/108").json["geometry"])
+    border = milano.boundary.intersection(monza.boundary)
+    on_border = border.interpolate(0.5, normalized=True)
+    inside = milano.intersection(on_border.buffer(0.0003))
+    point = inside.representative_point()
+    return point.y, point.x
+
+
 def test_radius_needs_a_valid_radius(client: FlaskClient) -> None:
     response = client.get("/v1/tracts/radius?lat=45.4642&lon=9.19&radius_km=-1")
     assert response.status_code == 400 and "radius_km" in response.json["message"]
@@ -132,7 +191,7 @@ def test_the_layer_loads_lazily_from_settings(italy_provinces: Path) -> None:
     client = app.test_client()
     assert client.get("/healthz").status_code == 200
     response = client.get("/v1/tracts/lookup?lat=45.4642&lon=9.19")
-    assert response.json == {"tract": {"id": "MI", "name": "Milano"}}
+    assert response.json["tract"] == {"id": "MI", "name": "Milano"}
 
 
 def test_an_unreadable_layer_makes_the_service_unready(tmp_path: Path) -> None:
@@ -146,3 +205,21 @@ def test_a_bad_id_field_setting_makes_the_service_unready(italy_provinces: Path)
     settings = Settings(tracts=str(italy_provinces), tract_id_field="nope")
     response = create_app(settings).test_client().get("/readyz")
     assert response.status_code == 503 and "codice_provincia" in response.json["message"]
+
+
+def test_the_geo_process_never_imports_tensorflow_or_keras(italy_provinces: Path) -> None:
+    code = (
+        "import sys\n"
+        "import services.geo.wsgi\n"
+        "services.geo.wsgi.app.test_client().get('/v1/tracts/lookup?lat=45.4642&lon=9.19')\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'tensorflow', 'keras'})\n"
+        "assert not heavy, heavy\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT), str(PROJECT / "src")])}
+    env["TRACTCAST_TRACTS"] = str(italy_provinces)
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True
+    )
+
+    assert result.returncode == 0, result.stderr

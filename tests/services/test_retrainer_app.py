@@ -1,17 +1,27 @@
-"""The retrainer: admin trigger, queueing on a real Redis broker, the cron schedule."""
+"""The retrainer: admin trigger, queueing on a real Redis broker, the schedules, one leader."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 
 from services.retrainer.app import create_app
 from services.retrainer.jobs import enqueue_retrain
-from services.retrainer.scheduler import build_scheduler
+from services.retrainer.scheduler import (
+    FileLeaderLock,
+    RedisLeaderLock,
+    build_scheduler,
+    fire_if_leader,
+    leader_lock_for,
+    scheduled_retrain,
+)
 from tractcast.settings import Settings
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -65,16 +75,116 @@ def test_enqueue_records_what_triggered_the_run(tmp_path, broker):
     assert uuid.UUID(queued["task_id"])
 
 
-def test_scheduler_fires_monthly_by_default():
-    calls: list[str] = []
-    scheduler = build_scheduler(Settings(), lambda settings, trigger: calls.append(trigger))
+def test_scheduler_fires_monthly_by_default(tmp_path):
+    scheduler = build_scheduler(Settings(), enqueue, FileLeaderLock(tmp_path / "lock"))
     job = scheduler.get_job("retrain")
     now = datetime(2026, 11, 22, 12, tzinfo=UTC)
     first = job.trigger.get_next_fire_time(None, now)
     second = job.trigger.get_next_fire_time(first, first)
     assert (first.day, first.hour, first.month) == (1, 3, 12)
     assert (second.day, second.month) == (1, 1)
-    assert job.args[1] == "schedule"
+    assert job.func is scheduled_retrain
+
+
+def test_data_is_checked_daily_by_default(tmp_path):
+    scheduler = build_scheduler(Settings(), enqueue, FileLeaderLock(tmp_path / "lock"))
+    job = scheduler.get_job("check")
+    now = datetime(2026, 11, 22, 12, tzinfo=UTC)
+    first = job.trigger.get_next_fire_time(None, now)
+    second = job.trigger.get_next_fire_time(first, first)
+    assert (first.day, first.hour) == (23, 4) and second - first == timedelta(days=1)
+
+
+def test_the_schedule_runs_the_checks_as_scheduled_and_the_daily_job_not(tmp_path):
+    calls: list[tuple[str, bool]] = []
+
+    def check(settings, now, enqueue, scheduled=False):
+        calls.append((now.tzname(), scheduled))
+        return {}
+
+    lock = FileLeaderLock(tmp_path / "lock")
+    scheduler = build_scheduler(Settings(), enqueue, lock, check)
+    for job_id in ("retrain", "check"):
+        job = scheduler.get_job(job_id)
+        assert job.func(*job.args) is True
+    lock.release()
+    assert calls == [("UTC", True), ("UTC", False)]
+
+
+def enqueue(settings: Settings, trigger: str) -> dict:
+    return {"status": "queued", "trigger": trigger}
+
+
+@pytest.fixture
+def lock_key(broker: redis.Redis) -> Iterator[str]:
+    key = f"tractcast:test:leader:{uuid.uuid4().hex}"
+    yield key
+    broker.delete(key)
+
+
+def test_of_two_schedulers_on_one_redis_only_one_fires(tmp_path, lock_key):
+    fired: list[str] = []
+
+    def check_as(name: str):
+        def check(settings, now, enqueue, scheduled=False):
+            fired.append(name)
+            return {}
+
+        return check
+
+    replicas = {
+        name: build_scheduler(
+            Settings(store=tmp_path, broker_url=REDIS_URL),
+            enqueue,
+            RedisLeaderLock(REDIS_URL, key=lock_key, ttl=1.0),
+            check_as(name),
+            blocking=False,
+        )
+        for name in ("a", "b")
+    }
+    for scheduler in replicas.values():
+        scheduler.start()
+    try:
+        time.sleep(0.3)  # both have tried to take the lock; one holds it and renews it
+        jobs = [scheduler.get_job("retrain") for scheduler in replicas.values()]
+        threads = [threading.Thread(target=job.func, args=job.args) for job in jobs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+        assert len(fired) == 1  # the other one waited a lock lifetime, then gave up
+
+        # the holder dies without letting go: after the lock lapses the other one fires
+        holder = fired[0]
+        replicas[holder].shutdown(wait=False)
+        other = next(name for name in replicas if name != holder)
+        job = replicas[other].get_job("check")
+        started = time.monotonic()
+        assert job.func(*job.args) is True
+        assert fired == [holder, other]
+        assert time.monotonic() - started < 2.5
+    finally:
+        for scheduler in replicas.values():
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
+
+
+def test_a_replica_that_cannot_reach_redis_fires_nothing(tmp_path):
+    fired: list[bool] = []
+    lock = RedisLeaderLock("redis://127.0.0.1:1/0", ttl=0.2)
+    assert fire_if_leader(lock, lambda: fired.append(True), poll=0.05) is False
+    assert fired == []
+
+
+def test_without_a_broker_replicas_on_one_machine_share_a_file_lock(tmp_path):
+    settings = Settings(store=tmp_path)
+    one, two = leader_lock_for(settings), leader_lock_for(settings)
+    assert isinstance(one, FileLeaderLock)
+    assert one.acquire() and one.acquire()
+    assert not two.acquire()
+    one.release()
+    assert two.acquire()
+    two.release()
 
 
 def test_health_answers(tmp_path):

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tractcast.errors import InvalidInput, NotFound
 from tractcast.geo.index import Tract, TractHit
-from tractcast.serving.answers import batch_answer, forecast_answer, radius_stats
+from tractcast.serving.answers import (
+    batch_answer,
+    batch_json,
+    forecast_answer,
+    forecast_json,
+    radius_json,
+    radius_stats,
+)
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast
 
 MILANO = Tract("015", "Milano")
@@ -125,3 +134,33 @@ def test_radius_with_no_tracts_has_zero_totals(bundle: Bundle) -> None:
 
     assert stats["tracts"] == []
     assert stats["totals"] == {"tracts": 0, "total_cases": 0, "new_cases": 0, "next_day": 0}
+
+
+@pytest.mark.parametrize("horizon", [1, 3, 14])
+def test_the_json_answers_say_exactly_what_the_dict_answers_say(
+    bundle: Bundle, horizon: int
+) -> None:
+    tracts = [MILANO, None, NOWHERE, Tract("108", 'Monza "e" della Brianza \u00e8')]
+
+    assert json.loads(forecast_json(bundle, MILANO, horizon)) == forecast_answer(
+        bundle, MILANO, horizon
+    )
+    assert json.loads(batch_json(bundle, tracts, horizon)) == batch_answer(bundle, tracts, horizon)
+    # and again, now from what the first calls rendered and kept
+    assert json.loads(batch_json(bundle, tracts, horizon)) == batch_answer(bundle, tracts, horizon)
+
+
+def test_the_json_radius_says_exactly_what_the_dict_radius_says(bundle: Bundle) -> None:
+    hits = [TractHit(MONZA, 12.5), TractHit(MILANO, 0.0), TractHit(NOWHERE, 3.0)]
+    for args in ((hits, (45.46, 9.19), 20.0), ([], (0.0, 0.0), 1.0)):
+        found, center, radius = args
+        assert json.loads(radius_json(bundle, found, center=center, radius_km=radius)) == (
+            radius_stats(bundle, found, center=center, radius_km=radius)
+        )
+
+
+def test_the_json_answers_raise_the_same_errors(bundle: Bundle) -> None:
+    with pytest.raises(InvalidInput, match="between 1 and 14"):
+        forecast_json(bundle, MILANO, 15)
+    with pytest.raises(NotFound, match="outside every tract"):
+        forecast_json(bundle, None, 1)

@@ -175,3 +175,9 @@ def test_bundle_for_version_without_bundles_is_not_found(store: Path) -> None:
 def test_bundle_for_a_malformed_version_is_invalid_input(store: Path) -> None:
     with pytest.raises(InvalidInput):
         BundleHolder(store).bundle_for_version("../../etc")
+
+
+@pytest.mark.parametrize("version", ["", "../v0001-lstm", "v0001-lstm\n", "v0001/lstm", "*"])
+def test_a_malformed_pinned_version_is_invalid_input(store: Path, version: str) -> None:
+    with pytest.raises(InvalidInput, match="malformed model_version"):
+        BundleHolder(store).bundle_for_version(version)

@@ -1,29 +1,42 @@
-"""Ingestion: a raw source -> the canonical series (date x tract) and a validation report."""
+"""Ingestion: a raw source -> the canonical series (date x tract) and a validation report.
+
+A source is a file, a directory, a glob, a release snapshot, a URL or an s3:// URI. Its files
+are read and reconciled into one table (layouts.py), the schema is inferred by content
+(schema.py), every candidate observation is kept, quarantined with its file, line and reason, or
+reported as belonging to no tract; the series is built and cleaned (series.py, clean.py).
+A release that cannot be understood raises DataRejected.
+"""
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tractcast.data.clean import clean_series
-from tractcast.data.reader import RawTable, data_version, parse_table, read_source_bytes
-from tractcast.data.schema import (
-    Schema,
-    TractLayer,
-    infer_schema,
-    normalise_keys,
-    parse_counts,
-    parse_dates,
-)
-from tractcast.data.series import build_series
-from tractcast.errors import DataRejected
+from tractcast.data.clean import clean_matrices
+from tractcast.data.layouts import Table, combine_tables, read_tables
+from tractcast.data.schema import Cells, Schema, TractLayer, infer_schema, table_cells
+from tractcast.data.series import build_matrices, series_frame
+from tractcast.data.sources import fetch_all, is_remote, local_files, open_source
+from tractcast.errors import DataRejected, InvalidInput
+from tractcast.settings import Settings
 
 QUARANTINE_CAP = 1000
-OBSERVATION_COLUMNS = ("line", "date", "key", "raw_key", "value")
+QUARANTINE_COLUMNS = ("file", "line", "reason", "detail")
+REASONS = (
+    "unparseable_date",
+    "missing_tract_key",
+    "missing_value",
+    "non_numeric_value",
+    "negative_value",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,10 +56,76 @@ def ingest_source(
     tract_column: str | None = None,
     value_column: str | None = None,
     value_kind: str | None = None,
+    coordinate_columns: tuple[str, str] | None = None,
+    today: date | None = None,
 ) -> IngestResult:
-    """Read one local CSV, infer its columns, quarantine bad rows, build and clean the series."""
-    raw = read_source_bytes(source)
-    table = parse_table(raw)
+    """Read a source (file, folder, glob, snapshot, URL, s3://); infer, validate, build, clean."""
+    with source_files(source) as files:
+        tables, names, version = read_tables(files)
+    table = combine_tables(tables, names)
+    del tables
+    result = ingest_table(
+        table,
+        index,
+        version,
+        date_column=date_column,
+        tract_column=tract_column,
+        value_column=value_column,
+        value_kind=value_kind,
+        coordinate_columns=coordinate_columns,
+        today=today,
+    )
+    result.report["source"] = str(source)
+    return result
+
+
+def ingest_options(settings: Settings) -> dict[str, Any]:
+    """The inference overrides the settings hold (TRACTCAST_DATE_COLUMN ...)."""
+    coordinates = None
+    if settings.coordinate_columns:
+        parts = [part.strip() for part in settings.coordinate_columns.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise InvalidInput(
+                "coordinate columns must be 'latitude,longitude', "
+                f"got {settings.coordinate_columns!r}"
+            )
+        coordinates = (parts[0], parts[1])
+    return {
+        "date_column": settings.date_column,
+        "tract_column": settings.tract_column,
+        "value_column": settings.value_column,
+        "value_kind": settings.value_kind,
+        "coordinate_columns": coordinates,
+    }
+
+
+@contextmanager
+def source_files(source: str | Path) -> Iterator[dict[str, Path]]:
+    """Entry name -> local path: local sources in place, remote ones fetched into a temp dir."""
+    opened = open_source(source)
+    files = local_files(opened)
+    if files is not None:
+        yield files
+        return
+    assert is_remote(source)
+    with tempfile.TemporaryDirectory(prefix="tractcast-fetch-") as tmp:
+        fetched = fetch_all(opened, Path(tmp))
+        yield {name: Path(tmp) / name for name in sorted(fetched.state["entries"])}
+
+
+def ingest_table(
+    table: Table,
+    index: TractLayer,
+    version: str,
+    *,
+    date_column: str | None = None,
+    tract_column: str | None = None,
+    value_column: str | None = None,
+    value_kind: str | None = None,
+    coordinate_columns: tuple[str, str] | None = None,
+    today: date | None = None,
+) -> IngestResult:
+    """Infer the schema of a combined table, then validate, build and clean its series."""
     schema = infer_schema(
         table.frame,
         index,
@@ -54,104 +133,186 @@ def ingest_source(
         tract_column=tract_column,
         value_column=value_column,
         value_kind=value_kind,
+        coordinate_columns=coordinate_columns,
     )
-    observations, quarantine = extract_observations(table, schema)
-    matched, unmatched = split_by_tract(observations, schema.tract.key_map)
+    cells = table_cells(table.frame, schema, index)
+    observations, quarantine = extract_observations(table, cells, schema)
+    del cells
+    refuse_future_dates(observations, table, today)
+    observations, summed = sum_disaggregated(observations)
+    matched, unmatched = split_by_tract(observations)
     matched, conflicts, collapsed = resolve_duplicates(matched)
-    quarantine = pd.concat([quarantine, conflicts], ignore_index=True).sort_values("line")
+    conflicts = conflicts.assign(file=file_names(table, conflicts["file"]))
+    refuse_conflicting_days(matched, conflicts)
+    quarantine = pd.concat([quarantine, conflicts[list(QUARANTINE_COLUMNS)]], ignore_index=True)
+    quarantine = sort_quarantine(quarantine, table.names)
+    matched, aggregated = aggregate_areas(matched)
     if matched.empty:
         raise DataRejected("no valid row belongs to a tract of the layer")
-    series, cleaning = clean_series(build_series(matched, schema.value.kind))
+    tract_ids, dates, new, total, imputed = build_matrices(matched, schema.value.kind)
+    del matched
+    new, total, flags, repairs = clean_matrices(tract_ids, dates, new, total, imputed)
+    cleaning = {"days_filled": int(imputed.sum())} | repairs
+    series = series_frame(tract_ids, dates, new, total, flags)
+    del new, total, flags
     report = build_report(
         table=table,
         schema=schema,
         layer=index,
         series=series,
+        observations=observations,
         quarantine=quarantine,
         unmatched=unmatched,
         collapsed=collapsed,
+        aggregated=aggregated,
         cleaning=cleaning,
     )
-    report["source"] = str(source)
-    return IngestResult(series=series, report=report, data_version=data_version(raw))
+    report["rows_summed"] = summed
+    return IngestResult(series=series, report=report, data_version=version)
 
 
-def row_reasons(table: RawTable, schema: Schema) -> tuple[pd.DataFrame, np.ndarray]:
-    """Parse date, key and value of every row; the quarantine reason of each row ("" if valid)."""
-    frame = table.frame
-    dates = parse_dates(frame[schema.date.column], schema.date.date_format)
-    raw_keys = frame[schema.tract.column].astype(object).str.strip()
-    keys = normalise_keys(frame[schema.tract.column])
-    text = frame[schema.value.column].astype(object).str.strip()
-    values = parse_counts(text)
-    reasons = np.select(
-        [
-            dates.isna().to_numpy(),
-            (keys == "").to_numpy(),
-            (text == "").to_numpy(),
-            values.isna().to_numpy(),
-            (values < 0).to_numpy(),
-        ],
-        [
-            "unparseable_date",
-            "missing_tract_key",
-            "missing_value",
-            "non_numeric_value",
-            "negative_value",
-        ],
-        default="",
+# --- validation -------------------------------------------------------------------------------
+
+
+def cell_reasons(cells: Cells, kind: str) -> np.ndarray:
+    """The quarantine reason of every cell, as 1 + its index in REASONS (0 when valid).
+
+    A negative daily count is a correction, kept for cleaning; a negative total is an error.
+    """
+    values = cells.values
+    checks = (
+        cells.dates.isna().to_numpy(),
+        (cells.areas.keys == "").to_numpy(),
+        cells.empty,
+        np.isnan(values),
+        (values < 0) if kind == "cumulative" else np.zeros(values.size, dtype=bool),
     )
-    parsed = pd.DataFrame(
-        {"line": table.lines, "date": dates, "key": keys, "raw_key": raw_keys, "value": values}
+    codes = np.zeros(values.size, dtype=np.int8)
+    for code, failed in reversed(list(enumerate(checks, start=1))):  # the first check wins
+        codes[failed] = code
+    return codes
+
+
+def extract_observations(
+    table: Table, cells: Cells, schema: Schema
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Valid observations (file, line, date, key, raw_key, tract_id, value) and quarantined rows."""
+    codes = cell_reasons(cells, schema.value.kind)
+    bad = np.flatnonzero(codes)
+    valid = codes == 0
+    reasons = np.asarray(("", *REASONS), dtype=object)[codes[bad]]
+    rows = cells.rows
+    observations = pd.DataFrame(
+        {
+            "file": table.files[rows[valid]],
+            "line": table.lines[rows[valid]],
+            "date": cells.dates[valid].to_numpy(),
+            "key": cells.areas.keys.array[valid],
+            "raw_key": cells.areas.raw.array[valid],
+            "tract_id": cells.areas.tracts.array[valid],
+            "value": cells.values[valid],
+        }
     )
-    return parsed, reasons
-
-
-def extract_observations(table: RawTable, schema: Schema) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Valid observations (line, date, key, raw_key, value) and quarantined rows (line, reason)."""
-    parsed, reasons = row_reasons(table, schema)
-    bad = reasons != ""
-    details = {
-        "unparseable_date": schema.date.column,
-        "missing_tract_key": schema.tract.column,
-        "non_numeric_value": schema.value.column,
-        "negative_value": schema.value.column,
-    }
-    bad_rows = table.frame[bad]
     quarantined = pd.DataFrame(
         {
-            "line": table.lines[bad],
-            "reason": reasons[bad],
-            "detail": [
-                str(bad_rows[details[r]].iloc[i])[:80] if r in details else ""
-                for i, r in enumerate(reasons[bad])
-            ],
+            "file_index": table.files[rows[bad]],
+            "line": table.lines[rows[bad]],
+            "reason": reasons,
+            "detail": bad_details(table, cells, schema, bad, reasons),
         }
     )
+    quarantined.insert(0, "file", file_names(table, quarantined["file_index"]))
     malformed = pd.DataFrame(
-        {
-            "line": [line for line, _ in table.bad_lines],
-            "reason": "malformed_line",
-            "detail": [detail for _, detail in table.bad_lines],
-        }
+        [(f, line, "malformed_line", d) for f, line, d in table.bad_lines],
+        columns=list(QUARANTINE_COLUMNS),
     )
-    blank = pd.DataFrame({"line": list(table.blank_lines), "reason": "blank_line", "detail": ""})
-    frames = [f for f in (quarantined, malformed, blank) if not f.empty]
-    quarantine = (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else pd.DataFrame({"line": [], "reason": [], "detail": []})
+    blank = pd.DataFrame(
+        [(f, line, "blank_line", "") for f, line in table.blank_lines],
+        columns=list(QUARANTINE_COLUMNS),
     )
-    return parsed[~bad].reset_index(drop=True), quarantine
+    parts = [quarantined[list(QUARANTINE_COLUMNS)], malformed, blank]
+    quarantine = pd.concat([p for p in parts if not p.empty] or [malformed], ignore_index=True)
+    return observations, sort_quarantine(quarantine, table.names)
 
 
-def split_by_tract(
-    observations: pd.DataFrame, key_map: dict[str, str], *, key_col: str = "key"
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Observations whose key joins a tract (with tract_id added) and those whose key does not."""
-    tract_ids = observations[key_col].map(key_map)
-    joined = tract_ids.notna()
-    matched = observations[joined].assign(tract_id=tract_ids[joined].astype(str))
+def file_names(table: Table, indices: pd.Series) -> np.ndarray:
+    """File names of file indices."""
+    return np.asarray(table.names, dtype=object)[np.asarray(indices, dtype=np.int64)]
+
+
+def sort_quarantine(quarantine: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+    """Quarantined rows in file order, then line order."""
+    order = {name: i for i, name in enumerate(names)}
+    ranked = quarantine.assign(_order=quarantine["file"].map(order))
+    ranked = ranked.sort_values(["_order", "line"], kind="stable").drop(columns="_order")
+    return ranked.reset_index(drop=True)
+
+
+def bad_details(
+    table: Table, cells: Cells, schema: Schema, bad: np.ndarray, reasons: np.ndarray
+) -> list[str]:
+    """What was wrong in each quarantined cell: the date text or the value text."""
+    details = [""] * len(bad)
+    value_bad = np.flatnonzero(np.isin(reasons, ("non_numeric_value", "negative_value")))
+    for i, text in zip(value_bad, cells.detail(bad[value_bad]), strict=True):
+        details[i] = text
+    date_bad = np.flatnonzero(reasons == "unparseable_date")
+    if date_bad.size and schema.date.column in table.frame.columns:
+        column = table.frame[schema.date.column]
+        for i in date_bad:
+            details[i] = str(column.iat[cells.rows[bad[i]]])[:80]
+    return details
+
+
+def refuse_future_dates(observations: pd.DataFrame, table: Table, today: date | None) -> None:
+    """A release dated after tomorrow cannot be right: refuse it."""
+    limit = pd.Timestamp((today or date.today()) + timedelta(days=1))
+    future = observations["date"] > limit
+    if future.any():
+        first = observations[future].iloc[0]
+        raise DataRejected(
+            f"dates in the future: {int(future.sum())} rows are dated after {limit:%Y-%m-%d}, "
+            f"e.g. {first['date']:%Y-%m-%d} in {table.names[int(first['file'])]} "
+            f"line {int(first['line'])}"
+        )
+
+
+def sum_disaggregated(
+    observations: pd.DataFrame, min_share: float = 0.5
+) -> tuple[pd.DataFrame, int]:
+    """Sum rows that split one area-day into parts (age groups, sexes, sources ...).
+
+    Recognised when most (area, day) pairs have several rows, each pair within one file (a day
+    published twice in two files is a conflict, not parts). When one row of each pair is the
+    total of the others (an "all ages" row), that row is kept instead of the sum.
+    Returns the rows and how many were merged.
+    """
+    repeated = observations.duplicated(["key", "date"], keep=False)
+    if repeated.mean() < min_share:
+        return observations, 0
+    pairs = observations.groupby(["key", "date"], observed=True, sort=False)
+    if (pairs["file"].nunique() > 1).any():
+        return observations, 0
+    summed = pairs.agg(
+        value=("value", "sum"),
+        largest=("value", "max"),
+        file=("file", "first"),
+        line=("line", "first"),
+        raw_key=("raw_key", "first"),
+        tract_id=("tract_id", "first"),
+    ).reset_index()
+    with_total = (summed["largest"] * 2 == summed["value"]) | (summed["value"] == 0)
+    if with_total.mean() >= 0.9:
+        summed["value"] = summed["largest"]
+    return summed.drop(columns="largest"), int(len(observations) - len(summed))
+
+
+def split_by_tract(observations: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Observations whose area joins a tract and those whose area does not (pseudo-areas)."""
+    joined = observations["tract_id"].notna().to_numpy()
+    matched = observations[joined]
+    if not isinstance(matched["tract_id"].dtype, pd.CategoricalDtype):
+        matched = matched.astype({"tract_id": str})
     return matched.reset_index(drop=True), observations[~joined].reset_index(drop=True)
 
 
@@ -159,38 +320,85 @@ def resolve_duplicates(
     observations: pd.DataFrame,
     *,
     date_col: str = "date",
-    tract_col: str = "tract_id",
+    key_col: str = "key",
     value_col: str = "value",
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """Collapse identical repeats of a (date, tract); quarantine repeats that disagree."""
-    repeated = observations.duplicated([tract_col, date_col], keep=False)
+    """Collapse identical repeats of a (date, area); quarantine repeats that disagree."""
+    repeated = observations.duplicated([key_col, date_col], keep=False)
     if not repeated.any():
-        return observations, pd.DataFrame({"line": [], "reason": [], "detail": []}), 0
-    group = observations[repeated].groupby([tract_col, date_col])[value_col]
+        empty = pd.DataFrame({c: [] for c in (*QUARANTINE_COLUMNS, "date", "key")})
+        return observations, empty, 0
+    group = observations[repeated].groupby([key_col, date_col], observed=True)[value_col]
     conflict = pd.Series(False, index=observations.index)
     conflict[repeated] = group.transform("nunique").to_numpy() > 1
     conflicting = observations[conflict]
     quarantine = pd.DataFrame(
         {
+            "file": conflicting["file"].to_numpy(),
             "line": conflicting["line"].to_numpy(),
             "reason": "conflicting_duplicate",
             "detail": [
-                f"tract {t} on {d:%Y-%m-%d}"
-                for t, d in zip(conflicting[tract_col], conflicting[date_col], strict=True)
+                f"{raw} on {d:%Y-%m-%d}: {v:g}"
+                for raw, d, v in zip(
+                    conflicting["raw_key"],
+                    conflicting[date_col],
+                    conflicting[value_col],
+                    strict=True,
+                )
             ],
+            "date": conflicting[date_col].to_numpy(),
+            "key": conflicting[key_col].to_numpy(),
         }
     )
     kept = observations[~conflict]
-    deduplicated = kept.drop_duplicates([tract_col, date_col], keep="first")
+    deduplicated = kept.drop_duplicates([key_col, date_col], keep="first")
     return deduplicated.reset_index(drop=True), quarantine, int(len(kept) - len(deduplicated))
+
+
+def refuse_conflicting_days(
+    matched: pd.DataFrame, conflicts: pd.DataFrame, min_share: float = 0.5
+) -> None:
+    """A day reported twice with different values for most areas is a broken release."""
+    if conflicts.empty:
+        return
+    per_day = conflicts.groupby("date")["key"].nunique()
+    kept = (
+        matched.groupby("date", observed=True)["key"].nunique().reindex(per_day.index, fill_value=0)
+    )
+    broken = per_day[(per_day >= 2) & (per_day >= min_share * (kept + per_day))]
+    if broken.empty:
+        return
+    days = ", ".join(f"{d:%Y-%m-%d}" for d in broken.index[:5])
+    files = sorted(set(conflicts[conflicts["date"].isin(broken.index)]["file"]))[:5]
+    raise DataRejected(
+        f"conflicting duplicate days: {days} ({len(broken)} days reported twice with different "
+        f"values for most areas; files: {', '.join(files)})"
+    )
+
+
+def aggregate_areas(matched: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Sum the areas that share a tract and a day (points mapped to one tract)."""
+    per_tract_day = matched.duplicated(["tract_id", "date"], keep=False)
+    if not per_tract_day.any():
+        return matched, 0
+    summed = matched.groupby(["tract_id", "date"], as_index=False, sort=False, observed=True).agg(
+        value=("value", "sum"), line=("line", "first"), file=("file", "first")
+    )
+    return summed, int(len(matched) - len(summed))
+
+
+# --- report -----------------------------------------------------------------------------------
 
 
 def summarise_unmatched(
     unmatched: pd.DataFrame, kind: str, *, key_col: str = "key", raw_col: str = "raw_key"
 ) -> dict[str, dict[str, Any]]:
-    """Per data key without a tract: its rows, dates and total (last cumulative or sum of daily)."""
+    """Per data area without a tract: its rows, dates and total (last cumulative or daily sum)."""
     summary: dict[str, dict[str, Any]] = {}
-    for _, rows in unmatched.sort_values([key_col, "date"]).groupby(key_col, sort=True):
+    if unmatched.empty:
+        return summary
+    ordered = unmatched.sort_values([key_col, "date"])
+    for _, rows in ordered.groupby(key_col, sort=True, observed=True):
         label = str(rows[raw_col].mode().iloc[0])
         last = rows["value"][rows["date"] == rows["date"].max()].max()
         total = last if kind == "cumulative" else rows["value"].sum()
@@ -204,23 +412,42 @@ def summarise_unmatched(
 
 
 def quarantine_entries(quarantine: pd.DataFrame, cap: int = QUARANTINE_CAP) -> list[dict[str, Any]]:
-    """The first `cap` quarantined rows as {"line", "reason", "detail"} dicts."""
+    """The first `cap` quarantined rows as {"file", "line", "reason", "detail"} dicts."""
     head = quarantine.head(cap)
     return [
-        {"line": int(line), "reason": str(reason), "detail": str(detail)}
-        for line, reason, detail in zip(head["line"], head["reason"], head["detail"], strict=True)
+        {"file": str(f), "line": int(line), "reason": str(reason), "detail": str(detail)}
+        for f, line, reason, detail in zip(
+            head["file"], head["line"], head["reason"], head["detail"], strict=True
+        )
     ]
+
+
+def source_format(table: Table, schema: Schema, observations: pd.DataFrame) -> str:
+    """The layout as users name it: file_per_day, file_per_tract, long, wide, wide_by_tract."""
+    if len(table.names) > 1 and not observations.empty:
+        per_file = observations.groupby("file")
+        if (per_file["date"].nunique() == 1).all() and observations["date"].nunique() > 1:
+            return "file_per_day"
+        if (per_file["key"].nunique() == 1).all() and observations["key"].nunique() > 1:
+            return "file_per_tract"
+    return schema.layout
+
+
+def most_common(counts: dict[str, int]) -> str:
+    return max(counts, key=lambda k: counts[k]) if counts else ""
 
 
 def build_report(
     *,
-    table: RawTable,
+    table: Table,
     schema: Schema,
     layer: TractLayer,
     series: pd.DataFrame,
+    observations: pd.DataFrame,
     quarantine: pd.DataFrame,
     unmatched: pd.DataFrame,
     collapsed: int,
+    aggregated: int,
     cleaning: dict[str, Any],
 ) -> dict[str, Any]:
     """The JSON-serialisable validation report of one ingest."""
@@ -228,10 +455,15 @@ def build_report(
     without_data = sorted(t.id for t in layer.tracts if t.id not in with_data)
     dates = series["date"]
     reasons = quarantine["reason"].value_counts().sort_index()
+    unmatched_keys = summarise_unmatched(unmatched, schema.value.kind)
     return {
-        "format": schema.layout,
-        "encoding": table.encoding,
-        "delimiter": table.delimiter,
+        "format": source_format(table, schema, observations),
+        "table_layout": schema.layout,
+        "files": len(table.names),
+        "encoding": most_common(table.formats.get("encodings", {})),
+        "delimiter": most_common(table.formats.get("delimiters", {})),
+        "file_formats": table.formats,
+        "headers": table.headers,
         "date_column": schema.date.column,
         "date_format": schema.date.date_format,
         "tract_column": schema.tract.column,
@@ -239,21 +471,25 @@ def build_report(
         "id_field": layer.id_field,
         "value_column": schema.value.column,
         "value_kind": schema.value.kind,
+        "number_format": schema.value.number_format,
         "tracts_matched": len(with_data),
         "tracts_unmatched": len(without_data),
         "tracts_without_data": without_data[:QUARANTINE_CAP],
-        "unmatched_keys": summarise_unmatched(unmatched, schema.value.kind),
+        "unmatched_keys": dict(list(unmatched_keys.items())[:QUARANTINE_CAP]),
+        "unmatched_total": float(sum(v["total"] for v in unmatched_keys.values())),
         "rows_unmatched": int(len(unmatched)),
         "days": int(dates.nunique()),
         "start": f"{dates.min():%Y-%m-%d}",
         "end": f"{dates.max():%Y-%m-%d}",
-        "rows_read": int(len(table.frame) + len(table.bad_lines) + len(table.blank_lines)),
+        "rows_read": table.rows_read,
         "rows_quarantined": int(len(quarantine)),
         "quarantine_reasons": {str(k): int(v) for k, v in reasons.items()},
         "quarantine": quarantine_entries(quarantine),
         "quarantine_truncated": int(max(len(quarantine) - QUARANTINE_CAP, 0)),
         "duplicates_collapsed": collapsed,
+        "areas_aggregated": aggregated,
         "days_imputed": int(series["imputed"].sum()),
+        "days_filled": cleaning.get("days_filled", 0),
         "evidence": schema.evidence(),
         "cleaning": cleaning,
     }

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import re
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tractcast.errors import DataRejected, InvalidInput
+from tractcast.errors import DataRejected
 
 DELIMITERS = (",", ";", "\t", "|")
 _BAD_LINE = re.compile(r"Skipping line (\d+): (.*)")
@@ -30,22 +28,6 @@ class RawTable:
     delimiter: str
     bad_lines: tuple[tuple[int, str], ...] = ()
     blank_lines: tuple[int, ...] = ()
-
-
-def read_source_bytes(source: str | Path) -> bytes:
-    """Read the raw bytes of a local source file (remote sources come with the fetcher)."""
-    text = str(source)
-    if re.match(r"^[a-z][a-z0-9+.-]*://", text, flags=re.IGNORECASE):
-        raise InvalidInput(f"only local files can be ingested for now, got {text!r}")
-    path = Path(source)
-    if not path.is_file():
-        raise InvalidInput(f"data source {text!r} is not a readable file")
-    return path.read_bytes()
-
-
-def data_version(raw: bytes) -> str:
-    """First 16 hex characters of the SHA-256 of the raw source bytes."""
-    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def decompress(raw: bytes) -> bytes:
@@ -124,7 +106,7 @@ def parse_table(raw: bytes) -> RawTable:
     lines = row_lines(len(frame), [line for line, _ in bad_lines])
     blank = blank_rows(frame)
     return RawTable(
-        frame=frame[~blank].reset_index(drop=True),
+        frame=frame[~blank].reset_index(drop=True) if blank.any() else frame,
         lines=lines[~blank],
         encoding=encoding,
         delimiter=delimiter,
@@ -138,7 +120,9 @@ def blank_rows(frame: pd.DataFrame) -> np.ndarray:
     blank = np.zeros(len(frame), dtype=bool)
     if frame.empty or not len(frame.columns):
         return blank
-    candidates = (frame.iloc[:, 0].astype(object).str.strip() == "").to_numpy()
+    candidates = (frame.iloc[:, 0].str.strip() == "").to_numpy()
+    if not candidates.any():
+        return blank
     subset = frame[candidates].astype(object)
     blank[candidates] = (subset.apply(lambda column: column.str.strip()) == "").all(axis=1)
     return blank

@@ -1,10 +1,16 @@
-"""Column inference by content: layout, date column, tract key joined to the layer, value column."""
+"""Column inference by content: layout, date column, tract key joined to the layer, value column.
+
+Layouts: "long" (one row per date and area), "wide" (one column per date) and "wide_by_tract"
+(one row per date, one column per tract). Areas join the layer by a key column whose values match
+a layer property, or by latitude/longitude columns mapped to tracts through the geo index.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -12,9 +18,24 @@ import pandas as pd
 
 from tractcast.errors import DataRejected, InvalidInput
 
-DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%d-%m-%Y", "%Y%m%d")
+DATE_FORMATS = (
+    "%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%d-%m-%Y", "%Y%m%d",
+    "%m/%d/%y", "%d/%m/%y", "%d.%m.%y", "%Y.%m.%d", "%d %b %Y", "%d-%b-%Y", "%b %d, %Y",
+)  # fmt: skip
 VALUE_KINDS = ("cumulative", "daily")
-_TIME_PART = re.compile(r"[T ].*$")
+LAYOUTS = ("long", "wide", "wide_by_tract")
+NUMBER_FORMATS = ("plain", "thousands_comma", "decimal_comma")
+HEADERS = "[column headers]"
+CELLS = "[cells]"
+_TIME_PART = re.compile(
+    r"(T|\s+)\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|UTC|[+-]\d{2}(:?\d{2})?)?$", re.IGNORECASE
+)
+_DECIMAL_COMMA = re.compile(r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$")
+_THOUSANDS_COMMA = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+_THOUSANDS_DOT = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+$")
+_DIGIT_GROUPS = re.compile(r"(?<=\d)[\s\u00a0\u202f'](?=\d{3})")
+_FLOAT_ID = re.compile(r"^\d+\.0+$")
+_NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
 class TractLike(Protocol):
@@ -23,7 +44,11 @@ class TractLike(Protocol):
 
 
 class TractLayer(Protocol):
-    """What inference needs from a tract layer (tractcast.geo.index.TractIndex satisfies it)."""
+    """What inference needs from a tract layer (tractcast.geo.index.TractIndex satisfies it).
+
+    A layer that also offers `positions_for_points(lats, lons)` and `geometry(tract_id)` can
+    join data by coordinates.
+    """
 
     id_field: str
 
@@ -48,11 +73,14 @@ class DateInference(ColumnInference):
 class TractKeyInference(ColumnInference):
     layer_property: str = ""
     key_map: dict[str, str] = field(default_factory=dict)  # normalised key -> tract id
+    coordinates: tuple[str, str] | None = None  # (latitude, longitude) columns
+    labels: tuple[str, ...] = ()  # text columns naming the areas that join no tract
 
 
 @dataclass(frozen=True)
 class ValueInference(ColumnInference):
     kind: str = "cumulative"
+    number_format: str = "plain"
 
 
 @dataclass(frozen=True)
@@ -61,6 +89,8 @@ class Schema:
     date: DateInference
     tract: TractKeyInference
     value: ValueInference
+    date_headers: tuple[str, ...] = ()  # wide: the columns holding one day each
+    tract_headers: tuple[str, ...] = ()  # wide_by_tract: the columns holding one tract each
 
     def evidence(self) -> dict[str, Any]:
         """The evidence of every inference, keyed by role."""
@@ -71,8 +101,32 @@ class Schema:
         }
 
 
+@dataclass(frozen=True, eq=False)
+class AreaKeys:
+    """Per row: the area as written, its series key (normalised key or point) and its tract."""
+
+    raw: pd.Series
+    keys: pd.Series  # "" when the row names no area
+    tracts: pd.Series  # tract id, NaN when the area joins no tract
+
+
+@dataclass(frozen=True, eq=False)
+class Cells:
+    """One candidate observation per row (long) or per cell (wide layouts)."""
+
+    rows: np.ndarray  # row of the table each cell comes from
+    dates: pd.Series
+    areas: AreaKeys
+    values: np.ndarray  # parsed numbers, NaN where empty or not numeric
+    empty: np.ndarray
+    detail: Callable[[np.ndarray], list[str]]  # the value text of some cells, for quarantine
+
+
+# --- text to keys, dates and numbers ----------------------------------------------------------
+
+
 def normalise_key(value: object) -> str:
-    """Strip, casefold, and drop leading zeros of digit strings, so "015", "15" and 15 agree."""
+    """Casefold, drop accents, punctuation, extra spaces and leading zeros ("015" == "15" == 15)."""
     if value is None or isinstance(value, (dict, list)):
         return ""
     if isinstance(value, float):
@@ -81,9 +135,14 @@ def normalise_key(value: object) -> str:
         if value.is_integer():
             value = int(value)
     text = str(value).strip().casefold()
+    if _FLOAT_ID.match(text):
+        text = text.split(".", 1)[0]
     if text.isascii() and text.isdigit():
         return text.lstrip("0") or "0"
-    return text
+    if not text.isascii():
+        decomposed = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _NON_WORD.sub(" ", text).strip() if not text.isalnum() else text
 
 
 def normalise_keys(values: pd.Series) -> pd.Series:
@@ -103,6 +162,51 @@ def parse_dates(values: pd.Series, date_format: str) -> pd.Series:
     return pd.Series(table[codes], index=values.index)
 
 
+def detect_number_format(values: pd.Series) -> str:
+    """How numbers are written: "plain" (1234.5), "thousands_comma" (1,234.5) or
+    "decimal_comma" (1.234,5 and 12,5)."""
+    text = pd.Series(pd.unique(values.astype(object)), dtype=object).astype(str).str.strip()
+    text = text[text != ""].str.replace(_DIGIT_GROUPS, "", regex=True)
+    if text.empty:
+        return "plain"
+    shares = {fmt: float(parse_counts(text, fmt).notna().mean()) for fmt in NUMBER_FORMATS}
+    best = max(NUMBER_FORMATS, key=lambda fmt: shares[fmt])  # ties: the earlier format
+    dotted = text[text.str.contains(".", regex=False)]
+    if (
+        best == "plain"
+        and len(dotted)
+        and dotted.str.match(_THOUSANDS_DOT).all()
+        and len(dotted) < len(text)
+        and not text[~text.index.isin(dotted.index)].str.len().ge(4).any()
+    ):
+        return "decimal_comma"  # "1.234" next to "987" but never "1234": dots group thousands
+    return best
+
+
+def parse_counts(values: pd.Series, number_format: str = "plain") -> pd.Series:
+    """Parse text to floats in one number format (NaN where not numeric)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    text = pd.Series(uniques, dtype=object).astype(str).str.strip()
+    text = text.str.replace(_DIGIT_GROUPS, "", regex=True)
+    if number_format == "decimal_comma":
+        ok = text.str.match(_DECIMAL_COMMA)
+        text = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+        text = text.where(ok, "")
+    elif number_format == "thousands_comma":
+        grouped = text.str.match(_THOUSANDS_COMMA)
+        text = text.where(~grouped, text.str.replace(",", "", regex=False))
+    numbers = pd.to_numeric(text, errors="coerce").astype(float).to_numpy()
+    table = np.append(numbers, np.nan)
+    return pd.Series(table[codes], index=values.index, dtype=float)
+
+
+def blank_cells(values: pd.Series) -> np.ndarray:
+    """Which cells are empty or only whitespace."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    blank = pd.Series(uniques, dtype=object).astype(str).str.strip() == ""
+    return np.append(blank.to_numpy(), True)[codes]
+
+
 def sample_rows(frame: pd.DataFrame, n: int = 2000) -> pd.DataFrame:
     """Evenly spaced rows across the whole frame (drift over time stays visible)."""
     if len(frame) <= n:
@@ -112,28 +216,71 @@ def sample_rows(frame: pd.DataFrame, n: int = 2000) -> pd.DataFrame:
 
 def best_date_format(values: pd.Series) -> tuple[str, float]:
     """The date format that parses the largest share of the values, and that share."""
-    shares = {fmt: float(parse_dates(values, fmt).notna().mean()) for fmt in DATE_FORMATS}
-    fmt = max(shares, key=lambda key: shares[key])
-    return fmt, shares[fmt] if len(values) else 0.0
+    if not len(values):
+        return DATE_FORMATS[0], 0.0
+    unique = pd.Series(pd.unique(values.astype(object)), dtype=object)
+    codes = pd.factorize(values.astype(object))[0]
+    weights = np.bincount(codes[codes >= 0], minlength=len(unique)) / len(values)
+    shares = {
+        fmt: float(weights[parse_dates(unique, fmt).notna().to_numpy()].sum())
+        for fmt in DATE_FORMATS
+    }
+    fmt = max(DATE_FORMATS, key=lambda key: shares[key])
+    return fmt, shares[fmt]
 
 
-def detect_layout(frame: pd.DataFrame, min_date_headers: int = 3) -> str:
-    """ "wide" when many column headers are dates (one column per day), else "long"."""
+# --- layout -----------------------------------------------------------------------------------
+
+
+def header_dates(frame: pd.DataFrame) -> tuple[list[str], str, list[pd.Timestamp]]:
+    """The columns whose header is a date, the format, and their dates."""
     headers = pd.Series([str(column) for column in frame.columns], dtype=object)
-    _, share = best_date_format(headers)
-    if share * len(headers) >= min_date_headers and share >= 0.5:
+    fmt, share = best_date_format(headers)
+    if share == 0:
+        return [], fmt, []
+    parsed = parse_dates(headers, fmt)
+    ok = parsed.notna().to_numpy()
+    return [c for c, hit in zip(frame.columns, ok, strict=True) if hit], fmt, list(parsed[ok])
+
+
+def header_tracts(frame: pd.DataFrame, layer: TractLayer) -> tuple[str, list[str]]:
+    """The layer property most column headers match, and those headers."""
+    keys = [normalise_key(column) for column in frame.columns]
+    best, matched = "", []
+    for prop, key_map in layer_key_maps(layer).items():
+        hits = [c for c, k in zip(frame.columns, keys, strict=True) if k in key_map]
+        if len(hits) > len(matched):
+            best, matched = prop, hits
+    return best, matched
+
+
+def detect_layout(
+    frame: pd.DataFrame, layer: TractLayer | None = None, min_headers: int = 3
+) -> str:
+    """ "wide" when many headers are dates, "wide_by_tract" when they are tracts, else "long"."""
+    dated, _, _ = header_dates(frame)
+    if len(dated) >= min_headers and len(dated) >= 0.3 * len(frame.columns):
         return "wide"
+    if layer is not None:
+        _, matched = header_tracts(frame, layer)
+        if len(matched) >= min_headers and len(matched) >= 0.5 * (len(frame.columns) - 1):
+            return "wide_by_tract"
     return "long"
+
+
+# --- date -------------------------------------------------------------------------------------
 
 
 def infer_date_column(
     frame: pd.DataFrame, column: str | None = None, min_share: float = 0.8
 ) -> DateInference:
-    """The column whose values parse as dates for the most rows (at least min_share of them)."""
+    """The column whose values parse as dates for the most rows (at least min_share of them);
+    among equals, the one with the most distinct days."""
     columns = [column] if column else list(frame.columns)
     sample = sample_rows(frame)
     scores = {name: best_date_format(sample[name]) for name in columns}
-    best = max(columns, key=lambda name: scores[name][1])
+    distinct = {name: sample[name].nunique() if scores[name][1] > 0 else 0 for name in columns}
+    best = max(columns, key=lambda name: (round(scores[name][1], 2), distinct[name]))
     date_format = scores[best][0]
     share = float(parse_dates(frame[best], date_format).notna().mean())
     evidence: dict[str, Any] = {"format": date_format, "share_parsed": round(share, 4)}
@@ -146,6 +293,9 @@ def infer_date_column(
             f"no date column: the best candidate {best!r} parses as dates in {share:.0%} of rows"
         )
     return DateInference(column=best, evidence=evidence, date_format=date_format)
+
+
+# --- tract key --------------------------------------------------------------------------------
 
 
 def layer_key_maps(layer: TractLayer, min_coverage: float = 0.9) -> dict[str, dict[str, str]]:
@@ -180,6 +330,14 @@ def score_key_pair(
     }
 
 
+def joins_enough(score: dict[str, Any], min_share: float, min_tracts: int = 10) -> bool:
+    """A key joins when it covers min_share of the layer, or when it names few tracts of a big
+    layer but nearly all its values are tracts (data for one region of a national layer)."""
+    if score["share_tracts_matched"] >= min_share:
+        return True
+    return score["tracts_matched"] >= min_tracts and score["share_keys_matched"] >= 0.8
+
+
 def infer_tract_key(
     frame: pd.DataFrame,
     layer: TractLayer,
@@ -208,17 +366,17 @@ def infer_tract_key(
         candidates,
         key=lambda c: (
             c[2]["share_tracts_matched"],
-            c[2]["share_rows_filled"],
+            round(c[2]["share_rows_filled"], 1),
+            c[1] == layer.id_field,  # ids are steadier than names
             c[2]["share_keys_matched"],
-            c[1] == layer.id_field,
         ),
         reverse=True,
     )
-    if not ranked or ranked[0][2]["share_tracts_matched"] < (0.0 if column else min_share):
+    if not ranked or not (column or joins_enough(ranked[0][2], min_share)):
         best = f" (best: {ranked[0][0]!r}, {ranked[0][2]['tracts_matched']})" if ranked else ""
         raise DataRejected(f"no column matches the tracts of the layer{best}")
     name, prop, score = ranked[0]
-    evidence = {**score, "layer_property": prop, "override": bool(column)}
+    evidence = {**score, "method": "key", "layer_property": prop, "override": bool(column)}
     evidence["candidates"] = [
         {"column": c, "layer_property": p, **s} for c, p, s in ranked[:5] if (c, p) != (name, prop)
     ]
@@ -227,16 +385,207 @@ def infer_tract_key(
     )
 
 
-def parse_counts(values: pd.Series) -> pd.Series:
-    """Parse text to floats (NaN where not numeric)."""
-    return pd.to_numeric(values.astype(object).str.strip(), errors="coerce").astype(float)
+def layer_bounds(layer: TractLayer) -> tuple[float, float, float, float] | None:
+    """(west, south, east, north) of a layer with geometry, None for a layer without."""
+    if not hasattr(layer, "positions_for_points"):
+        return None
+    bounds = getattr(layer, "bounds", None)
+    if bounds is not None:
+        west, south, east, north = (float(b) for b in bounds)
+        return west, south, east, north
+    if not hasattr(layer, "geometry"):
+        return None
+    import shapely
+
+    geometries = [layer.geometry(t.id) for t in layer.tracts]  # type: ignore[attr-defined]
+    west, south, east, north = shapely.total_bounds(geometries)
+    return float(west), float(south), float(east), float(north)
 
 
-def screen_count_column(values: pd.Series) -> dict[str, float]:
+def point_tracts(
+    layer: TractLayer, lats: np.ndarray, lons: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per point its tract id (None outside every tract) and a point key; one lookup per point."""
+    points = pd.DataFrame({"lat": np.round(lats, 6), "lon": np.round(lons, 6)})
+    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(points))
+    unique = np.array([list(u) for u in uniques], dtype=float).reshape(-1, 2)
+    inside = ~np.isnan(unique).any(axis=1)
+    positions = np.full(len(unique), -1, dtype=np.int64)
+    if inside.any():
+        positions[inside] = layer.positions_for_points(  # type: ignore[attr-defined]
+            unique[inside, 0], unique[inside, 1]
+        )
+    ids = np.array([t.id for t in layer.tracts] + [None], dtype=object)
+    labels = np.array(
+        [
+            f"{lat:.6f},{lon:.6f}" if ok else ""
+            for (lat, lon), ok in zip(unique, inside, strict=True)
+        ]
+        + [""],
+        dtype=object,
+    )
+    return ids[positions][codes], labels[codes]
+
+
+def infer_coordinates(
+    frame: pd.DataFrame,
+    layer: TractLayer,
+    *,
+    exclude: Sequence[str] = (),
+    columns: tuple[str, str] | None = None,
+    min_share: float = 0.5,
+) -> TractKeyInference | None:
+    """Latitude and longitude columns whose points fall inside the layer's tracts, if any."""
+    bounds = layer_bounds(layer)
+    if bounds is None:
+        if columns:
+            raise InvalidInput("the tract layer has no geometry to map coordinates to tracts")
+        return None
+    west, south, east, north = bounds
+    sample = sample_rows(frame, 5000)
+    names = [n for n in frame.columns if n not in exclude] if columns is None else list(columns)
+    numbers = {}
+    for name in names:
+        text = sample[name].astype(object).str.strip()
+        values = parse_counts(text, detect_number_format(text))
+        filled = text != ""
+        if columns or (filled.mean() >= 0.5 and values[filled].notna().mean() >= 0.9):
+            numbers[name] = values
+    lat_names = [n for n, v in numbers.items() if v.dropna().between(south, north).mean() >= 0.9]
+    lon_names = [n for n, v in numbers.items() if v.dropna().between(west, east).mean() >= 0.9]
+    pairs = [columns] if columns else [(a, b) for a in lat_names for b in lon_names if a != b]
+    scored = []
+    for lat, lon in pairs:
+        if numbers[lat].nunique() < 2 and not columns:
+            continue
+        tracts, _ = point_tracts(layer, numbers[lat].to_numpy(), numbers[lon].to_numpy())
+        filled = numbers[lat].notna().to_numpy() & numbers[lon].notna().to_numpy()
+        found = np.array([t is not None for t in tracts])
+        share = float(found[filled].mean()) if filled.any() else 0.0
+        hit = len({t for t in tracts if t is not None})
+        scored.append((hit, share, lat, lon))
+    if not scored:
+        return None
+    hit, share, lat, lon = max(scored)
+    if not columns and (share < min_share or hit < min(2, len(layer.tracts))):
+        return None
+    evidence = {
+        "method": "coordinates",
+        "latitude": lat,
+        "longitude": lon,
+        "tracts_matched": hit,
+        "share_tracts_matched": round(hit / max(len(layer.tracts), 1), 4),
+        "share_points_in_tracts": round(share, 4),
+        "layer_bounds": [round(b, 4) for b in bounds],
+        "override": bool(columns),
+    }
+    return TractKeyInference(
+        column=f"{lat},{lon}",
+        evidence=evidence,
+        layer_property="(point in polygon)",
+        coordinates=(lat, lon),
+        labels=label_columns(frame, exclude=[*exclude, lat, lon]),
+    )
+
+
+def label_columns(
+    frame: pd.DataFrame, exclude: Sequence[str], n: int = 2, max_share: float = 0.9
+) -> tuple[str, ...]:
+    """Up to n text columns naming areas (filled, many distinct values but not one per row
+    unless max_share allows it, not numbers): they name the rows that join no tract."""
+    sample = sample_rows(frame)
+    scored = []
+    for name in frame.columns:
+        if name in exclude:
+            continue
+        text = sample[name].astype(object).str.strip()
+        if (text == "").mean() > 0.1 or parse_counts(text).notna().mean() > 0.5:
+            continue
+        count = text.nunique()
+        if 1 < count <= max_share * len(sample):
+            scored.append((count, name))
+    return tuple(name for _, name in sorted(scored, reverse=True)[:n])
+
+
+def row_labels(frame: pd.DataFrame, labels: Sequence[str]) -> tuple[pd.Series, pd.Series]:
+    """Each row's label as written ("a, b") and normalised; "" without label columns."""
+    if not labels:
+        blank = pd.Series("", index=frame.index, dtype=object)
+        return blank, blank
+    parts = [frame[c].astype(object).str.strip() for c in labels]
+    raw = parts[0]
+    for part in parts[1:]:
+        raw = raw.where(part == "", raw + ", " + part).where(raw != "", part)
+    return raw, normalise_keys(raw)
+
+
+def infer_area(
+    frame: pd.DataFrame,
+    layer: TractLayer,
+    *,
+    exclude: Sequence[str] = (),
+    max_keys: int | None = None,
+    column: str | None = None,
+    coordinates: tuple[str, str] | None = None,
+) -> TractKeyInference:
+    """How rows join tracts: a key column, else latitude/longitude (whichever joins more)."""
+    if coordinates:
+        found = infer_coordinates(frame, layer, exclude=exclude, columns=coordinates)
+        assert found is not None
+        return found
+    try:
+        key: TractKeyInference | None = infer_tract_key(
+            frame, layer, exclude=exclude, max_keys=max_keys, column=column
+        )
+        refusal = None
+    except DataRejected as exc:
+        key, refusal = None, exc
+    if column or (key is not None and key.evidence["share_tracts_matched"] >= 0.9):
+        assert key is not None
+        return key
+    points = infer_coordinates(frame, layer, exclude=exclude)
+    if points is not None and (
+        key is None or points.evidence["tracts_matched"] > key.evidence["tracts_matched"]
+    ):
+        return points
+    if key is None:
+        assert refusal is not None
+        raise refusal
+    return key
+
+
+def area_keys(frame: pd.DataFrame, tract: TractKeyInference, layer: TractLayer) -> AreaKeys:
+    """Every row's area: as written, its series key, and its tract (NaN when none)."""
+    label, label_keys = row_labels(frame, tract.labels)
+    if tract.coordinates is None:
+        raw = frame[tract.column].astype(object).str.strip()
+        keys = normalise_keys(frame[tract.column])
+        tracts = keys.map(tract.key_map)
+        unkeyed = (keys == "") & (label_keys != "")  # a pseudo-area named only by its label
+        if unkeyed.any():
+            raw = raw.where(~unkeyed, label)
+            keys = keys.where(~unkeyed, "~" + label_keys)
+        return AreaKeys(raw=raw, keys=keys, tracts=tracts)
+    lat, lon = (
+        parse_counts(frame[c], detect_number_format(sample_rows(frame)[c]))
+        for c in tract.coordinates
+    )
+    tracts, points = point_tracts(layer, lat.to_numpy(), lon.to_numpy())
+    found = pd.Series([t is not None for t in tracts], index=frame.index)
+    point_keys = pd.Series(points, index=frame.index, dtype=object)
+    raw = point_keys.where(found, label.where(label != "", point_keys))
+    keys = point_keys.where(found, label_keys.where(label_keys != "", point_keys))
+    return AreaKeys(raw=raw, keys=keys, tracts=pd.Series(tracts, index=frame.index, dtype=object))
+
+
+# --- value ------------------------------------------------------------------------------------
+
+
+def screen_count_column(values: pd.Series, number_format: str = "plain") -> dict[str, float]:
     """Shares telling whether a column holds counts: filled, numeric, integer-like, non-negative."""
     text = values.astype(object).str.strip()
     filled = text != ""
-    numbers = parse_counts(text[filled])
+    numbers = parse_counts(text[filled], number_format)
     numeric = numbers.notna()
     valid = numbers[numeric]
     return {
@@ -254,10 +603,15 @@ def is_count_column(screen: dict[str, float], min_share: float = 0.9) -> bool:
 
 def step_evidence(dates: pd.Series, keys: pd.Series, values: pd.Series) -> dict[str, Any]:
     """Per-key day-over-day steps: how many rise, stay, fall; share rising among changes."""
+    dates, keys, values = (pd.Series(np.asarray(x)) for x in (dates, keys, values))
     valid = dates.notna().to_numpy() & (keys != "").to_numpy() & (values >= 0).to_numpy()
     key_codes, _ = pd.factorize(keys[valid])
     days = dates[valid].to_numpy().astype("datetime64[D]").astype(np.int64)
     numbers = values[valid].to_numpy()
+    parts = pd.DataFrame({"key": key_codes, "day": days, "value": numbers})
+    if parts.duplicated(["key", "day"]).any():  # several rows per area and day: their sum
+        summed = parts.groupby(["key", "day"], sort=False)["value"].sum().reset_index()
+        key_codes, days, numbers = (summed[c].to_numpy() for c in ("key", "day", "value"))
     order = np.lexsort((days, key_codes))
     same_key = key_codes[order][1:] == key_codes[order][:-1]
     steps = np.diff(numbers[order])[same_key]
@@ -276,8 +630,13 @@ def step_evidence(dates: pd.Series, keys: pd.Series, values: pd.Series) -> dict[
 def magnitude(values: pd.Series, keys: pd.Series, kind: str) -> float:
     """Total count a column implies: sum of per-key maxima (cumulative) or of all values (daily)."""
     if kind == "cumulative":
-        return float(values.groupby(keys.to_numpy()).max().sum())
+        return float(values.groupby(np.asarray(keys)).max().sum())
     return float(values.sum())
+
+
+def check_kind(kind: str | None) -> None:
+    if kind is not None and kind not in VALUE_KINDS:
+        raise InvalidInput(f"value_kind must be one of {VALUE_KINDS}, got {kind!r}")
 
 
 def infer_value_column(
@@ -291,18 +650,18 @@ def infer_value_column(
     min_rising: float = 0.9,
 ) -> ValueInference:
     """The count column (cumulative first, then largest total) and whether it is cumulative."""
-    if kind is not None and kind not in VALUE_KINDS:
-        raise InvalidInput(f"value_kind must be one of {VALUE_KINDS}, got {kind!r}")
+    check_kind(kind)
     sample = sample_rows(frame)
     columns = [column] if column else [name for name in frame.columns if name not in exclude]
     rejected: dict[str, str] = {}
     candidates = []
     for name in columns:
-        screen = screen_count_column(sample[name])
+        number_format = detect_number_format(sample[name])
+        screen = screen_count_column(sample[name], number_format)
         if column is None and not is_count_column(screen):
             rejected[name] = "not a count column"
             continue
-        values = parse_counts(frame[name])
+        values = parse_counts(frame[name], number_format)
         steps = step_evidence(dates, keys, values)
         if column is None and steps["share_keys_constant"] >= 0.9:
             rejected[name] = "constant per tract (an attribute, not a count)"
@@ -310,15 +669,143 @@ def infer_value_column(
         rising = steps["share_rising_of_changes"] >= min_rising
         chosen_kind = kind or ("cumulative" if rising else "daily")
         evidence = {k: round(v, 4) for k, v in screen.items()} | steps
-        candidates.append((name, chosen_kind, magnitude(values, keys, chosen_kind), evidence))
+        evidence["number_format"] = number_format
+        total = magnitude(values, keys, chosen_kind)
+        candidates.append((name, chosen_kind, total, evidence, number_format))
     if not candidates:
         raise DataRejected("no value column: no column holds non-negative integer counts per tract")
     ranked = sorted(candidates, key=lambda c: (c[1] == "cumulative", c[2]), reverse=True)
-    name, chosen_kind, total, evidence = ranked[0]
+    name, chosen_kind, total, evidence, number_format = ranked[0]
     evidence = {**evidence, "implied_total": total, "override": bool(column), "rejected": rejected}
     evidence["kind_override"] = kind is not None
     evidence["other_candidates"] = [c[0] for c in ranked[1:]]
-    return ValueInference(column=name, evidence=evidence, kind=chosen_kind)
+    return ValueInference(
+        column=name, evidence=evidence, kind=chosen_kind, number_format=number_format
+    )
+
+
+def infer_cell_values(
+    cells: Cells, text_sample: pd.Series, kind: str | None, min_rising: float = 0.9
+) -> ValueInference:
+    """Kind of the counts in the cells of a wide table (their number format is already known)."""
+    check_kind(kind)
+    tract_keys = cells.areas.keys.astype(object).where(cells.areas.tracts.notna().to_numpy(), "")
+    steps = step_evidence(cells.dates, tract_keys, pd.Series(cells.values))
+    screen = screen_count_column(text_sample, detect_number_format(text_sample))
+    rising = steps["share_rising_of_changes"] >= min_rising
+    chosen = kind or ("cumulative" if rising else "daily")
+    evidence = {k: round(v, 4) for k, v in screen.items()} | steps | {"kind_override": bool(kind)}
+    if not is_count_column({k: v for k, v in screen.items() if k != "share_filled"}):
+        raise DataRejected("no value column: the cells under the headers are not counts")
+    return ValueInference(column=CELLS, evidence=evidence, kind=chosen)
+
+
+# --- cells of each layout ---------------------------------------------------------------------
+
+
+def long_cells(frame: pd.DataFrame, schema: Schema, layer: TractLayer) -> Cells:
+    """One cell per row: its date, area and value column."""
+    text = frame[schema.value.column].astype(object).str.strip()
+    values = parse_counts(text, schema.value.number_format).to_numpy()
+
+    def detail(rows: np.ndarray) -> list[str]:
+        return [str(v)[:80] for v in text.to_numpy()[rows]]
+
+    return Cells(
+        rows=np.arange(len(frame)),
+        dates=parse_dates(frame[schema.date.column], schema.date.date_format),
+        areas=area_keys(frame, schema.tract, layer),
+        values=values,
+        empty=(text == "").to_numpy(),
+        detail=detail,
+    )
+
+
+def grid_cells(
+    frame: pd.DataFrame,
+    value_columns: Sequence[str],
+    row_dates: pd.Series | None,
+    column_dates: Sequence[pd.Timestamp] | None,
+    row_areas: AreaKeys | None,
+    column_areas: AreaKeys | None,
+    number_format: str,
+) -> Cells:
+    """Cells of a wide table, row by row: dates and areas come from rows or from headers."""
+    n_rows, n_cols = len(frame), len(value_columns)
+    rows = np.repeat(np.arange(n_rows, dtype=np.int32), n_cols)
+    cols = np.tile(np.arange(n_cols, dtype=np.int32), n_rows)
+    values = np.empty((n_rows, n_cols))
+    empty = np.empty((n_rows, n_cols), dtype=bool)
+    step = max(1, 300_000 // max(n_rows, 1))  # parse blocks of columns: one pass per block
+    for start in range(0, n_cols, step):
+        block = list(value_columns[start : start + step])
+        cells = pd.Series(frame[block].to_numpy(dtype=object).ravel(), dtype=object)
+        values[:, start : start + len(block)] = (
+            parse_counts(cells, number_format).to_numpy().reshape(n_rows, len(block))
+        )
+        empty[:, start : start + len(block)] = blank_cells(cells).reshape(n_rows, len(block))
+    if row_dates is not None:
+        dates = pd.Series(row_dates.to_numpy()[rows])
+    else:
+        dates = pd.Series(np.asarray(column_dates, dtype="datetime64[us]")[cols])
+    source, index = (row_areas, rows) if row_areas is not None else (column_areas, cols)
+    assert source is not None
+    areas = AreaKeys(
+        raw=repeat_categorical(source.raw, index),
+        keys=repeat_categorical(source.keys, index),
+        tracts=repeat_categorical(source.tracts, index),
+    )
+    names = np.asarray(value_columns, dtype=object)
+
+    def detail(picked: np.ndarray) -> list[str]:
+        return [f"{names[cols[i]]}: {str(frame[names[cols[i]]].iat[rows[i]])[:60]}" for i in picked]
+
+    return Cells(rows, dates, areas, values.ravel(), empty.ravel(), detail)
+
+
+def repeat_categorical(values: pd.Series, index: np.ndarray) -> pd.Series:
+    """values[index] as a categorical (wide tables repeat each area once per cell)."""
+    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+    return pd.Series(pd.Categorical.from_codes(codes[index], categories=pd.Index(uniques)))
+
+
+def header_areas(headers: Sequence[str], tract: TractKeyInference) -> AreaKeys:
+    """Areas named by column headers (wide_by_tract)."""
+    raw = pd.Series([str(h).strip() for h in headers], dtype=object)
+    keys = normalise_keys(raw)
+    return AreaKeys(raw=raw, keys=keys, tracts=keys.map(tract.key_map))
+
+
+def table_cells(frame: pd.DataFrame, schema: Schema, layer: TractLayer) -> Cells:
+    """The candidate observations of a table in its layout."""
+    if schema.layout == "wide":
+        id_frame = frame[[c for c in frame.columns if c not in set(schema.date_headers)]]
+        dates = parse_dates(
+            pd.Series(list(schema.date_headers), dtype=object), schema.date.date_format
+        )
+        return grid_cells(
+            frame,
+            schema.date_headers,
+            None,
+            list(dates),
+            area_keys(id_frame, schema.tract, layer),
+            None,
+            schema.value.number_format,
+        )
+    if schema.layout == "wide_by_tract":
+        return grid_cells(
+            frame,
+            schema.tract_headers,
+            parse_dates(frame[schema.date.column], schema.date.date_format),
+            None,
+            None,
+            header_areas(schema.tract_headers, schema.tract),
+            schema.value.number_format,
+        )
+    return long_cells(frame, schema, layer)
+
+
+# --- the whole schema -------------------------------------------------------------------------
 
 
 def require_column(frame: pd.DataFrame, column: str | None, role: str) -> None:
@@ -335,31 +822,123 @@ def infer_schema(
     tract_column: str | None = None,
     value_column: str | None = None,
     value_kind: str | None = None,
+    coordinate_columns: tuple[str, str] | None = None,
 ) -> Schema:
     """Infer layout, date, tract key and value columns of a text table; overrides skip inference."""
     for column, role in ((date_column, "date"), (tract_column, "tract"), (value_column, "value")):
         require_column(frame, column, role)
+    for column in coordinate_columns or ():
+        require_column(frame, column, "coordinate")
+    check_kind(value_kind)
     if frame.empty or len(frame.columns) < 3:
         raise DataRejected(
             "the table needs at least three columns and one row (date, tract, value)"
         )
-    layout = detect_layout(frame)
-    if layout != "long":
-        raise DataRejected(f"the {layout} layout is not supported yet (one row per date and tract)")
+    layout = "long" if (date_column or value_column) else detect_layout(frame, layer)
+    if layout == "wide":
+        return infer_wide_schema(frame, layer, tract_column, value_kind, coordinate_columns)
+    if layout == "wide_by_tract" and not (tract_column or coordinate_columns):
+        return infer_wide_by_tract_schema(frame, layer, value_kind)
     date = infer_date_column(frame, column=date_column)
     dates = parse_dates(frame[date.column], date.date_format)
     max_keys = 2 * int(dates.value_counts().max()) + 10
-    tract = infer_tract_key(
-        frame, layer, exclude=[date.column], max_keys=max_keys, column=tract_column
-    )
-    keys = normalise_keys(frame[tract.column])
-    tract_keys = keys.where(keys.isin(list(tract.key_map)), "")  # judge counts on real tracts only
-    value = infer_value_column(
+    tract = infer_area(
         frame,
-        dates,
-        tract_keys,
-        exclude=[date.column, tract.column],
-        column=value_column,
-        kind=value_kind,
+        layer,
+        exclude=[date.column],
+        max_keys=max_keys,
+        column=tract_column,
+        coordinates=coordinate_columns,
     )
-    return Schema(layout=layout, date=date, tract=tract, value=value)
+    used = [date.column, tract.column, *(tract.coordinates or ())]
+    if not tract.labels:
+        tract = replace(tract, labels=label_columns(frame, exclude=used))
+    areas = area_keys(frame, tract, layer)
+    tract_keys = areas.keys.where(areas.tracts.notna(), "")  # judge counts on real tracts only
+    value = infer_value_column(
+        frame, dates, tract_keys, exclude=used, column=value_column, kind=value_kind
+    )
+    return Schema(layout="long", date=date, tract=tract, value=value)
+
+
+def infer_wide_schema(
+    frame: pd.DataFrame,
+    layer: TractLayer,
+    tract_column: str | None,
+    value_kind: str | None,
+    coordinate_columns: tuple[str, str] | None,
+) -> Schema:
+    """One column per day: the headers are the dates, the other columns name the areas."""
+    dated, fmt, days = header_dates(frame)
+    id_frame = frame[[c for c in frame.columns if c not in set(dated)]]
+    if id_frame.columns.empty:
+        raise DataRejected("the wide table has no column naming the areas of its rows")
+    date = DateInference(
+        column=HEADERS,
+        evidence={
+            "format": fmt,
+            "date_columns": len(dated),
+            "first": f"{min(days):%Y-%m-%d}",
+            "last": f"{max(days):%Y-%m-%d}",
+        },
+        date_format=fmt,
+    )
+    tract = infer_area(id_frame, layer, column=tract_column, coordinates=coordinate_columns)
+    if not tract.labels:
+        used = [tract.column, *(tract.coordinates or ())]
+        tract = replace(tract, labels=label_columns(id_frame, exclude=used, max_share=1.0))
+    sample = sample_rows(frame, 300)
+    text_sample = pd.Series(sample[dated].to_numpy().ravel(), dtype=object)
+    number_format = detect_number_format(text_sample)
+    draft = Schema(
+        "wide",
+        date,
+        tract,
+        ValueInference(CELLS, number_format=number_format),
+        date_headers=tuple(dated),
+    )
+    value = infer_cell_values(table_cells(sample, draft, layer), text_sample, value_kind)
+    value = ValueInference(
+        CELLS, {**value.evidence, "number_format": number_format}, value.kind, number_format
+    )
+    return Schema("wide", date, tract, value, date_headers=tuple(dated))
+
+
+def infer_wide_by_tract_schema(
+    frame: pd.DataFrame, layer: TractLayer, value_kind: str | None
+) -> Schema:
+    """One column per tract: the headers are the tracts, one column holds the dates."""
+    prop, matched = header_tracts(frame, layer)
+    rest = frame[[c for c in frame.columns if c not in set(matched)]]
+    date = infer_date_column(rest)
+    sample = sample_rows(frame, 300)
+    counts = {  # unmatched count columns (pseudo-areas) are kept, to be reported
+        c
+        for c in rest.columns
+        if c != date.column
+        and is_count_column(screen_count_column(sample[c], detect_number_format(sample[c])))
+    }
+    matched = [c for c in frame.columns if c in set(matched) | counts]
+    maps = layer_key_maps(layer)
+    keys = {normalise_key(c) for c in matched}
+    evidence = score_key_pair(keys, 1.0, maps[prop], len(layer.tracts))
+    tract = TractKeyInference(
+        column=HEADERS,
+        evidence={**evidence, "method": "headers", "layer_property": prop, "override": False},
+        layer_property=prop,
+        key_map=maps[prop],
+    )
+    text_sample = pd.Series(sample[matched].to_numpy().ravel(), dtype=object)
+    number_format = detect_number_format(text_sample)
+    draft = Schema(
+        "wide_by_tract",
+        date,
+        tract,
+        ValueInference(CELLS, number_format=number_format),
+        tract_headers=tuple(matched),
+    )
+    value = infer_cell_values(table_cells(sample, draft, layer), text_sample, value_kind)
+    value = ValueInference(
+        CELLS, {**value.evidence, "number_format": number_format}, value.kind, number_format
+    )
+    return Schema("wide_by_tract", date, tract, value, tract_headers=tuple(matched))

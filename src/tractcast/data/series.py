@@ -25,25 +25,181 @@ def observation_matrix(
     value_col: str = "value",
 ) -> tuple[list[str], pd.DatetimeIndex, np.ndarray]:
     """Observed values as a (n_tracts, n_days) array over the full date range, NaN where missing."""
-    tract_ids = sorted(observations[tract_col].unique())
+    tract_ids = sorted(str(t) for t in observations[tract_col].unique())
     dates = pd.date_range(observations[date_col].min(), observations[date_col].max(), freq="D")
-    rows = pd.Index(tract_ids).get_indexer(observations[tract_col])
+    rows = positions_in(tract_ids, observations[tract_col])
     cols = dates.get_indexer(observations[date_col])
     matrix = np.full((len(tract_ids), len(dates)), np.nan)
     matrix[rows, cols] = observations[value_col].to_numpy(dtype=float)
     return tract_ids, dates, matrix
 
 
-def fill_cumulative(matrix: np.ndarray) -> np.ndarray:
-    """Fill gaps of cumulative rows: linear (rounded) inside, first value before, last after."""
-    frame = pd.DataFrame(matrix.T)
-    inside = frame.interpolate(method="linear", limit_area="inside").round()
-    return inside.bfill().ffill().to_numpy().T
+TREND_DAYS = 14  # observed days a trend is read from
+MAX_EXTRAPOLATION_DAYS = 28  # trailing gaps longer than this stay flat after it
+
+
+def positions_in(labels: list[str], values: pd.Series) -> np.ndarray:
+    """Position of each value in labels (-1 when absent); categoricals by their categories."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        table = np.append(pd.Index(labels).get_indexer(values.cat.categories.astype(str)), -1)
+        return table[codes]
+    return pd.Index(labels).get_indexer(values)
+
+
+def nan_runs(row: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of every run of NaN in a row (stop exclusive)."""
+    missing = np.concatenate(([0], np.isnan(row).astype(np.int8), [0]))
+    edges = np.diff(missing)
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+
+
+def spread_total(total: float, weights: np.ndarray) -> np.ndarray:
+    """Split a count over days in proportion to weights; whole counts stay whole and sum to it."""
+    weights = np.clip(np.nan_to_num(np.asarray(weights, dtype=float)), 0.0, None)
+    if weights.sum() <= 0:
+        weights = np.ones_like(weights)
+    exact = total * weights / weights.sum()
+    if float(total) != round(total):
+        return exact
+    whole = np.floor(exact)
+    remainder = int(round(total - whole.sum()))
+    order = np.argsort(-(exact - whole), kind="stable")
+    whole[order[:remainder]] += 1
+    return whole
+
+
+def trend_line(values: np.ndarray, ahead: int) -> np.ndarray:
+    """A least-squares line through the observed values, extended `ahead` steps.
+
+    Never below zero nor above twice the largest observed value.
+    """
+    observed = values[~np.isnan(values)]
+    if observed.size == 0 or ahead <= 0:
+        return np.zeros(max(ahead, 0))
+    if observed.size == 1:
+        return np.full(ahead, max(float(observed[0]), 0.0))
+    x = np.arange(observed.size)
+    slope, intercept = np.polyfit(x, observed, 1)
+    future = intercept + slope * np.arange(observed.size, observed.size + ahead)
+    return np.clip(future, 0.0, 2 * max(float(observed.max()), 0.0))
+
+
+def mean_rate(increments: np.ndarray) -> float:
+    """Mean of the non-NaN daily increments (NaN when there are none)."""
+    observed = increments[~np.isnan(increments)]
+    return float(observed.mean()) if observed.size else float("nan")
+
+
+def fill_cumulative(
+    matrix: np.ndarray,
+    trend_days: int = TREND_DAYS,
+    max_extrapolation: int = MAX_EXTRAPOLATION_DAYS,
+) -> np.ndarray:
+    """Fill gaps of cumulative rows by their trend.
+
+    Inside a gap the known increase is spread over the missing days and the day after, along
+    the daily rates before and after it (nothing invented, nothing lost); after the last report
+    the recent daily trend is extrapolated (for at most `max_extrapolation` days, flat after);
+    before the first report the first value holds.
+    """
+    filled = matrix.copy()
+    for r in np.flatnonzero(np.isnan(matrix).any(axis=1)):
+        row = matrix[r]
+        observed = np.flatnonzero(~np.isnan(row))
+        if observed.size == 0:
+            continue
+        first, last = observed[0], observed[-1]
+        filled[r, :first] = row[first]
+        for start, stop in nan_runs(row[first : last + 1]):
+            start, stop = start + first, stop + first
+            fill_cumulative_gap(filled[r], row, start, stop, trend_days)
+        if last < row.size - 1:
+            recent = np.diff(filled[r, max(first, last - trend_days) : last + 1])
+            ahead = min(row.size - 1 - last, max_extrapolation)
+            steps = np.round(trend_line(recent, ahead))
+            filled[r, last + 1 : last + 1 + ahead] = row[last] + np.cumsum(steps)
+            filled[r, last + 1 + ahead :] = filled[r, last + ahead]
+    return filled
+
+
+def fill_cumulative_gap(
+    filled: np.ndarray, row: np.ndarray, start: int, stop: int, trend_days: int
+) -> None:
+    """Fill row[start:stop] (missing) between the reports on start-1 and stop, in place."""
+    before, after = row[start - 1], row[stop]
+    increase = after - before
+    days = stop - start + 1  # the missing days and the day that reports their cases
+    if increase < 0:
+        filled[start:stop] = np.round(np.linspace(before, after, days + 1)[1:-1])
+        return
+    rate_before = mean_rate(np.diff(filled[max(0, start - 1 - trend_days) : start]))
+    rate_after = mean_rate(np.diff(row[stop : stop + 1 + trend_days]))
+    if np.isnan(rate_before):
+        rate_before = rate_after
+    if np.isnan(rate_after):
+        rate_after = rate_before
+    weights = np.linspace(rate_before, rate_after, days) + 1e-9
+    steps = spread_total(increase, weights)
+    filled[start:stop] = before + np.cumsum(steps)[:-1]
+
+
+def fill_daily(
+    matrix: np.ndarray,
+    trend_days: int = 7,
+    max_extrapolation: int = MAX_EXTRAPOLATION_DAYS,
+) -> np.ndarray:
+    """Fill gaps of daily rows by their trend: inside a gap from the level before to the level
+    after, after the last report the recent trend (for at most `max_extrapolation` days, zero
+    after), before the first report zero."""
+    filled = matrix.copy()
+    for r in np.flatnonzero(np.isnan(matrix).any(axis=1)):
+        row = matrix[r]
+        observed = np.flatnonzero(~np.isnan(row))
+        if observed.size == 0:
+            filled[r] = 0.0
+            continue
+        first, last = observed[0], observed[-1]
+        filled[r, :first] = 0.0
+        for start, stop in nan_runs(row[first : last + 1]):
+            start, stop = start + first, stop + first
+            level_before = mean_rate(row[max(0, start - trend_days) : start])
+            level_after = mean_rate(row[stop : stop + trend_days])
+            line = np.linspace(level_before, level_after, stop - start + 2)[1:-1]
+            filled[r, start:stop] = np.round(np.clip(line, 0.0, None))
+        if last < row.size - 1:
+            ahead = min(row.size - 1 - last, max_extrapolation)
+            recent = row[max(first, last + 1 - trend_days) : last + 1]
+            filled[r, last + 1 : last + 1 + ahead] = np.round(trend_line(recent, ahead))
+            filled[r, last + 1 + ahead :] = 0.0
+    return filled
 
 
 def daily_from_cumulative(cumulative: np.ndarray) -> np.ndarray:
     """Day-over-day differences per row; the first day keeps its cumulative value."""
     return np.diff(cumulative, axis=1, prepend=0.0)
+
+
+def build_matrices(
+    observations: pd.DataFrame,
+    kind: str,
+    *,
+    date_col: str = "date",
+    tract_col: str = "tract_id",
+    value_col: str = "value",
+) -> tuple[list[str], pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray]:
+    """Tract ids, dates and (n_tracts, n_days) new, total and imputed arrays of the series."""
+    tract_ids, dates, matrix = observation_matrix(
+        observations, date_col=date_col, tract_col=tract_col, value_col=value_col
+    )
+    imputed = np.isnan(matrix)
+    if kind == "cumulative":
+        total = fill_cumulative(matrix)
+        new = daily_from_cumulative(total)
+    else:
+        new = fill_daily(matrix)
+        total = np.cumsum(new, axis=1)
+    return tract_ids, dates, new, total, imputed
 
 
 def build_series(
@@ -54,18 +210,13 @@ def build_series(
     tract_col: str = "tract_id",
     value_col: str = "value",
 ) -> pd.DataFrame:
-    """Canonical series from one observation per (date, tract); missing days filled and imputed."""
-    tract_ids, dates, matrix = observation_matrix(
-        observations, date_col=date_col, tract_col=tract_col, value_col=value_col
+    """Canonical series from one observation per (date, tract); missing days filled by trend,
+    flagged imputed."""
+    return series_frame(
+        *build_matrices(
+            observations, kind, date_col=date_col, tract_col=tract_col, value_col=value_col
+        )
     )
-    imputed = np.isnan(matrix)
-    if kind == "cumulative":
-        total = fill_cumulative(matrix)
-        new = daily_from_cumulative(total)
-    else:
-        new = np.nan_to_num(matrix, nan=0.0)
-        total = np.cumsum(new, axis=1)
-    return series_frame(tract_ids, dates, new, total, imputed)
 
 
 def series_frame(

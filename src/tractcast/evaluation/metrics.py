@@ -87,24 +87,51 @@ def score_points(
     return scores
 
 
+def relative_mae(
+    actual: np.ndarray,
+    predicted: np.ndarray,
+    reference: np.ndarray,
+    mask: np.ndarray | None = None,
+) -> float:
+    """MAE of `predicted` divided by the MAE of a reference forecast on the same points."""
+    reference_mae = mae(actual, reference, mask)
+    if not np.isfinite(reference_mae) or reference_mae == 0:
+        return float("nan")
+    return mae(actual, predicted, mask) / reference_mae
+
+
 def score_forecast(
-    actual: np.ndarray, forecast: Forecast, mask: np.ndarray | None = None
+    actual: np.ndarray,
+    forecast: Forecast,
+    mask: np.ndarray | None = None,
+    reference: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Metrics over all horizons, and again for each horizon (1-based) in `per_horizon`."""
+    """Metrics over all horizons, and again for each horizon (1-based) in `per_horizon`.
+
+    With a reference point forecast (the weekly seasonal naive), each horizon also gets
+    `relative_mae`, and the overall `relative_mae` is their mean over the horizons.
+    """
     actual = np.asarray(actual, dtype=float)
     if actual.ndim != 2:
         raise InvalidInput(f"actual must be 2-D (n_tracts, horizon), got shape {actual.shape}")
     mask = None if mask is None else np.asarray(mask, dtype=bool)
     scores: dict[str, Any] = score_points(actual, forecast, mask)
-    scores["per_horizon"] = [
-        {
-            "horizon": h + 1,
-            **score_points(
-                actual[:, h],
-                Forecast(forecast.point[:, h], forecast.lower[:, h], forecast.upper[:, h]),
-                None if mask is None else mask[:, h],
-            ),
-        }
-        for h in range(actual.shape[1])
-    ]
+    per_horizon = []
+    for h in range(actual.shape[1]):
+        day_mask = None if mask is None else mask[:, h]
+        day = score_points(
+            actual[:, h],
+            Forecast(forecast.point[:, h], forecast.lower[:, h], forecast.upper[:, h]),
+            day_mask,
+        )
+        if reference is not None:
+            day["relative_mae"] = relative_mae(
+                actual[:, h], forecast.point[:, h], reference[:, h], day_mask
+            )
+        per_horizon.append({"horizon": h + 1, **day})
+    if reference is not None:
+        relative = [day["relative_mae"] for day in per_horizon]
+        finite = [value for value in relative if np.isfinite(value)]
+        scores["relative_mae"] = float(np.mean(finite)) if finite else float("nan")
+    scores["per_horizon"] = per_horizon
     return scores

@@ -5,9 +5,9 @@ Used by the geo service and by ingestion (coordinates -> tracts), so both map po
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import shapely
@@ -15,27 +15,38 @@ from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from tractcast.errors import InvalidInput, NotFound
+from tractcast.geo.cells import CellGrid, GridSpec
 from tractcast.geo.fields import choose_id_field, choose_name_field, id_text
-from tractcast.geo.geodesy import geodesic_distances_km, search_boxes
+from tractcast.geo.geodesy import Outlines, geodesic_km, nearest_boundary_points, search_boxes
 from tractcast.geo.layers import Layer, read_layer
 
 NO_TRACT = -1
+# How far the sphere the candidates are picked on can be from the WGS84 ellipsoid: the
+# geodesic is measured for every tract nearer than the radius plus this share of it.
+ELLIPSOID_MARGIN = 0.01
+# Outlines drawn on a map of the whole layer: ~500 m of simplification, ~10 m of rounding.
+OUTLINE_TOLERANCE = 0.005
+OUTLINE_DECIMALS = 4
 
 
-@dataclass(frozen=True)
-class Tract:
+# Named tuples, not dataclasses: radius answers and batches make thousands per request.
+class Tract(NamedTuple):
     id: str
     name: str
 
 
-@dataclass(frozen=True)
-class TractHit:
+class TractHit(NamedTuple):
     tract: Tract
     distance_km: float  # geodesic distance from the query point to the polygon (0 when inside)
 
 
 class TractIndex:
-    """Polygons of one tract layer in WGS84 with a Shapely STRtree over them."""
+    """Polygons of one tract layer in WGS84, a Shapely STRtree over them, and a cell grid.
+
+    The grid answers most points of a batch by one array read; the tree and the prepared
+    polygons answer the rest exactly. Radius queries measure distances on the rings' vertex
+    arrays, kept beside the polygons, instead of building projected copies of the polygons.
+    """
 
     id_field: str
     name_field: str
@@ -51,9 +62,13 @@ class TractIndex:
             tract_of(props, self.id_field, self.name_field) for props in layer.properties
         ]
         self._positions = {tract.id: position for position, tract in enumerate(self._tracts)}
+        self._id_rank = np.argsort(np.argsort([tract.id for tract in self._tracts], kind="stable"))
         self._geometries = np.array(layer.geometries, dtype=object)
         shapely.prepare(self._geometries)
         self._tree = shapely.STRtree(self._geometries)
+        self._outlines = Outlines.of(self._geometries)
+        self._grid = CellGrid(self._geometries, self._exact_positions)
+        self._layer_id = layer_fingerprint(self._geometries, self._tracts)
 
     @classmethod
     def from_file(cls, path: str | Path, id_field: str | None = None) -> TractIndex:
@@ -64,6 +79,23 @@ class TractIndex:
     def tracts(self) -> list[Tract]:
         return list(self._tracts)
 
+    def tract_at(self, position: int) -> Tract:
+        """The tract at a position of `tracts` (what the positions_* methods return)."""
+        return self._tracts[position]
+
+    @property
+    def geometries(self) -> np.ndarray:
+        """The polygons, in `tracts` order (a read-only array of Shapely geometries)."""
+        view = self._geometries.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) of the whole layer, in degrees."""
+        west, south, east, north = shapely.total_bounds(self._geometries)
+        return float(west), float(south), float(east), float(north)
+
     def __len__(self) -> int:
         return len(self._tracts)
 
@@ -72,7 +104,26 @@ class TractIndex:
         return [dict(props) for props in self._properties]
 
     def tract_for_point(self, lat: float, lon: float) -> Tract | None:
-        return self.tracts_for_points([lat], [lon])[0]
+        return self.lookup(lat, lon)[0]
+
+    def lookup(self, lat: float, lon: float) -> tuple[Tract | None, int | None]:
+        """The point's tract, and its cell of `grid` when every point of that cell has the
+        same answer (None when a border crosses the cell)."""
+        position, cell = self._grid.position(float(lat), float(lon))
+        return (None if position == NO_TRACT else self._tracts[position]), cell
+
+    @property
+    def grid(self) -> GridSpec:
+        return self._grid.spec
+
+    def border_share(self) -> float:
+        """Share of grid cells a border crosses: points there need the exact test."""
+        return self._grid.border_share()
+
+    @property
+    def layer_id(self) -> str:
+        """A fingerprint of the polygons and their tracts: it changes when the layer does."""
+        return self._layer_id
 
     def tracts_for_points(self, lats: Any, lons: Any) -> list[Tract | None]:
         return [
@@ -89,6 +140,10 @@ class TractIndex:
         lon = np.asarray(lons, dtype=float).ravel()
         if lat.shape != lon.shape:
             raise InvalidInput(f"got {lat.size} latitudes but {lon.size} longitudes")
+        return self._grid.positions(lat, lon)
+
+    def _exact_positions(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        """positions_for_points without the grid: the tree, then the prepared polygons."""
         # Bounding boxes from the tree, then the exact test on prepared polygons, both vectorised:
         # faster than a predicate inside the tree query, which cannot use the prepared polygons.
         point_idx, tract_idx = self._tree.query(shapely.points(np.column_stack((lon, lat))))
@@ -99,14 +154,32 @@ class TractIndex:
         return positions
 
     def tracts_within_radius(self, lat: float, lon: float, radius_km: float) -> list[TractHit]:
-        candidates = self._candidates_near(lat, lon, radius_km)
-        distances = geodesic_distances_km(lat, lon, self._geometries[candidates])
-        hits = [
-            TractHit(self._tracts[position], float(distance))
-            for position, distance in zip(candidates.tolist(), distances.tolist(), strict=True)
-            if distance <= radius_km
+        """Tracts whose polygon meets the circle, nearest first, with geodesic distances."""
+        positions, distances = self.positions_within_radius(lat, lon, radius_km)
+        tracts = self._tracts
+        return [
+            TractHit(tracts[position], distance)
+            for position, distance in zip(positions.tolist(), distances.tolist(), strict=True)
         ]
-        return sorted(hits, key=lambda hit: (hit.distance_km, hit.tract.id))
+
+    def positions_within_radius(
+        self, lat: float, lon: float, radius_km: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """tracts_within_radius as arrays: tract positions, and their geodesic km (0 inside).
+
+        Sorted by distance, then tract id.
+        """
+        candidates = self._candidates_near(lat, lon, radius_km)
+        inside = shapely.intersects_xy(self._geometries[candidates], lon, lat)
+        plane_km, near_lons, near_lats = nearest_boundary_points(
+            lat, lon, self._outlines, candidates
+        )
+        near = ~inside & (plane_km <= radius_km * (1 + ELLIPSOID_MARGIN))
+        distances = np.zeros(len(candidates))
+        distances[near] = geodesic_km(lat, lon, near_lats[near], near_lons[near])
+        keep = np.flatnonzero((inside | near) & (distances <= radius_km))
+        keep = keep[np.lexsort((self._id_rank[candidates[keep]], distances[keep]))]
+        return candidates[keep], distances[keep]
 
     def _candidates_near(self, lat: float, lon: float, radius_km: float) -> np.ndarray:
         """Positions of tracts whose bounding box meets the lon/lat boxes around the circle."""
@@ -123,6 +196,26 @@ class TractIndex:
             "geometry": mapping(self.geometry(tract_id)),
         }
 
+    def simplified_outlines(
+        self, tolerance: float = OUTLINE_TOLERANCE, decimals: int = OUTLINE_DECIMALS
+    ) -> dict[str, Any]:
+        """Every tract as one GeoJSON FeatureCollection, light enough to draw a whole layer:
+        outlines simplified to `tolerance` degrees, coordinates rounded to `decimals` places."""
+        simplified = shapely.simplify(self._geometries, tolerance, preserve_topology=True)
+        rounded = shapely.transform(simplified, lambda xy: np.round(xy, decimals))
+        return {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "id": tract.id,
+                    "properties": {"id": tract.id, "name": tract.name},
+                    "geometry": mapping(geometry),
+                }
+                for tract, geometry in zip(self._tracts, rounded, strict=True)
+            ],
+        }
+
     def tract(self, tract_id: str) -> Tract:
         """The tract with this id; NotFound when the layer has none."""
         return self._tracts[self._position(tract_id)]
@@ -135,6 +228,15 @@ class TractIndex:
             return self._positions[tract_id]
         except KeyError:
             raise NotFound(f"no tract has id {tract_id!r}") from None
+
+
+def layer_fingerprint(geometries: np.ndarray, tracts: list[Tract]) -> str:
+    digest = hashlib.sha256()
+    for tract in tracts:
+        digest.update(f"{tract.id}\x1f{tract.name}\x1e".encode())
+    for wkb in shapely.to_wkb(geometries):
+        digest.update(wkb)
+    return digest.hexdigest()[:16]
 
 
 def tract_of(props: dict[str, Any], id_field: str, name_field: str) -> Tract:

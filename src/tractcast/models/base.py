@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "moving_average": ("tractcast.models.baselines", "MovingAverage"),
     "lstm": ("tractcast.models.lstm", "LSTMForecaster"),
 }
+BASELINE_FAMILIES = ("persistence", "seasonal_naive", "moving_average")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class Forecast:
 class Forecaster(Protocol):
     family: str  # "lstm", "persistence", "seasonal_naive", "moving_average"
     horizon: int
+
+    @property
+    def min_days(self) -> int:
+        """The shortest history `fit` accepts."""
 
     def fit(self, history: np.ndarray) -> None:
         """Learn from daily new cases, shape (n_tracts, n_days), oldest day first."""
@@ -94,3 +100,20 @@ def make_forecaster(family: str, horizon: int = 14, **params: Any) -> Forecaster
     """A new, unfitted forecaster of one family."""
     forecaster: Forecaster = _forecaster_class(family)(horizon=horizon, **params)
     return forecaster
+
+
+def clone_forecaster(forecaster: Forecaster, **changes: Any) -> Forecaster:
+    """A new, unfitted forecaster of the same family and hyperparameters (some changed)."""
+    clone: Forecaster = type(forecaster)(**{**forecaster.params(), **changes})
+    return clone
+
+
+def forecaster_from_params(family: str, params: dict[str, Any], **changes: Any) -> Forecaster:
+    """A new, unfitted forecaster from a manifest's hyperparameters.
+
+    Names the family's constructor does not take (written by an older release, or meant for
+    another family) are left out, so an older champion can still be refitted for comparison.
+    """
+    accepted = inspect.signature(_forecaster_class(family)).parameters
+    merged = {**params, **changes}
+    return make_forecaster(family, **{k: v for k, v in merged.items() if k in accepted})

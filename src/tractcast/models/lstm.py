@@ -1,5 +1,11 @@
 """A global LSTM over every tract: `lookback` days in, `horizon` days out, 80% intervals.
 
+Each window is scaled on its own (log1p cases minus the window's mean), so large and small tracts
+train together. The model emits three quantiles per horizon (10%, 50%, 90%) trained with a pinball
+loss in log1p space; quantiles survive the monotone back-transform, so the median is the point
+forecast and the outer pair bounds the 80% interval. A conformal step on the newest days (held out
+from training) widens or narrows the interval per horizon to what those days need.
+
 TensorFlow and Keras are imported inside functions only, so importing tractcast.models stays light.
 """
 
@@ -12,25 +18,46 @@ from typing import Any
 import numpy as np
 
 from tractcast.errors import InvalidInput
-from tractcast.models.base import QUANTILES, Forecast, check_history, interval_from_log_quantiles
+from tractcast.models.base import QUANTILES, Forecast, check_history
 
 MODEL_FILE = "model.h5"
 STATE_FILE = "lstm.json"
-FEATURES = ("log1p_minus_window_level", "weekday_sin", "weekday_cos", "window_level")
+FEATURES = (
+    "log1p_minus_window_level",
+    "weekday_sin",
+    "weekday_cos",
+    "window_level",
+    "all_tracts_log1p_minus_window_level",
+)
+OUTPUT_QUANTILES = (QUANTILES[0], 0.5, QUANTILES[1])  # lower bound, point, upper bound
 LEVEL_SCALE = 10.0  # log1p of ~20,000 cases; keeps the level feature near [0, 1]
 MAX_LOG_CASES = 30.0  # guards expm1 against overflow on a runaway output
+MIN_STEPS, MIN_BATCH = 32, 16  # small histories train on smaller batches, not on fewer steps
 
 
-def window_features(log_window: np.ndarray, weekdays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Model inputs (n, lookback, 4) for log1p windows (n, lookback), and each window's level."""
-    level = log_window.mean(axis=1)
-    angle = 2.0 * np.pi * weekdays / 7.0
+def window_features(
+    log_history: np.ndarray,
+    log_total: np.ndarray,
+    tracts: np.ndarray,
+    input_days: np.ndarray,
+    first_weekday: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs (n, lookback, 5) and each window's level.
+
+    `tracts` (n, 1) and `input_days` (n, lookback) pick the windows out of the (n_tracts, n_days)
+    log1p history; `log_total` is log1p of the all-tract total per day, the shared context.
+    """
+    window = log_history[tracts, input_days]
+    level = window.mean(axis=1)
+    context = log_total[input_days]
+    angle = 2.0 * np.pi * ((first_weekday + input_days) % 7) / 7.0
     features = np.stack(
         [
-            log_window - level[:, None],
+            window - level[:, None],
             np.sin(angle),
             np.cos(angle),
-            np.broadcast_to(level[:, None] / LEVEL_SCALE, log_window.shape),
+            np.broadcast_to(level[:, None] / LEVEL_SCALE, window.shape),
+            context - context.mean(axis=1, keepdims=True),
         ],
         axis=-1,
     )
@@ -49,29 +76,56 @@ def window_origins(
 
 
 def training_windows(
-    log_history: np.ndarray, origins: np.ndarray, lookback: int, horizon: int, first_weekday: int
+    log_history: np.ndarray,
+    log_total: np.ndarray,
+    origins: np.ndarray,
+    lookback: int,
+    horizon: int,
+    first_weekday: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and targets (log1p cases minus the input window's level) for each origin."""
     tracts, days = origins[:, :1], origins[:, 1:]
-    input_days = days + np.arange(-lookback, 0)
     features, level = window_features(
-        log_history[tracts, input_days], (first_weekday + input_days) % 7
+        log_history, log_total, tracts, days + np.arange(-lookback, 0), first_weekday
     )
     targets = log_history[tracts, days + np.arange(horizon)] - level[:, None]
     return features, targets.astype(np.float32)
 
 
-def build_model(lookback: int, horizon: int, units: int, learning_rate: float) -> Any:
-    """An LSTM encoder and a dense head emitting all horizons at once (built-in layers only)."""
+def pinball_loss(y_true: Any, y_pred: Any) -> Any:
+    """Mean pinball loss of the (batch, horizon, 3) quantile outputs against (batch, horizon)."""
     import keras
 
+    ops = keras.ops
+    levels = ops.convert_to_tensor(OUTPUT_QUANTILES, dtype=y_pred.dtype)
+    error = ops.expand_dims(y_true, -1) - y_pred
+    return ops.mean(ops.maximum(levels * error, (levels - 1.0) * error))
+
+
+def build_model(lookback: int, horizon: int, units: int) -> Any:
+    """An LSTM encoder and three dense heads: median, and gaps below and above it that are >= 0.
+
+    Built-in layers only, so model.h5 loads with safe_mode and no custom objects; the gaps keep
+    the quantiles from crossing. Output shape (batch, horizon, 3).
+    """
+    import keras
+
+    layers = keras.layers
     inputs = keras.Input(shape=(lookback, len(FEATURES)), name="window")
-    hidden = keras.layers.LSTM(units, name="encoder")(inputs)
-    hidden = keras.layers.Dense(units, activation="relu", name="hidden")(hidden)
-    outputs = keras.layers.Dense(horizon, name="log_cases")(hidden)
-    model = keras.Model(inputs, outputs, name="tractcast_lstm")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse")
-    return model
+    hidden = layers.LSTM(units, name="encoder")(inputs)
+    hidden = layers.Dense(units, activation="relu", name="hidden")(hidden)
+    median = layers.Dense(horizon, name="median")(hidden)
+    below = layers.Dense(horizon, activation="softplus", name="gap_below")(hidden)
+    above = layers.Dense(horizon, activation="softplus", name="gap_above")(hidden)
+    stacked = layers.Concatenate(name="quantiles_flat")(
+        [
+            layers.Subtract(name="lower")([median, below]),
+            median,
+            layers.Add(name="upper")([median, above]),
+        ]
+    )
+    outputs = layers.Permute((2, 1), name="log_cases")(layers.Reshape((3, horizon))(stacked))
+    return keras.Model(inputs, outputs, name="tractcast_lstm")
 
 
 def seed_everything(seed: int) -> None:
@@ -83,8 +137,18 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def conformal_adjustment(targets: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Per horizon, how far to move both bounds so they cover INTERVAL of the held-out targets.
+
+    The score of a target is how far it falls outside [lower, upper] (negative inside); its
+    INTERVAL-quantile is the shift (conformalised quantile regression).
+    """
+    scores = np.maximum(quantiles[..., 0] - targets, targets - quantiles[..., 2])
+    return np.quantile(scores, QUANTILES[1] - QUANTILES[0], axis=0).astype(float)
+
+
 class LSTMForecaster:
-    """Global LSTM on log1p cases relative to each window's mean, with weekday features."""
+    """Global LSTM on log1p cases relative to each window's mean, with quantile outputs."""
 
     family = "lstm"
 
@@ -98,7 +162,7 @@ class LSTMForecaster:
         learning_rate: float = 1e-3,
         seed: int = 42,
         max_windows: int = 20000,
-        validation_fraction: float = 0.1,
+        validation_days: int = 42,
         patience: int = 4,
         first_weekday: int = 0,
     ) -> None:
@@ -110,13 +174,13 @@ class LSTMForecaster:
         self.learning_rate = learning_rate
         self.seed = seed
         self.max_windows = max_windows
-        self.validation_fraction = validation_fraction
+        # the newest days, held out of training: early stopping and interval calibration
+        self.validation_days = validation_days
         self.patience = patience
         # weekday (0 = Monday) of column 0 of every history this model sees
         self.first_weekday = first_weekday
         self.model: Any = None
-        self.low_q: np.ndarray | None = None
-        self.high_q: np.ndarray | None = None
+        self.adjustment: np.ndarray | None = None
         self.epochs_trained = 0
 
     def params(self) -> dict[str, Any]:
@@ -129,37 +193,43 @@ class LSTMForecaster:
             "learning_rate": self.learning_rate,
             "seed": self.seed,
             "max_windows": self.max_windows,
-            "validation_fraction": self.validation_fraction,
+            "validation_days": self.validation_days,
             "patience": self.patience,
             "first_weekday": self.first_weekday,
         }
 
-    def validation_days(self, n_days: int) -> int:
-        """Days at the end of the history kept for early stopping and interval calibration."""
-        return max(2 * self.horizon, round(self.validation_fraction * n_days))
+    @property
+    def min_days(self) -> int:
+        """The shortest history fit accepts: a few training windows before the held-out days."""
+        return self.lookback + 2 * self.horizon + max(self.validation_days, self.horizon)
+
+    def batch_for(self, n_windows: int) -> int:
+        """`batch_size`, or smaller on little data so that an epoch has MIN_STEPS steps."""
+        return max(MIN_BATCH, min(self.batch_size, n_windows // MIN_STEPS))
 
     def fit(self, history: np.ndarray) -> None:
         import keras
 
-        history = check_history(history, self.lookback + 4 * self.horizon)
+        history = check_history(history, self.min_days)
         n_tracts, n_days = history.shape
-        split = n_days - self.validation_days(n_days)
-        if split - self.horizon < self.lookback:
-            raise InvalidInput(f"history of {n_days} days is too short to train and validate")
+        split = n_days - max(self.validation_days, self.horizon)
         seed_everything(self.seed)
         rng = np.random.default_rng(self.seed)
-        log_history = np.log1p(history)
+        log_history, log_total = np.log1p(history), np.log1p(history.sum(axis=0))
         train = window_origins(n_tracts, self.lookback, split - self.horizon, self.max_windows, rng)
         valid = window_origins(
             n_tracts, split, n_days - self.horizon, max(1, self.max_windows // 4), rng
         )
         x_train, y_train = training_windows(
-            log_history, train, self.lookback, self.horizon, self.first_weekday
+            log_history, log_total, train, self.lookback, self.horizon, self.first_weekday
         )
         x_valid, y_valid = training_windows(
-            log_history, valid, self.lookback, self.horizon, self.first_weekday
+            log_history, log_total, valid, self.lookback, self.horizon, self.first_weekday
         )
-        model = build_model(self.lookback, self.horizon, self.units, self.learning_rate)
+        model = build_model(self.lookback, self.horizon, self.units)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), loss=pinball_loss
+        )
         stop = keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=self.patience, restore_best_weights=True
         )
@@ -168,46 +238,62 @@ class LSTMForecaster:
             y_train,
             validation_data=(x_valid, y_valid),
             epochs=self.epochs,
-            batch_size=self.batch_size,
+            batch_size=self.batch_for(len(x_train)),
             callbacks=[stop],
             shuffle=True,
             verbose=0,
         )
         self.model = model
         self.epochs_trained = len(run.history["loss"])
-        residuals = y_valid - self.predict_log(x_valid)
-        low, high = np.quantile(residuals, QUANTILES, axis=0)
-        self.low_q, self.high_q = low.astype(float), high.astype(float)
+        self.adjustment = conformal_adjustment(y_valid, self.predict_log(x_valid))
 
     def predict_log(self, features: np.ndarray) -> np.ndarray:
-        """Raw model outputs: log1p cases relative to each input window's level."""
-        return np.asarray(self.model.predict(features, batch_size=4096, verbose=0), dtype=float)
+        """Raw model outputs (n, horizon, 3): log1p quantiles relative to each window's level."""
+        # a direct call: model.predict would build a tf.data pipeline for every small batch
+        chunks = [
+            np.asarray(self.model(features[start : start + 4096], training=False), dtype=float)
+            for start in range(0, len(features), 4096)
+        ]
+        return np.concatenate(chunks, axis=0)
 
     def predict(self, history: np.ndarray) -> Forecast:
-        if self.model is None or self.low_q is None or self.high_q is None:
+        """Forecast after `history`; the all-tract context is the sum over the tracts passed in."""
+        if self.model is None or self.adjustment is None:
             raise RuntimeError("lstm forecaster must be fitted or loaded before predicting")
         history = check_history(history, self.lookback)
         n_tracts, n_days = history.shape
-        days = np.arange(n_days - self.lookback, n_days)
-        weekdays = np.broadcast_to((self.first_weekday + days) % 7, (n_tracts, self.lookback))
-        features, level = window_features(np.log1p(history[:, -self.lookback :]), weekdays)
-        log_point = np.clip(self.predict_log(features) + level[:, None], 0.0, MAX_LOG_CASES)
-        return interval_from_log_quantiles(np.expm1(log_point), self.low_q, self.high_q)
+        days = np.broadcast_to(np.arange(n_days - self.lookback, n_days), (n_tracts, self.lookback))
+        features, level = window_features(
+            np.log1p(history),
+            np.log1p(history.sum(axis=0)),
+            np.arange(n_tracts)[:, None],
+            days,
+            self.first_weekday,
+        )
+        log_q = self.predict_log(features) + level[:, None, None]
+        log_q[..., 0] -= self.adjustment
+        log_q[..., 2] += self.adjustment
+        lower, point, upper = np.expm1(np.clip(log_q, 0.0, MAX_LOG_CASES)).transpose(2, 0, 1)
+        # the conformal shift may cross the bounds over the point; the interval always holds it
+        return Forecast(point=point, lower=np.minimum(lower, point), upper=np.maximum(upper, point))
 
     def save(self, directory: Path) -> None:
-        if self.model is None or self.low_q is None or self.high_q is None:
+        if self.model is None or self.adjustment is None:
             raise RuntimeError("lstm forecaster must be fitted before saving")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.model.save(directory / MODEL_FILE)
+        # an uncompiled twin carries the weights: model.h5 then names no custom loss
+        twin = build_model(self.lookback, self.horizon, self.units)
+        twin.set_weights(self.model.get_weights())
+        twin.save(directory / MODEL_FILE)
         state = {
             "family": self.family,
             "params": self.params(),
             "features": list(FEATURES),
+            "outputs": {"quantiles": list(OUTPUT_QUANTILES), "point": 0.5},
             "scaling": "log1p, minus the mean of each input window's log1p values",
             "level_scale": LEVEL_SCALE,
-            "low_q": self.low_q.tolist(),
-            "high_q": self.high_q.tolist(),
+            "adjustment": self.adjustment.tolist(),
             "epochs_trained": self.epochs_trained,
         }
         (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
@@ -219,11 +305,12 @@ class LSTMForecaster:
 
         directory = Path(directory)
         state = json.loads((directory / STATE_FILE).read_text())
+        if list(state.get("features", [])) != list(FEATURES) or "adjustment" not in state:
+            raise InvalidInput(f"{directory} holds an LSTM of another layout (an older release)")
         forecaster = cls(**state["params"])
         forecaster.model = keras.models.load_model(
             directory / MODEL_FILE, compile=False, safe_mode=True
         )
-        forecaster.low_q = np.asarray(state["low_q"], dtype=float)
-        forecaster.high_q = np.asarray(state["high_q"], dtype=float)
+        forecaster.adjustment = np.asarray(state["adjustment"], dtype=float)
         forecaster.epochs_trained = int(state.get("epochs_trained", 0))
         return forecaster

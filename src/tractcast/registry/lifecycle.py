@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tractcast.errors import Conflict, NotFound, Unavailable
+from tractcast.registry.integrity import verify_version_files, with_checksums
 from tractcast.registry.metadata import (
     CHAMPION_KINDS,
     Event,
@@ -18,7 +19,11 @@ from tractcast.registry.metadata import (
     metadata_store_from_url,
 )
 from tractcast.registry.store import LocalModelStore, ModelVersion, version_of_bundle
+from tractcast.serving.bundle import Bundle
 from tractcast.settings import Settings
+
+if TYPE_CHECKING:
+    from tractcast.monitoring.live_error import Comparison
 
 
 def open_stores(settings: Settings) -> tuple[LocalModelStore, SqlMetadataStore]:
@@ -39,7 +44,7 @@ def register_version(
     trigger: str = "manual",
 ) -> ModelVersion:
     """Create an immutable version in the store and record its registration."""
-    version = store.create_version(family, write_artifacts, metrics, manifest)
+    version = store.create_version(family, with_checksums(write_artifacts), metrics, manifest)
     metadata.record_version(version)
     metadata.record_event("registered", version.version, reason=reason, trigger=trigger)
     return version
@@ -63,6 +68,34 @@ def promote_version(
     return _make_champion(store, metadata, version, "promoted", reason, trigger)
 
 
+def reject_version(
+    metadata: SqlMetadataStore,
+    version: str,
+    *,
+    champion: str | None,
+    reason: str,
+    trigger: str = "manual",
+) -> Event:
+    """Record that a candidate did not pass the promotion gate; the champion stays."""
+    return metadata.record_event(
+        "rejected", version, from_version=champion, reason=reason, trigger=trigger
+    )
+
+
+def refresh_serving_bundle(store: LocalModelStore, bundle: Bundle) -> str:
+    """Store a newer bundle of the version serving now and serve it; no champion changes.
+
+    Newer data with the same model: `current` moves to the new bundle atomically and the
+    version stays champion, so no lifecycle event is recorded.
+    """
+    if serving_version(store) != bundle.model_version:
+        raise Conflict(f"{bundle.model_version} is not serving; promote it instead")
+    bundle_id = store.add_bundle(bundle)
+    if store.current_bundle_id() != bundle_id:
+        store.set_current(bundle_id)
+    return bundle_id
+
+
 def rollback_version(
     store: LocalModelStore,
     metadata: SqlMetadataStore,
@@ -81,6 +114,38 @@ def rollback_version(
     elif to_version == current:
         raise Conflict(f"{to_version} is already serving")
     return _make_champion(store, metadata, to_version, "rolled_back", reason, trigger)
+
+
+def rollback_if_degraded(
+    store: LocalModelStore,
+    metadata: SqlMetadataStore,
+    comparison: Comparison,
+    *,
+    margin: float,
+    days: int,
+) -> Event | None:
+    """Roll back a just-promoted champion whose live error exceeds its predecessor's.
+
+    Only a champion that serves because it was promoted (not rolled back to) is judged, on
+    `days` days of forecasts both versions made; its MAE must exceed the predecessor's by more
+    than `margin` (a fraction). Returns the rollback event, or None when the champion stays.
+    """
+    champion = serving_version(store)
+    latest = metadata.list_events(limit=1, kinds=CHAMPION_KINDS)
+    if champion != comparison.champion or not latest or latest[0].kind != "promoted":
+        return None
+    mine, theirs = comparison.champion_mae, comparison.predecessor_mae
+    if comparison.days < days or mine is None or theirs is None or mine <= (1 + margin) * theirs:
+        return None
+    reason = (
+        f"live error {mine:.4g} exceeded predecessor {comparison.predecessor}'s {theirs:.4g} "
+        f"by more than {margin:.0%} over {comparison.days} days "
+        f"({comparison.start} to {comparison.end}; MAE of daily new cases on the same "
+        f"{comparison.points} forecasts)"
+    )
+    return rollback_version(
+        store, metadata, comparison.predecessor, reason=reason, trigger="live_error"
+    )
 
 
 def previous_champion(history: Sequence[Event], current: str | None) -> str | None:
@@ -176,6 +241,7 @@ def _make_champion(
         raise Conflict(f"{found.version} has no serving bundle yet")
     previous = serving_version(store)
     try:
+        verify_version_files(found)  # a corrupted .h5 never becomes champion
         store.set_current(bundle_id)
     except Unavailable as exc:
         metadata.record_event("rejected", found.version, reason=exc.message, trigger=trigger)

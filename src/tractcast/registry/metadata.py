@@ -27,16 +27,17 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tractcast.errors import InvalidInput, NotFound, Unavailable
+from tractcast.registry.migrations import upgrade_schema
 from tractcast.registry.store import ModelVersion
 
 EVENT_KINDS = ("registered", "promoted", "rejected", "rolled_back")
 CHAMPION_KINDS = ("promoted", "rolled_back")
 
-_metadata = MetaData()
+SCHEMA = MetaData()  # the models; migrations/ creates and evolves them
 
 versions_table = Table(
     "versions",
-    _metadata,
+    SCHEMA,
     Column("version", String(64), primary_key=True),
     Column("family", String(64), nullable=False),
     Column("created_at", String(40), nullable=False),
@@ -47,7 +48,7 @@ versions_table = Table(
 
 events_table = Table(
     "events",
-    _metadata,
+    SCHEMA,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", String(40), nullable=False),
     Column("kind", String(20), nullable=False),
@@ -194,9 +195,9 @@ class SqlMetadataStore:
         self._engine.dispose()
 
     def _tables(self) -> Engine:
-        # tables are created on first use, not at construction, so opening a store is free
+        # migrated on first use, not at construction, so opening a store is free
         if not self._ready:
-            _metadata.create_all(self._engine)
+            upgrade_schema(self._engine)
             self._ready = True
         return self._engine
 

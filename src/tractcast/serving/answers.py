@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +12,7 @@ from tractcast.geo.index import Tract, TractHit
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast
 
 OUTSIDE_MESSAGE = "the point lies outside every tract"
+MEMO_LIMIT = 50_000  # rendered tracts kept per bundle (about 1 KB each)
 
 
 def forecast_answer(bundle: Bundle, tract: Tract | None, horizon: int) -> dict[str, Any]:
@@ -35,6 +38,127 @@ def forecast_answer(bundle: Bundle, tract: Tract | None, horizon: int) -> dict[s
         "model_version": bundle.model_version,
         "data_version": bundle.data_version,
     }
+
+
+def forecast_json(bundle: Bundle, tract: Tract | None, horizon: int) -> str:
+    """forecast_answer as JSON text, assembled from pieces rendered once per bundle and tract.
+
+    The hot path of the API: a single point or a batch of thousands costs string joins, not a
+    dict per forecast day and a JSON encoding of all of them on every request.
+    """
+    if tract is None:
+        raise NotFound(OUTSIDE_MESSAGE)
+    series = _series_of(bundle, tract)
+    if horizon < 1 or horizon > len(series.forecast):
+        forecast_answer(bundle, tract, horizon)  # raises the same InvalidInput
+    head, days = _rendered(bundle, tract, series)
+    return f'{head},"next_day":{days[0]},"forecast":[{",".join(days[:horizon])}],{_tail(bundle)}}}'
+
+
+def batch_json(bundle: Bundle, tracts: Sequence[Tract | None], horizon: int) -> str:
+    """batch_answer as JSON text (see forecast_json)."""
+    results = []
+    for tract in tracts:
+        try:
+            results.append(forecast_json(bundle, tract, horizon))
+        except TractcastError as exc:
+            results.append(_compact(exc.to_dict()))
+    return f'{{"results":[{",".join(results)}],{_tail(bundle)}}}'
+
+
+def radius_json(
+    bundle: Bundle,
+    hits: Sequence[TractHit],
+    *,
+    center: tuple[float, float],
+    radius_km: float,
+) -> str:
+    """radius_stats as JSON text (see forecast_json)."""
+    rows: list[str] = []
+    without_data: list[str] = []
+    total_cases = new_cases = 0
+    next_day: float = 0
+    for hit in sorted(hits, key=lambda hit: (hit.distance_km, hit.tract.id)):
+        series = bundle.tracts.get(hit.tract.id)
+        if series is None or not series.forecast:
+            without_data.append(_compact({"id": hit.tract.id, "name": hit.tract.name}))
+            continue
+        head, counts = _radius_row(bundle, hit.tract, series)
+        rows.append(f"{head}{_number(hit.distance_km)},{counts}")
+        total_cases += series.total_cases
+        new_cases += series.new_cases
+        next_day += series.forecast[0].new_cases
+    totals = {
+        "tracts": len(rows),
+        "total_cases": total_cases,
+        "new_cases": new_cases,
+        "next_day": next_day,
+    }
+    opening = _compact({"center": {"lat": center[0], "lon": center[1]}, "radius_km": radius_km})
+    closing = _compact({"totals": totals, "as_of": bundle.as_of})
+    return (
+        f'{opening[:-1]},"tracts":[{",".join(rows)}],"without_data":[{",".join(without_data)}],'
+        f"{closing[1:-1]},{_tail(bundle)}}}"
+    )
+
+
+def _radius_row(bundle: Bundle, tract: Tract, series: TractForecast) -> tuple[str, str]:
+    """A radius row before its distance, and after it (counts and next day, closing brace)."""
+    key = ("radius", tract.id, tract.name)
+    rendered = bundle.memo.get(key)
+    if rendered is None:
+        head = _compact({"id": tract.id, "name": tract.name})[:-1] + ',"distance_km":'
+        counts = _compact(
+            {
+                "total_cases": series.total_cases,
+                "new_cases": series.new_cases,
+                "next_day": _day(series.forecast[0]),
+            }
+        )[1:]
+        rendered = (head, counts)
+        if len(bundle.memo) < MEMO_LIMIT:
+            bundle.memo[key] = rendered
+    return rendered
+
+
+def _rendered(bundle: Bundle, tract: Tract, series: TractForecast) -> tuple[str, list[str]]:
+    """The answer's opening (tract and counts, no closing brace) and each day, as JSON."""
+    key = ("forecast", tract.id, tract.name)
+    rendered = bundle.memo.get(key)
+    if rendered is None:
+        head = _compact(
+            {
+                "tract": {"id": tract.id, "name": tract.name},
+                "as_of": series.as_of,
+                "total_cases": series.total_cases,
+                "new_cases": series.new_cases,
+            }
+        )[:-1]
+        rendered = (head, [_compact(_day(day)) for day in series.forecast])
+        if len(bundle.memo) < MEMO_LIMIT:
+            bundle.memo[key] = rendered
+    return rendered
+
+
+def _tail(bundle: Bundle) -> str:
+    """The versions closing every answer, without braces."""
+    tail = bundle.memo.get("tail")
+    if tail is None:
+        versions = {"model_version": bundle.model_version, "data_version": bundle.data_version}
+        tail = bundle.memo["tail"] = _compact(versions)[1:-1]
+    return tail  # type: ignore[no-any-return]
+
+
+def _number(value: float) -> str:
+    """A finite float as JSON, as json.dumps writes it (repr), without its per-call overhead."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"not a finite number: {value!r}")
+    return repr(number)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
 def batch_answer(bundle: Bundle, tracts: Sequence[Tract | None], horizon: int) -> dict[str, Any]:

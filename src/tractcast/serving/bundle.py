@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ class TractForecast:
     total_cases: int
     new_cases: int  # on the as_of day
     forecast: tuple[ForecastDay, ...]  # horizons 1..14
+    # Daily new cases of the days up to as_of, oldest first (the last one is as_of's). Optional:
+    # bundles written before it existed, or without it, load with an empty history.
+    history: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class Bundle:
     created_at: str
     horizon: int
     tracts: dict[str, TractForecast]
+    # Answers rendered from this bundle, kept for reuse by tractcast.serving.answers (the bundle
+    # never changes, so neither do they). Not part of the bundle: never written, never compared.
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def bundle_id_for(model_version: str, data_version: str) -> str:
@@ -108,6 +114,7 @@ def _bundle_to_json(bundle: Bundle) -> dict[str, Any]:
                 "total_cases": tract.total_cases,
                 "new_cases": tract.new_cases,
                 "forecast": [[d.date, d.new_cases, d.lower, d.upper] for d in tract.forecast],
+                **({"history": list(tract.history)} if tract.history else {}),
             }
             for tract_id, tract in bundle.tracts.items()
         },
@@ -155,7 +162,15 @@ def _tract_from_json(tract_id: str, raw: dict[str, Any], horizon: int) -> TractF
         total_cases=_count(raw["total_cases"], tract_id),
         new_cases=_count(raw["new_cases"], tract_id),
         forecast=forecast,
+        history=_history(raw.get("history", ()), tract_id),
     )
+
+
+def _history(values: Any, tract_id: str) -> tuple[int, ...]:
+    # One check over the whole list: bundles of thousands of tracts hold ~120 counts each.
+    if not isinstance(values, list | tuple) or not all(type(v) is int for v in values):
+        raise ValueError(f"tract {tract_id} has a history that is not a list of integer counts")
+    return tuple(values)
 
 
 def _finite(value: Any) -> float:

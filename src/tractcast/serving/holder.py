@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tractcast.errors import InvalidInput, NotFound, Unavailable
 from tractcast.serving.bundle import Bundle, load_bundle
+from tractcast.validation import shown
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,8 @@ class BundleHolder:
 
     def bundle_for_version(self, version: str) -> Bundle:
         """The newest bundle made with model `version`; NotFound when it has none."""
-        if not _SAFE_VERSION.match(version):
-            raise InvalidInput(f"malformed model_version {version!r}")
+        if not _SAFE_VERSION.fullmatch(version):
+            raise InvalidInput(f"malformed model_version {shown(version)}")
         current = self.loaded()
         if current is not None and current.model_version == version:
             return current

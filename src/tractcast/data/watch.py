@@ -1,0 +1,220 @@
+"""The portal watcher: probe a source cheaply, download a changed one once, keep raw snapshots.
+
+Snapshots live under `<store>/data/<data_version>/` (the data version is the content hash of the
+snapshot, so the same bytes always give the same version); the watcher's state (validators,
+releases, refusals) is one JSON file beside them. A release that ingestion refuses is marked
+rejected and never becomes the data in use: the last good release stays.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tractcast.data.sources import (
+    Source,
+    State,
+    open_source,
+    safe_name,
+    sha256_file,
+    snapshot_version,
+    state_hashes,
+    utc_now,
+)
+from tractcast.errors import DataRejected, InvalidInput
+from tractcast.settings import Settings
+
+if TYPE_CHECKING:
+    from tractcast.data.ingest import IngestResult
+    from tractcast.data.schema import TractLayer
+
+DATA_DIR = "data"
+
+
+@dataclass(frozen=True)
+class Release:
+    """One downloaded snapshot of the source: its version, where it is, when, which files."""
+
+    data_version: str
+    path: Path  # the single file, or the snapshot directory (both accepted by ingest_source)
+    fetched_at: str
+    files: tuple[str, ...]
+
+
+class DataWatcher:
+    """Watches one source; snapshots and state under `<store_root>/data/`."""
+
+    def __init__(self, source_uri: str, store_root: str | Path, **source_options: Any) -> None:
+        self.source_uri = str(source_uri)
+        self.root = Path(store_root) / DATA_DIR
+        self.source_options = source_options
+        key = hashlib.sha256(self.source_uri.encode()).hexdigest()[:12]
+        self.state_path = self.root / f"watch-{key}.json"
+
+    def source(self) -> Source:
+        return open_source(self.source_uri, **self.source_options)
+
+    def check(self) -> Release | None:
+        """Probe the source: None when nothing changed (nothing downloaded), else the release."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self.locked():
+            state = self.read_state()
+            latest = state.get("latest")
+            previous = (
+                state.get("source") if latest and self.snapshot_dir(latest).exists() else None
+            )
+            source = self.source()
+            probe = source.probe(previous)
+            if previous is not None and probe.unchanged:
+                self.write_state({**state, "source": probe.state, "checked_at": utc_now()})
+                return None
+            incoming = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.root))
+            try:
+                fetched = source.fetch(probe, incoming)
+                self.complete_snapshot(incoming, fetched.state, set(fetched.written), latest)
+                version = snapshot_version(state_hashes(fetched.state))
+                now = utc_now()
+                state = {**state, "source": fetched.state, "checked_at": now}
+                if version == latest:
+                    self.write_state(state)
+                    return None
+                target = self.snapshot_dir(version)
+                if not target.exists():
+                    os.replace(incoming, target)
+            finally:
+                shutil.rmtree(incoming, ignore_errors=True)
+            files = tuple(sorted(fetched.state["entries"]))
+            releases = state.get("releases", {})
+            releases[version] = {"fetched_at": now, "files": list(files)}
+            self.write_state({**state, "latest": version, "releases": releases})
+            return self.release(version, releases[version])
+
+    def complete_snapshot(
+        self, incoming: Path, state: State, written: set[str], latest: str | None
+    ) -> None:
+        """Link the entries not downloaded this time from the previous snapshot (same bytes)."""
+        old = self.snapshot_dir(latest) if latest else None
+        for name, entry in state["entries"].items():
+            if name in written:
+                continue
+            source = old / safe_name(name) if old else None
+            target = incoming / safe_name(name)
+            if source is None or not source.is_file() or sha256_file(source) != entry["sha256"]:
+                raise DataRejected(f"{name}: the previous snapshot lost this file; check again")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target)
+
+    def latest_good(self) -> Release | None:
+        """The newest release not marked rejected (None before the first good download)."""
+        state = self.read_state()
+        rejected = state.get("rejected", {})
+        releases = state.get("releases", {})
+        for version, info in sorted(
+            releases.items(), key=lambda kv: kv[1]["fetched_at"], reverse=True
+        ):
+            if version not in rejected and self.snapshot_dir(version).exists():
+                return self.release(version, info)
+        return None
+
+    def mark_rejected(self, release: Release, reason: str) -> None:
+        """Never use this release again; the last good one stays in use."""
+        with self.locked():
+            state = self.read_state()
+            rejected = state.get("rejected", {})
+            rejected[release.data_version] = {"reason": reason, "at": utc_now()}
+            self.write_state({**state, "rejected": rejected})
+
+    def rejections(self) -> dict[str, dict[str, str]]:
+        """Data version -> why it was refused and when."""
+        return dict(self.read_state().get("rejected", {}))
+
+    def snapshot_dir(self, version: str) -> Path:
+        return self.root / version
+
+    def release(self, version: str, info: dict[str, Any]) -> Release:
+        files = tuple(info["files"])
+        directory = self.snapshot_dir(version)
+        path = directory / files[0] if len(files) == 1 else directory
+        return Release(version, path, info["fetched_at"], files)
+
+    def read_state(self) -> dict[str, Any]:
+        if not self.state_path.is_file():
+            return {"uri": self.source_uri}
+        return json.loads(self.state_path.read_text())
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        """Write the state atomically (temp file, then rename)."""
+        handle, temporary = tempfile.mkstemp(dir=self.root, prefix=".state-")
+        with os.fdopen(handle, "w") as stream:
+            json.dump({**state, "uri": self.source_uri}, stream, indent=1, sort_keys=True)
+        os.replace(temporary, self.state_path)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """One check at a time per source (several workers may share the store)."""
+        with open(self.state_path.with_suffix(".lock"), "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def watcher_for(settings: Settings) -> DataWatcher:
+    """The watcher of the configured source (the demo cases file when none is configured)."""
+    from tractcast.data.demo import resolve_inputs
+
+    source, _ = resolve_inputs(settings)
+    if not source:
+        raise InvalidInput("no data source is configured (TRACTCAST_DATA_SOURCE)")
+    return DataWatcher(source, settings.store)
+
+
+def current_release(settings: Settings) -> Release:
+    """The release to use now: a new one if the source changed, else the last good one."""
+    watcher = watcher_for(settings)
+    release = watcher.check() or watcher.latest_good()
+    if release is None:
+        raise DataRejected("every release of the data source was refused; see the watcher state")
+    return release
+
+
+def ingest_current_release(settings: Settings, index: TractLayer) -> tuple[Release, IngestResult]:
+    """Ingest the newest release; a refused one is marked rejected and the last good one is used.
+
+    The report of a fallback names the refused release and why (`refused_release`).
+    """
+    from tractcast.data.ingest import ingest_options, ingest_source
+
+    watcher = watcher_for(settings)
+    options = ingest_options(settings)
+    new = watcher.check()
+    refused: DataRejected | None = None
+    if new is not None:
+        try:
+            return new, ingest_source(new.path, index, **options)
+        except DataRejected as exc:
+            watcher.mark_rejected(new, exc.message)
+            refused = exc
+    good = watcher.latest_good()
+    if good is None:
+        raise refused or DataRejected("no release of the data source can be used")
+    result = ingest_source(good.path, index, **options)
+    if refused is not None and new is not None:
+        result.report["refused_release"] = {
+            "data_version": new.data_version,
+            "reason": refused.message,
+        }
+    return good, result

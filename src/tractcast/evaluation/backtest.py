@@ -1,0 +1,206 @@
+"""Rolling-origin backtest: refit every candidate before each origin, score the days after it.
+
+An origin is the first forecast day (a column index of the history). At each origin every
+candidate is a fresh copy of its prototype, fitted on the days before the origin only, and its
+forecast is scored on the `horizon` days from the origin on. Scores pool every origin and tract;
+imputed actuals (mask False) are never scored. The weekly seasonal naive forecast at the same
+origins is the reference of `relative_mae`.
+
+A full refit per origin is what "fitted on data before it only" asks for; the LSTM keeps each fit
+cheap instead (a sample of windows, early stopping), and every fit starts from the same seed so
+the same data and configuration give the same scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tractcast.errors import InvalidInput
+from tractcast.evaluation.metrics import score_forecast
+from tractcast.models.base import Forecast, Forecaster, check_history, clone_forecaster
+from tractcast.models.baselines import seasonal_naive_point
+
+REFERENCE = "seasonal_naive"
+ORIGIN_STEP = 7  # days between the default recent origins: one a week
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """Scores of each candidate over the same origins (oldest first)."""
+
+    origins: list[int]
+    scores: dict[str, dict[str, Any]]
+
+
+def spread_origins(first: int, last: int, count: int) -> list[int]:
+    """`count` origins spread evenly over [first, last] (day indices), oldest first, no repeats."""
+    if count < 1:
+        raise InvalidInput(f"at least one origin is needed, got {count}")
+    if last < first:
+        raise InvalidInput(f"the first origin (day {first}) is after the last (day {last})")
+    return sorted({int(round(day)) for day in np.linspace(first, last, count)})
+
+
+def recent_origins(
+    n_days: int, count: int, horizon: int = 14, step: int = ORIGIN_STEP
+) -> list[int]:
+    """The `count` most recent weekly origins whose `horizon` days are all in the history."""
+    last = n_days - horizon
+    origins = [last - step * k for k in range(count)][::-1]
+    if origins[0] < 1:
+        raise InvalidInput(
+            f"a history of {n_days} days has no room for {count} origins {step} days apart"
+        )
+    return origins
+
+
+def origins_between(
+    dates: pd.DatetimeIndex,
+    count: int,
+    start: str | None = None,
+    end: str | None = None,
+    horizon: int = 14,
+) -> list[int]:
+    """`count` origins spread evenly from `start` to `end` (ISO dates), as day indices.
+
+    `end` defaults to the last day that still has `horizon` days after it; `start` defaults to
+    `count - 1` weeks before `end`, so the default is the most recent weeks.
+    """
+    last = len(dates) - horizon
+    if last < 0:
+        raise InvalidInput(f"the data has {len(dates)} days, fewer than the horizon {horizon}")
+    stop = last if end is None else day_index(dates, end, "--to")
+    begin = stop - ORIGIN_STEP * (count - 1) if start is None else day_index(dates, start, "--from")
+    if stop > last:
+        latest = dates[last].date().isoformat()
+        raise InvalidInput(f"the last origin with {horizon} days to score after it is {latest}")
+    return spread_origins(max(begin, 0), stop, count)
+
+
+def day_index(dates: pd.DatetimeIndex, day: str, name: str = "date") -> int:
+    """The column of an ISO date in the series, or InvalidInput saying what range is valid."""
+    try:
+        stamp = pd.Timestamp(day).normalize()
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{name} must be a date like 2024-01-31, got {str(day)[:40]!r}") from exc
+    if pd.isna(stamp) or not dates[0] <= stamp <= dates[-1]:
+        first, final = dates[0].date().isoformat(), dates[-1].date().isoformat()
+        raise InvalidInput(f"{name} {str(day)[:40]} is outside the data ({first} .. {final})")
+    return int(dates.get_indexer([stamp])[0])
+
+
+def check_origins(history: np.ndarray, origins: list[int], min_days: int, horizon: int) -> None:
+    """Raise InvalidInput unless every origin leaves `min_days` before it and `horizon` after."""
+    n_days = history.shape[1]
+    if not origins:
+        raise InvalidInput("a backtest needs at least one origin")
+    for origin in origins:
+        if origin < min_days:
+            raise InvalidInput(
+                f"origin at day {origin} leaves {origin} days to fit on, at least {min_days} needed"
+            )
+        if origin + horizon > n_days:
+            raise InvalidInput(
+                f"origin at day {origin} has fewer than {horizon} days after it to score"
+            )
+
+
+def forecasts_at_origins(
+    history: np.ndarray, prototype: Forecaster, origins: list[int]
+) -> list[Forecast]:
+    """A fresh copy of the prototype fitted before each origin, and its forecast from there."""
+    forecasts = []
+    for origin in origins:
+        forecaster = clone_forecaster(prototype)
+        forecaster.fit(history[:, :origin])
+        forecasts.append(forecaster.predict(history[:, :origin]))
+    return forecasts
+
+
+def stack_windows(array: np.ndarray, origins: list[int], horizon: int) -> np.ndarray:
+    """The `horizon` days from each origin, stacked: (n_origins * n_tracts, horizon)."""
+    return np.concatenate([array[:, origin : origin + horizon] for origin in origins], axis=0)
+
+
+def score_origins(
+    history: np.ndarray,
+    forecasts: list[Forecast],
+    origins: list[int],
+    horizon: int,
+    mask: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Pooled metrics (overall, per horizon, relative MAE) and the same again per origin."""
+    actual = stack_windows(history, origins, horizon)
+    scored = None if mask is None else stack_windows(mask, origins, horizon)
+    reference = np.concatenate(
+        [seasonal_naive_point(history[:, :origin], horizon) for origin in origins], axis=0
+    )
+    pooled = Forecast(
+        point=np.concatenate([f.point for f in forecasts], axis=0),
+        lower=np.concatenate([f.lower for f in forecasts], axis=0),
+        upper=np.concatenate([f.upper for f in forecasts], axis=0),
+    )
+    scores = score_forecast(actual, pooled, scored, reference)
+    n_tracts = history.shape[0]
+    per_origin = []
+    for k, origin in enumerate(origins):
+        rows = slice(k * n_tracts, (k + 1) * n_tracts)
+        one = score_forecast(
+            actual[rows],
+            forecasts[k],
+            None if scored is None else scored[rows],
+            reference[rows],
+        )
+        one.pop("per_horizon")
+        per_origin.append({"origin": origin, **one})
+    scores["per_origin"] = per_origin
+    return scores
+
+
+def run_backtest(
+    history: np.ndarray,
+    candidates: dict[str, Forecaster],
+    origins: list[int],
+    *,
+    horizon: int = 14,
+    mask: np.ndarray | None = None,
+) -> Backtest:
+    """Fit each candidate (a prototype, left unfitted) before every origin and score it after."""
+    history = check_history(history, 1)
+    if mask is not None and np.shape(mask) != history.shape:
+        raise InvalidInput(f"mask {np.shape(mask)} and history {history.shape} differ in shape")
+    origins = sorted(int(origin) for origin in origins)
+    for name, prototype in candidates.items():
+        if prototype.horizon != horizon:
+            raise InvalidInput(
+                f"candidate {name!r} has horizon {prototype.horizon}, the backtest needs {horizon}"
+            )
+        check_origins(history, origins, prototype.min_days, horizon)
+    mask = None if mask is None else np.asarray(mask, dtype=bool)
+    scores = {
+        name: score_origins(
+            history, forecasts_at_origins(history, prototype, origins), origins, horizon, mask
+        )
+        for name, prototype in candidates.items()
+    }
+    return Backtest(origins=origins, scores=scores)
+
+
+def report_table(report: dict[str, Any]) -> str:
+    """The backtest report as a table for people: one row per candidate."""
+    columns = ("mae", "rmse", "mse", "mape", "wape", "relative_mae", "coverage")
+    lines = [
+        f"origins: {', '.join(report['origins'])}",
+        f"{'candidate':<16}" + "".join(f"{name:>14}" for name in columns),
+    ]
+    for name, scores in report["candidates"].items():
+        cells = "".join(
+            f"{'-':>14}" if scores[key] is None else f"{scores[key]:>14.4g}" for key in columns
+        )
+        lines.append(f"{name:<16}{cells}")
+    lines.append(f"champion (what the promotion gate would serve): {report['champion']}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Watching the champion: input drift, live error against actuals, and what triggers a retrain."""

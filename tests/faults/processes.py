@@ -1,0 +1,149 @@
+"""Real servers the fault tests start on loopback, and stop (or kill -9) by their own PIDs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, every: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} within {timeout:.0f} s")
+        time.sleep(every)
+
+
+class Server:
+    """One child process in a session of its own, so kill() reaches its children too."""
+
+    def __init__(
+        self,
+        cmd: Sequence[str],
+        log: Path,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        port: int | None = None,
+        max_seconds: int = 900,
+    ) -> None:
+        # bounded in time whatever happens to the test: coreutils' timeout ends it
+        self.cmd = ["timeout", "--foreground", "--kill-after=10", str(max_seconds), *cmd]
+        self.log = log
+        self.port = port
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                self.cmd,
+                env=env,
+                cwd=cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_listening(self, timeout: float = 60.0) -> Server:
+        assert self.port is not None
+
+        def up() -> bool:
+            if not self.alive():
+                raise RuntimeError(f"{self.cmd[4]} exited early:\n{self.tail()}")
+            return port_open(self.port)  # type: ignore[arg-type]
+
+        wait_until(up, timeout, f"{self.cmd[4]} did not listen on {self.port}")
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group this server leads (its own children only)."""
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass  # the group is gone already
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+
+    def stop(self, grace: float = 20.0) -> None:
+        """SIGTERM to the server alone (its own shutdown stops its children), then -9."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill(signal.SIGKILL)
+
+    def tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def moto_server(log_dir: Path) -> Server:
+    """moto's standalone S3 (and more) server on a free loopback port."""
+    port = free_port()
+    cmd = [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    return Server(cmd, log_dir / "moto.log", port=port).wait_listening()
+
+
+def mlflow_server(base: Path) -> Server:
+    """A tracking server with a SQLite backend and proxied artifacts, both under base."""
+    port = free_port()
+    base.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+        "--backend-store-uri", f"sqlite:///{base / 'mlflow.db'}",
+        "--artifacts-destination", str(base / "artifacts"), "--serve-artifacts",
+        "--workers", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return Server(cmd, base / "mlflow.log", env=env, cwd=base, port=port).wait_listening(120)
+
+
+def redis_server(base: Path) -> Server:
+    """A private redis-server on a free loopback port, without persistence."""
+    port = free_port()
+    base.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        "redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+        "--appendonly", "no", "--dir", str(base),
+    ]  # fmt: skip
+    return Server(cmd, base / "redis.log", port=port).wait_listening()
+
+
+def tcp_proxy(target_port: int, log_dir: Path) -> Server:
+    """A relay from a free loopback port to target_port (tests/faults/tcp_proxy.py)."""
+    port = free_port()
+    script = Path(__file__).with_name("tcp_proxy.py")
+    cmd = [sys.executable, str(script), str(port), str(target_port)]
+    return Server(cmd, log_dir / f"proxy-{port}.log", port=port).wait_listening()

@@ -1,0 +1,220 @@
+"""The whole stack through nginx while its backends die: forecasts keep being answered.
+
+The stack runs on a private Redis, on the machine's PostgreSQL through a relay the test can
+kill (the real server is never touched), and with a real MLflow server. Each is killed -9 in
+turn while the API serves, then the registry and the whole retrainer. Geo is the one backend a
+forecast needs: while it is down the API answers 503 JSON, and it answers again by itself once
+geo is back, with no restart.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+from tests.faults.processes import (
+    Server,
+    free_port,
+    mlflow_server,
+    redis_server,
+    tcp_proxy,
+    wait_until,
+)
+
+from tractcast.data.demo import BOUNDS
+from tractcast.runner import ROOT, Stack, child_env, find_nginx, start_stack, wait_ready
+from tractcast.settings import Settings
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+TOKEN = "outage-admin-token"
+
+
+@dataclass
+class Running:
+    settings: Settings
+    stack: Stack
+    url: str
+    redis: Server
+    database: Server  # the relay to PostgreSQL
+    mlflow: Server
+    rng: random.Random
+
+    def fresh_point(self) -> dict[str, float]:
+        """A point inside the demo tracts that no one asked about before (no cached cell)."""
+        south, north, west, east = BOUNDS
+        return {
+            "lat": round(self.rng.uniform(south + 0.05, north - 0.05), 6),
+            "lon": round(self.rng.uniform(west + 0.05, east - 0.05), 6),
+        }
+
+    def forecasts(self, count: int = 8) -> list[int]:
+        return [
+            requests.get(
+                f"{self.url}/v1/forecast", params=self.fresh_point(), timeout=10
+            ).status_code
+            for _ in range(count)
+        ]
+
+    def kill_stack_process(self, name: str) -> None:
+        proc = self.stack.processes[name]
+        _killpg(proc.pid)
+        proc.wait(timeout=15)
+
+
+def _killpg(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the runner started it in a session of its own
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def scratch_database() -> Iterator[str]:
+    name = f"tractcast_faults_{secrets.token_hex(4)}"
+    admin = create_engine(f"{POSTGRES}/test", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432: {exc.orig}")
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory, scratch_database: str) -> Iterator[Running]:
+    base = tmp_path_factory.mktemp("outages")
+    servers: list[Server] = []
+    stack: Stack | None = None
+    try:
+        redis = redis_server(base / "redis")
+        servers.append(redis)
+        relay = tcp_proxy(5432, base)
+        servers.append(relay)
+        mlflow = mlflow_server(base / "mlflow")
+        servers.append(mlflow)
+        settings = Settings(
+            store=base / "store",
+            demo_dir=base / "demo",
+            run_dir=base / "run",
+            broker_url=f"redis://127.0.0.1:{redis.port}/0",
+            database_url=f"postgresql+psycopg2://postgres@127.0.0.1:{relay.port}/{scratch_database}",
+            mlflow_uri=f"http://127.0.0.1:{mlflow.port}",
+            admin_token=TOKEN,
+            http_port=free_port(),
+            api_port=free_port(),
+            geo_port=free_port(),
+            registry_port=free_port(),
+            retrainer_port=free_port(),
+            epochs=1,
+            backtest_origins=1,
+            workers=1,
+            rate_limit="1000r/s",  # these requests are about outages, not about nginx's limits
+        )
+        trained = subprocess.run(
+            [sys.executable, "-m", "tractcast.cli", "train", "--json"],
+            env=child_env(settings),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert trained.returncode == 0, trained.stderr[-3000:]
+        nginx = find_nginx() is not None
+        stack = start_stack(settings, with_nginx=nginx)
+        port = settings.http_port if nginx else settings.api_port
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, stack, timeout=120)
+        yield Running(settings, stack, url, redis, relay, mlflow, random.Random(7))
+    finally:
+        if stack is not None:
+            stack.stop()
+        for server in servers:
+            server.stop()
+
+
+def test_the_stack_answers_before_anything_fails(running: Running) -> None:
+    assert running.forecasts() == [200] * 8
+    registry = f"http://127.0.0.1:{running.settings.registry_port}"
+    assert requests.get(f"{registry}/readyz", timeout=10).status_code == 200
+
+
+def test_redis_down_forecasts_keep_coming(running: Running) -> None:
+    running.redis.kill()
+    assert running.forecasts() == [200] * 8
+
+
+def test_postgresql_down_forecasts_keep_coming_and_the_registry_says_not_ready(
+    running: Running,
+) -> None:
+    running.database.kill()
+    assert running.forecasts() == [200] * 8
+    registry = f"http://127.0.0.1:{running.settings.registry_port}"
+    response = requests.get(f"{registry}/readyz", timeout=30)
+    assert response.status_code == 503 and response.json()["error"] == "unavailable"
+
+
+def test_mlflow_down_forecasts_keep_coming(running: Running) -> None:
+    running.mlflow.kill()
+    assert running.forecasts() == [200] * 8
+
+
+def test_registry_down_forecasts_keep_coming(running: Running) -> None:
+    running.kill_stack_process("registry")
+    assert running.forecasts() == [200] * 8
+
+
+def test_retrainer_down_forecasts_keep_coming(running: Running) -> None:
+    for name in ("retrainer", "scheduler", "worker"):
+        running.kill_stack_process(name)
+    assert running.forecasts() == [200] * 8
+
+
+def test_geo_down_is_503_json_and_forecasts_return_by_themselves_when_it_is_back(
+    running: Running,
+) -> None:
+    running.kill_stack_process("geo")
+    response = requests.get(f"{running.url}/v1/forecast", params=running.fresh_point(), timeout=10)
+    assert response.status_code == 503
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.json()["error"] == "unavailable"
+
+    settings = running.settings
+    cmd = [
+        sys.executable, "-m", "gunicorn", "services.geo.wsgi:app",
+        "--bind", f"127.0.0.1:{settings.geo_port}", "--workers", "1", "--chdir", str(ROOT),
+        "--config", "python:services.common.gunicorn_conf",
+    ]  # fmt: skip
+    metrics = Path(settings.run_dir).resolve() / "metrics" / "geo"
+    env = {**child_env(settings), "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
+    geo = Server(cmd, Path(settings.run_dir) / "logs" / "geo-again.log", env=env, cwd=ROOT)
+    try:
+        geo.port = settings.geo_port
+        geo.wait_listening(60)
+
+        def answered() -> bool:
+            params = running.fresh_point()
+            return requests.get(f"{running.url}/v1/forecast", params=params, timeout=10).ok
+
+        wait_until(answered, 30, "forecasts did not come back after geo restarted", every=0.5)
+        assert running.forecasts() == [200] * 8
+    finally:
+        geo.stop()

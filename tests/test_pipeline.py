@@ -1,0 +1,208 @@
+"""One retrain end to end on the demo data: every candidate registered, the gate decides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tractcast.cli import main
+from tractcast.evaluation.backtest import Backtest
+from tractcast.models.base import BASELINE_FAMILIES
+from tractcast.pipeline import (
+    RetrainOutcome,
+    candidate_forecasters,
+    evaluate_champion,
+    gate,
+    load_inputs,
+    refresh_champion,
+    retrain,
+    series_arrays,
+)
+from tractcast.registry.lifecycle import (
+    current_model,
+    open_stores,
+    promote_version,
+    serving_version,
+)
+from tractcast.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+FAMILIES = ("lstm", *BASELINE_FAMILIES)
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    base = tmp_path_factory.mktemp("pipeline")
+    return Settings(
+        store=base / "store",
+        demo_dir=base / "demo",
+        run_dir=base / "run",
+        epochs=2,
+        backtest_origins=2,
+    )
+
+
+@pytest.fixture(scope="module")
+def first(settings: Settings) -> RetrainOutcome:
+    return retrain(settings, trigger="test")
+
+
+@pytest.fixture(scope="module")
+def second(settings: Settings, first: RetrainOutcome) -> RetrainOutcome:
+    return retrain(settings, trigger="test")
+
+
+def test_every_candidate_family_is_registered_with_its_backtest_metrics(
+    settings: Settings, first: RetrainOutcome
+) -> None:
+    assert list(first.versions) == list(FAMILIES)
+    assert first.versions["lstm"] == "v0001-lstm"
+    store, _ = open_stores(settings)
+    for family, version in first.versions.items():
+        found = store.get_version(version)
+        assert found.family == family and version.endswith(f"-{family}")
+        metrics = found.metrics
+        assert metrics["origins"] == first.origins and len(first.origins) == 2
+        for key in ("mse", "mae", "rmse", "mape", "wape", "relative_mae", "coverage"):
+            assert key in metrics
+        assert len(metrics["per_horizon"]) == 14
+        assert [entry["origin"] for entry in metrics["per_origin"]] == first.origins
+        assert found.manifest["hyperparameters"]["horizon"] == 14
+        assert store.latest_bundle_for(version) is not None
+
+
+def test_without_a_champion_the_best_scoring_candidate_serves(
+    settings: Settings, first: RetrainOutcome
+) -> None:
+    best = min(first.metrics, key=lambda family: first.metrics[family]["wape"])
+    assert first.promoted == first.champion == first.candidate == first.versions[best]
+    assert "no champion yet" in first.reason
+    store, metadata = open_stores(settings)
+    assert serving_version(store) == first.versions[best]
+    assert first.bundle_id == f"{first.versions[best]}@{first.data_version}"
+    current = current_model(store, metadata)  # what GET /v1/models/current answers
+    assert (current["version"], current["family"]) == (first.versions[best], best)
+    assert store.bundle(first.bundle_id).model_version == first.versions[best]
+
+
+def test_retraining_on_the_same_data_keeps_the_champion_and_records_why(
+    settings: Settings, first: RetrainOutcome, second: RetrainOutcome
+) -> None:
+    assert second.promoted is None
+    assert second.champion == first.champion
+    assert second.metrics == first.metrics  # same data and configuration, same scores
+    assert second.champion_metrics == first.metrics[first.champion.split("-", 1)[1]]
+    store, metadata = open_stores(settings)
+    assert serving_version(store) == first.champion
+    rejected = metadata.list_events(kinds=["rejected"])[0]
+    assert rejected.version == second.candidate and rejected.from_version == first.champion
+    assert "not better than champion" in rejected.reason and "by 2%" in rejected.reason
+    assert rejected.reason == second.reason
+
+
+def test_a_candidate_better_than_a_weak_champion_is_promoted(
+    settings: Settings, second: RetrainOutcome
+) -> None:
+    store, metadata = open_stores(settings)
+    weak = second.versions["persistence"]
+    if second.candidate == weak:
+        pytest.fail("persistence was the best candidate on the demo data")
+    promote_version(store, metadata, weak, reason="test: serve a weak champion")
+    third = retrain(settings, trigger="test")
+    assert third.promoted == third.candidate == third.champion
+    assert f"beats champion {weak}" in third.reason
+    assert serving_version(store) == third.promoted
+
+
+def test_the_gate_uses_the_configured_margin(second: RetrainOutcome) -> None:
+    scores = {"wape": 0.3, "mae": 30.0, "rmse": 50.0}
+    backtest = Backtest(origins=[1], scores={"lstm": scores, "persistence": scores})
+    versions = {"lstm": "v0009-lstm", "persistence": "v0010-persistence"}
+    champion = {"wape": 0.4, "mae": 40.0, "rmse": 60.0}  # 25% worse than the candidates
+    loose = gate(versions, backtest, "v0001-lstm", champion, "test", Settings())
+    assert loose.promote and loose.candidate == "v0010-persistence"  # a tie goes to the baseline
+    strict = gate(
+        versions, backtest, "v0001-lstm", champion, "test", Settings(promotion_margin=0.3)
+    )
+    assert not strict.promote and "by 30%" in strict.reason
+
+
+def test_backtest_command_prints_the_issue_json_shape(settings: Settings, capsys) -> None:
+    code = main(["backtest", "--origins", "2", "--json"], settings=settings)
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"champion", "origins", "candidates"}
+    assert set(report["candidates"]) == set(FAMILIES)
+    assert report["champion"] in FAMILIES
+    assert len(report["origins"]) == 2
+    keys = {"mse", "mae", "rmse", "mape", "wape", "relative_mae", "coverage", "per_horizon"}
+    for scores in report["candidates"].values():
+        assert set(scores) == keys
+        assert len(scores["per_horizon"]) == 14
+    best = min(report["candidates"], key=lambda name: report["candidates"][name]["wape"])
+    assert report["champion"] == best
+
+
+def test_backtest_command_spreads_origins_between_two_dates(settings: Settings, capsys) -> None:
+    args = ["backtest", "--origins", "3", "--from", "2023-10-01", "--to", "2023-10-21"]
+    assert main(args, settings=settings.with_(epochs=1)) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0] == "origins: 2023-10-01, 2023-10-11, 2023-10-21"
+    assert "seasonal_naive" in table and "champion" in table
+
+
+def test_backtest_command_explains_dates_outside_the_data(settings: Settings, capsys) -> None:
+    code = main(["backtest", "--from", "1999-01-01", "--json"], settings=settings)
+    assert code == 2
+    assert "outside the data" in json.loads(capsys.readouterr().err)["message"]
+
+
+def test_versions_command_shows_backtest_metrics(settings: Settings, first, capsys) -> None:
+    assert main(["versions", "--json"], settings=settings) == 0
+    listed = json.loads(capsys.readouterr().out)["versions"]
+    assert listed[0]["version"] == "v0001-lstm"
+    assert listed[0]["wape"] == pytest.approx(first.metrics["lstm"]["wape"], abs=1e-4)
+    assert Path(settings.store).is_dir()
+
+
+def test_a_champion_with_other_hyperparameters_is_refitted_and_scores_as_registered(
+    settings: Settings, first: RetrainOutcome
+) -> None:
+    store, _ = open_stores(settings)
+    arrays = series_arrays(load_inputs(settings)[1])
+    registered = store.get_version("v0001-lstm").metrics
+    origins = [int(arrays.dates.get_loc(pd.Timestamp(day))) for day in registered["origins"]]
+    others = candidate_forecasters(settings.with_(epochs=1), arrays.first_weekday)
+    scores, how = evaluate_champion(
+        store, "v0001-lstm", others, Backtest(origins=origins, scores={}), arrays, settings
+    )
+    assert how == "refitted with its saved hyperparameters"
+    assert scores is not None
+    for key in ("mae", "wape", "rmse", "coverage"):
+        assert scores[key] == pytest.approx(registered[key], rel=0.01)
+
+
+def test_a_kept_champion_serves_its_forecast_from_the_newest_data(
+    settings: Settings, second: RetrainOutcome, tmp_path: Path
+) -> None:
+    store, metadata = open_stores(settings)
+    champion, events = serving_version(store), len(metadata.list_events(limit=None))
+    demo = Path(settings.demo_dir)
+    lines = (demo / "cases.csv").read_text().splitlines()
+    last_day = lines[-1].split(",")[0]
+    (tmp_path / "cases.csv").write_text(
+        "\n".join(line for line in lines if not line.startswith(last_day)) + "\n"
+    )
+    other = settings.with_(
+        data_source=str(tmp_path / "cases.csv"), tracts=str(demo / "tracts.geojson")
+    )
+    _, ingested = load_inputs(other)
+    assert ingested.data_version != second.data_version
+    bundle_id = refresh_champion(store, champion, series_arrays(ingested), ingested)
+    assert bundle_id == f"{champion}@{ingested.data_version}"
+    assert store.current_bundle_id() == bundle_id and serving_version(store) == champion
+    assert len(metadata.list_events(limit=None)) == events  # the champion did not change
