@@ -10,7 +10,7 @@
    request was due) steady and during swaps, every model_version seen, and how long after each
    swap answered the API processes served the new version.
 
-    .venv/bin/python -m bench.swaps [--cycles 100] [--rate 100] [--steady 20] [--gap 0.6]
+    .venv/bin/python -m bench.swaps [--cycles 100] [--rate 100] [--steady 30] [--gap 0.6]
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from bench.serving import (
 )
 
 TOKEN = "bench-token"
+WARM_UP = 2.0  # seconds of load before measuring: connections open, pacing settled
 
 
 @dataclass
@@ -144,6 +145,10 @@ def p99(answers: list[Answer]) -> float:
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else float("nan")
 
 
+def inside(answer: Answer, window: tuple[float, float]) -> bool:
+    return window[0] <= answer.due <= window[1]
+
+
 def swap(session: requests.Session, url: str, kind: str, body: dict) -> str:
     """One promotion or rollback through nginx; the version serving after it."""
     response = session.post(
@@ -171,7 +176,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cycles", type=int, default=100, help="promote + rollback pairs")
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second")
-    parser.add_argument("--steady", type=float, default=20.0, help="seconds of steady load")
+    parser.add_argument("--steady", type=float, default=30.0, help="seconds of steady load")
     parser.add_argument("--gap", type=float, default=0.6, help="seconds between swaps")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the api")
     args = parser.parse_args()
@@ -200,11 +205,13 @@ def main() -> None:
         paths = forecast_paths(inside_points(PROVINCES, 200))
         with running(settings) as (url, _stack), requests.Session() as session:
             with Load(url, paths, args.rate) as steady:
+                time.sleep(WARM_UP)
+                steady_window = (time.monotonic(), time.monotonic() + args.steady)
                 time.sleep(args.steady)
             swaps: list[tuple[float, str]] = []
-            started = time.monotonic()
             with Load(url, paths, args.rate) as during:
-                time.sleep(2.0)  # the client's connections are up and paced
+                time.sleep(WARM_UP)
+                started = time.monotonic()
                 for _ in range(args.cycles):
                     for kind, body, expected in (
                         ("promote", {"version": b, "reason": "bench"}, b),
@@ -215,9 +222,9 @@ def main() -> None:
                             raise RuntimeError(f"{kind} left {serving} serving, not {expected}")
                         swaps.append((time.monotonic(), expected))
                         time.sleep(args.gap)
+                swap_window = (started, time.monotonic())
                 time.sleep(1.0)
-            swap_seconds = time.monotonic() - started
-    report(steady, during, swaps, {a, b}, swap_seconds, args)
+    report(steady, during, swaps, {a, b}, steady_window, swap_window, args)
 
 
 def report(
@@ -225,14 +232,18 @@ def report(
     during: Recorder,
     swaps: list[tuple[float, str]],
     in_play: set[str],
-    swap_seconds: float,
+    steady_window: tuple[float, float],
+    swap_window: tuple[float, float],
     args: argparse.Namespace,
 ) -> None:
+    """Failures count every answer (warm-up included); p99 only those due inside each window."""
     failed = sum(a.status != 200 for a in during.answers) + len(during.errors)
     failed_steady = sum(a.status != 200 for a in steady.answers) + len(steady.errors)
     seen = {a.model_version for a in during.answers if a.model_version}
     pickups = pickup_seconds(during.answers, swaps)
-    steady_p99, swap_p99 = p99(steady.answers), p99(during.answers)
+    steady_p99 = p99([a for a in steady.answers if inside(a, steady_window)])
+    swap_p99 = p99([a for a in during.answers if inside(a, swap_window)])
+    swap_seconds = swap_window[1] - swap_window[0]
     print(f"\nload: {args.rate:.0f} requests/s on GET /v1/forecast through nginx, 200 points")
     print(
         f"steady:       {len(steady.answers):>5} answers, {failed_steady} failed, "

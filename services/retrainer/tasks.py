@@ -84,6 +84,13 @@ def run_retrain(settings: Settings, task_id: str, trigger: str) -> dict[str, Any
     client = redis.Redis.from_url(
         str(settings.broker_url), socket_timeout=10, socket_connect_timeout=5
     )
+    try:
+        return _run_once(client, settings, task_id, trigger)
+    finally:
+        client.close()
+
+
+def _run_once(client: Any, settings: Settings, task_id: str, trigger: str) -> dict[str, Any]:
     finished = _finished(client, task_id)
     if finished is not None:
         return finished
@@ -140,7 +147,11 @@ def running_retrain(settings: Settings) -> dict[str, Any] | None:
         return None
     import redis
 
-    value = redis.Redis.from_url(str(settings.broker_url), socket_timeout=5).get(LOCK_KEY)
+    client = redis.Redis.from_url(str(settings.broker_url), socket_timeout=5)
+    try:
+        value = client.get(LOCK_KEY)
+    finally:
+        client.close()
     return None if value is None else dict(json.loads(value))
 
 

@@ -47,6 +47,7 @@ from tractcast.models.base import (
     make_forecaster,
 )
 from tractcast.monitoring.drift import reference_sample
+from tractcast.registry.integrity import verify_version_files
 from tractcast.registry.lifecycle import (
     open_stores,
     promote_version,
@@ -273,6 +274,7 @@ def version_bundle(
     """A stored version's forecast from the newest data, as a bundle (nothing serves it yet)."""
     found = store.get_version(version)
     assert found.path is not None
+    verify_version_files(found)  # a corrupted .h5 is refused here, before Keras reads it
     forecaster = load_forecaster(found.path, found.family)
     if hasattr(forecaster, "first_weekday"):
         forecaster.first_weekday = arrays.first_weekday  # a property of the history, not the model
@@ -400,8 +402,9 @@ def apply_decision(
         trigger=trigger,
     )  # fmt: skip
     if decision.champion is not None:
-        # a champion saved by an older release that cannot predict here keeps its older bundle
-        with suppress(TractcastError):
+        # a champion saved by an older release, or whose files fail their checksums, cannot
+        # predict here: it keeps its older bundle
+        with suppress(TractcastError, OSError, ValueError):
             refresh_champion(store, decision.champion, arrays, ingested)
 
 

@@ -174,6 +174,8 @@ def print_welcome(url: str, settings: Settings, seconds: float, nginx: bool) -> 
     via = "nginx" if nginx else "the api directly (nginx not installed)"
     print(f"\ntractcast is ready after {seconds:.1f} s at {url} (through {via})\n")
     lat, lon = example_point(url)
+    if nginx:
+        print(f"dashboard: {url}/\n")
     print("try:")
     print(f"  curl '{url}/v1/forecast?lat={lat}&lon={lon}'")
     print(f"  curl '{url}/v1/stats/radius?lat={lat}&lon={lon}&radius_km=50'")
