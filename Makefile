@@ -50,10 +50,15 @@ test: install ## run the whole test suite (unit, services, end to end through ng
 lint: install ## ruff over the code
 	$(BIN)/ruff check src services tests bench
 
-bench: install ## run the benchmarks and print their figures
+bench: install ## run the benchmarks and print their figures (long: about an hour in all)
 	$(BIN)/python -m bench.startup
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.backtest
+	$(BIN)/python -m bench.retrain
 	$(BIN)/python -m bench.geo
 	$(BIN)/python -m bench.serving
+	$(BIN)/python -m bench.swaps
+	$(BIN)/python -m bench.replay
 
 bench-postgis: install ## point -> tract against PostGIS (needs postgresql-15-postgis-3 on 127.0.0.1:5432)
 	$(BIN)/python -m bench.postgis
