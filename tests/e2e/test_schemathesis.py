@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from xml.etree import ElementTree
 
 import pytest
 import requests
+from tests.faults.processes import loopback_ports
 
 from tractcast.runner import ROOT, child_env, start_stack, wait_ready
 from tractcast.settings import Settings
@@ -47,12 +47,6 @@ expected-statuses = [400, 401, 403, 404, 405, 406, 409, 413, 414, 415, 422, 428,
 MAX_EXAMPLES = 150  # per operation and phase: about a minute on the 2-core CI machine
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory, italy_cases: Path, italy_provinces: Path):
     base = tmp_path_factory.mktemp("fuzz")
@@ -67,11 +61,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, italy_cases: Path, italy_
         run_dir=base / "run",
         demo_dir=base / "demo",
         admin_token="fuzz-admin-token",  # never given to schemathesis
-        http_port=free_port(),
-        api_port=free_port(),
-        geo_port=free_port(),
-        registry_port=free_port(),
-        retrainer_port=free_port(),
+        **loopback_ports(),
         epochs=1,
         workers=1,
         # The limits stay on (429 is part of the contract), set above this test's pace.

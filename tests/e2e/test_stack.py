@@ -2,53 +2,21 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from tests.faults.processes import loopback_ports, run_cli, write_italy_slice
 
-from tractcast.runner import ROOT, child_env, start_stack, wait_ready
+from tractcast.runner import start_stack, wait_ready
 from tractcast.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TOKEN = "e2e-admin-token"
 MILAN = {"lat": 45.4642, "lon": 9.19}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def write_italy_slice(source: Path, target: Path, start: str, end: str) -> None:
-    """The Italy file restricted to days in [start, end], same layout and header."""
-    with gzip.open(source, "rt", encoding="utf-8") as src, gzip.open(target, "wt") as out:
-        out.write(next(src))
-        for line in src:
-            if start <= line[:10] <= end:
-                out.write(line)
-
-
-def run_cli(settings: Settings, *args: str) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-m", "tractcast.cli", *args, "--json"],
-        env=child_env(settings),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +31,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, italy_cases: Path, italy_
         run_dir=base / "run",
         demo_dir=base / "demo",
         admin_token=TOKEN,
-        http_port=free_port(),
-        api_port=free_port(),
-        geo_port=free_port(),
-        registry_port=free_port(),
-        retrainer_port=free_port(),
+        **loopback_ports(),
         epochs=3,
         workers=1,
     )

@@ -1,7 +1,10 @@
-"""Real servers the fault tests start on loopback, and stop (or kill -9) by their own PIDs."""
+"""Real servers the stack tests start on loopback (stopped, or killed, by their own PIDs), and
+the helpers those tests share: free ports, a slice of the Italy data, the CLI."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import signal
 import socket
@@ -10,6 +13,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+from tractcast.runner import ROOT, child_env
+from tractcast.settings import Settings
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -18,6 +25,33 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def loopback_ports() -> dict[str, int]:
+    """A free loopback port for nginx and each service, named as the Settings fields."""
+    names = ("http_port", "api_port", "geo_port", "registry_port", "retrainer_port")
+    return {name: free_port() for name in names}
+
+
+def write_italy_slice(source: Path, target: Path, start: str, end: str) -> None:
+    """The Italy file restricted to days in [start, end], same layout and header."""
+    with gzip.open(source, "rt", encoding="utf-8") as src, gzip.open(target, "wt") as out:
+        out.write(next(src))
+        out.writelines(line for line in src if start <= line[:10] <= end)
+
+
+def run_cli(settings: Settings, *args: str) -> dict[str, Any]:
+    """`tractcast ARGS --json` in a child process with the settings; its parsed output."""
+    out = subprocess.run(
+        [sys.executable, "-m", "tractcast.cli", *args, "--json"],
+        env=child_env(settings),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 from tests.faults.processes import (
     Server,
-    free_port,
+    loopback_ports,
     mlflow_server,
     redis_server,
     tcp_proxy,
@@ -119,11 +119,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, scratch_database: str) -> 
             database_url=f"postgresql+psycopg2://postgres@127.0.0.1:{relay.port}/{scratch_database}",
             mlflow_uri=f"http://127.0.0.1:{mlflow.port}",
             admin_token=TOKEN,
-            http_port=free_port(),
-            api_port=free_port(),
-            geo_port=free_port(),
-            registry_port=free_port(),
-            retrainer_port=free_port(),
+            **loopback_ports(),
             epochs=1,
             backtest_origins=1,
             workers=1,

@@ -8,21 +8,19 @@ tests/web/artifacts/.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from tests.faults.processes import loopback_ports, run_cli, write_italy_slice
 
-from tractcast.runner import ROOT, child_env, start_stack, wait_ready
+from tractcast.runner import ROOT, start_stack, wait_ready
 from tractcast.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -36,31 +34,6 @@ PROVINCES = 107
 FIRST_END, SECOND_END = "2023-01-17", "2023-01-31"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def write_slice(source: Path, target: Path, start: str, end: str) -> None:
-    with gzip.open(source, "rt", encoding="utf-8") as src, gzip.open(target, "wt") as out:
-        out.write(next(src))
-        out.writelines(line for line in src if start <= line[:10] <= end)
-
-
-def train(settings: Settings) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-m", "tractcast.cli", "train", "--json"],
-        env=child_env(settings),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout)
-
-
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory, italy_provinces: Path) -> Settings:
     base = tmp_path_factory.mktemp("web")
@@ -71,11 +44,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, italy_provinces: Path) ->
         run_dir=base / "run",
         demo_dir=base / "demo",
         admin_token=TOKEN,
-        http_port=free_port(),
-        api_port=free_port(),
-        geo_port=free_port(),
-        registry_port=free_port(),
-        retrainer_port=free_port(),
+        **loopback_ports(),
         epochs=1,
         workers=1,
     )
@@ -85,10 +54,10 @@ def settings(tmp_path_factory: pytest.TempPathFactory, italy_provinces: Path) ->
 def trainings(settings: Settings, italy_cases: Path) -> tuple[dict, dict]:
     """A first training on data to FIRST_END, a second one once data to SECOND_END is out."""
     source = Path(settings.data_source)
-    write_slice(italy_cases, source, "2022-06-01", FIRST_END)
-    first = train(settings)
-    write_slice(italy_cases, source, "2022-06-01", SECOND_END)
-    return first, train(settings)
+    write_italy_slice(italy_cases, source, "2022-06-01", FIRST_END)
+    first = run_cli(settings, "train")
+    write_italy_slice(italy_cases, source, "2022-06-01", SECOND_END)
+    return first, run_cli(settings, "train")
 
 
 @pytest.fixture(scope="module")
