@@ -55,7 +55,7 @@ def nginx_bin() -> str:
 @pytest.fixture(scope="session")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+        pytest.fail("openssl is not installed: apt-get install openssl; CI installs it")
     cert_dir = tmp_path_factory.mktemp("certs")
     subprocess.run(
         ["sh", str(ROOT / "nginx" / "make-self-signed-cert.sh"), str(cert_dir)],
@@ -113,7 +113,7 @@ def test_container_entrypoint_renders_the_same_config_as_python(
     tmp_path: Path, nginx_bin: str, certificate: tuple[Path, Path]
 ) -> None:
     if shutil.which("envsubst") is None:
-        pytest.skip("envsubst (gettext-base) is not installed")
+        pytest.fail("envsubst is not installed: apt-get install gettext-base; CI installs it")
     run_dir = (tmp_path / "container").resolve()
     values = nginx_values(Settings(), run_dir) | tls_values(*certificate)
     env = os.environ | values | {"TEMPLATE_DIR": str(TEMPLATE_DIR)}

@@ -1,24 +1,67 @@
 """Real servers the stack tests start on loopback (stopped, or killed, by their own PIDs), and
-the helpers those tests share: free ports, a slice of the Italy data, the CLI."""
+the helpers those tests share: free ports, a slice of the Italy data, the CLI, and the machine's
+own Redis and PostgreSQL (which .ci/run starts: a test needing them fails, never skips, without)."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from tractcast.runner import ROOT, child_env
 from tractcast.settings import Settings
 
 VENV_BIN = Path(sys.executable).parent
+POSTGRES_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+
+
+def missing_server(what: str, exc: BaseException) -> NoReturn:
+    pytest.fail(f"{what} is not reachable ({exc}); .ci/run starts it", pytrace=False)
+
+
+def machine_redis(url: str) -> redis.Redis:
+    """A client of the machine's Redis at `url` (each test module uses a database of its own)."""
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        client.close()
+        missing_server("Redis on 127.0.0.1:6379", exc)
+    return client
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """The name of a new, empty database on the machine's PostgreSQL, dropped afterwards."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = create_engine(f"{POSTGRES_SERVER}/test", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        missing_server("PostgreSQL on 127.0.0.1:5432", exc.orig)
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def free_port() -> int:

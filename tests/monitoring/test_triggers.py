@@ -34,6 +34,17 @@ def fresh(**changes: object) -> Signals:
     return Signals(**{**base, **changes})  # type: ignore[arg-type]
 
 
+def promote_two(store, metadata, make_version: MakeVersion, overshoot: bool) -> tuple[str, str]:
+    """A first champion, then a successor that passed the gate: forecasting five times the
+    weekly mean when `overshoot`, else as good as the first. Returns both version ids."""
+    first = make_version(wape=10.0)
+    promote_version(store, metadata, first, reason="first")
+    forecast = (lambda history: 5 * weekly_mean(history)) if overshoot else weekly_mean
+    second = make_version(family="lstm", forecast=forecast, wape=10.0)
+    promote_version(store, metadata, second, reason="passed the gate")
+    return first, second
+
+
 def test_new_data_alone_fires_new_data() -> None:
     assert fired(fresh(drift=CALM)) == ["new_data"]
 
@@ -149,10 +160,7 @@ def test_a_just_promoted_champion_worse_than_its_predecessor_is_rolled_back_and_
 ):
     portal.release("2023-03-31")
     store, metadata = open_stores(settings)
-    good = make_version(wape=10.0)
-    promote_version(store, metadata, good, reason="first")
-    bad = make_version(family="lstm", forecast=lambda history: 5 * weekly_mean(history), wape=10.0)
-    promote_version(store, metadata, bad, reason="passed the gate")
+    good, bad = promote_two(store, metadata, make_version, overshoot=True)
     portal.release("2023-04-30")
 
     report = run_checks(settings, NOW, retrains)
@@ -177,10 +185,7 @@ def test_a_champion_as_good_as_its_predecessor_stays(
 ):
     portal.release("2023-03-31")
     store, metadata = open_stores(settings)
-    first = make_version(wape=10.0)
-    promote_version(store, metadata, first, reason="first")
-    second = make_version(family="lstm", wape=10.0)
-    promote_version(store, metadata, second, reason="passed the gate")
+    first, second = promote_two(store, metadata, make_version, overshoot=False)
     portal.release("2023-04-30")
     report = run_checks(settings, NOW, retrains)
     assert serving_version(store) == second
@@ -195,10 +200,7 @@ def test_too_few_days_of_actuals_is_no_verdict_yet(
 ):
     portal.release("2023-03-31")
     store, metadata = open_stores(settings)
-    good = make_version(wape=10.0)
-    promote_version(store, metadata, good, reason="first")
-    bad = make_version(family="lstm", forecast=lambda history: 5 * weekly_mean(history), wape=10.0)
-    promote_version(store, metadata, bad, reason="passed the gate")
+    good, bad = promote_two(store, metadata, make_version, overshoot=True)
     portal.release("2023-04-06")  # six days of actuals
     report = run_checks(settings, NOW, retrains)
     assert serving_version(store) == bad
@@ -210,10 +212,7 @@ def test_a_champion_restored_by_a_rollback_is_not_judged_again(
 ):
     portal.release("2023-03-31")
     store, metadata = open_stores(settings)
-    good = make_version(wape=10.0)
-    promote_version(store, metadata, good, reason="first")
-    bad = make_version(family="lstm", forecast=lambda history: 5 * weekly_mean(history), wape=10.0)
-    promote_version(store, metadata, bad, reason="passed the gate")
+    good, bad = promote_two(store, metadata, make_version, overshoot=True)
     rollback_version(store, metadata, reason="an admin had doubts")
     portal.release("2023-04-30")
     report = run_checks(settings, NOW, retrains)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
+from tests.faults.processes import missing_server
 
 from tractcast.errors import InvalidInput, NotFound
 from tractcast.registry.metadata import Event, SqlMetadataStore, metadata_store_from_url
@@ -30,7 +31,7 @@ def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     except OperationalError as exc:
         admin.dispose()
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc.orig}")
+        missing_server(f"PostgreSQL at {POSTGRES_URL}", exc.orig)
     try:
         yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     finally:

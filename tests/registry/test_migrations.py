@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 import sys
 import threading
@@ -13,7 +12,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, text
-from sqlalchemy.exc import OperationalError
+from tests.faults.processes import POSTGRES_SERVER, scratch_database
 
 from tractcast.registry.metadata import SCHEMA, SqlMetadataStore
 from tractcast.registry.migrations import (
@@ -26,7 +25,6 @@ from tractcast.registry.migrations import (
 from tractcast.runner import child_env
 from tractcast.settings import Settings
 
-POSTGRES_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 MODEL_TABLES = {"versions", "events"}
 
 
@@ -36,20 +34,8 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'fresh.db'}"
         return
-    name = f"tractcast_migrations_test_{secrets.token_hex(4)}"
-    admin = create_engine(f"{POSTGRES_SERVER}/test", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432: {exc.orig}")
-    try:
+    with scratch_database("tractcast_migrations_test") as name:
         yield f"{POSTGRES_SERVER}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture

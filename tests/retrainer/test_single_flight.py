@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from tests.faults.processes import machine_redis
 
 from services.retrainer.celery_app import retrain_task_id
 from services.retrainer.tasks import (
@@ -26,11 +27,7 @@ BROKER = "redis://127.0.0.1:6379/10"
 
 @pytest.fixture
 def broker() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(BROKER)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("Redis is not running on 127.0.0.1:6379 (CI starts it)")
+    client = machine_redis(BROKER)
     client.flushdb()
     yield client
     client.flushdb()

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import redis
-from tests.faults.processes import Server, wait_until
+from tests.faults.processes import Server, machine_redis, wait_until
 
 from services.retrainer.celery_app import RETRAIN_TASK, make_celery
 from services.retrainer.tasks import DONE_PREFIX, LOCK_KEY, recent_skips
@@ -111,11 +111,7 @@ def lock_holder(client: redis.Redis) -> dict[str, Any] | None:
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(BROKER)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("Redis is not running on 127.0.0.1:6379 (CI starts it)")
+    client = machine_redis(BROKER)
     client.flushdb()
     yield client
     client.flushdb()

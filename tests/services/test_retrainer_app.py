@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+from tests.faults.processes import machine_redis
 
 from services.retrainer.app import create_app
 from services.retrainer.jobs import enqueue_retrain
@@ -29,11 +30,7 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 
 @pytest.fixture
 def broker() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("Redis is not running on 127.0.0.1:6379 (CI starts it)")
+    client = machine_redis(REDIS_URL)
     client.delete("train", "default")
     yield client
     client.delete("train", "default")
