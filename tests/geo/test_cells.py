@@ -11,7 +11,8 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import box, mapping
 
-from tractcast.geo.cells import GridSpec
+from tractcast.geo.cells import BORDER, CellAnswers, GridSpec
+from tractcast.geo.geodesy import box_distance_km, geodesic_km
 from tractcast.geo.index import NO_TRACT, Tract, TractIndex
 
 GEOD = Geod(ellps="WGS84")
@@ -93,6 +94,45 @@ def test_a_grid_spec_travels_as_a_list_and_refuses_a_broken_one() -> None:
         GridSpec.from_list([9.0, 45.3, 0.0, 0.1, 4, 3])
 
 
+def test_the_grid_sent_to_clients_answers_as_the_polygons_do_off_borders(
+    municipalities: TractIndex,
+) -> None:
+    sent = json.loads(json.dumps(municipalities.lookup_grid()))
+    answers = CellAnswers.from_dict(sent)
+    west, south, east, north = municipalities.bounds
+    rng = np.random.default_rng(11)
+    lats, lons = (
+        rng.uniform(south - 1, north + 1, 100_000),
+        rng.uniform(west - 1, east + 1, 100_000),
+    )
+
+    copied = answers.positions(lats, lons)
+
+    known = copied != BORDER
+    assert known.mean() > 0.9  # a client answers most points itself
+    assert np.array_equal(copied[known], containing(municipalities, lats[known], lons[known]))
+    assert sent["ids"][int(copied[known].max())] in {t.id for t in municipalities.tracts}
+    assert len(sent["cells"]) < 1_000_000  # 4 million cells travel as a few hundred kB
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda grid: grid.update(cells=grid["cells"][:-12]),
+        lambda grid: grid.update(cells="not base64!"),
+        lambda grid: grid.update(grid=[9.0, 45.3, 0.1, 0.1, 4, 4]),
+        lambda grid: grid.update(dtype=">f8"),
+        lambda grid: grid.pop("cells"),
+    ],
+)
+def test_a_damaged_cell_table_is_refused(damage: object) -> None:
+    grid = CellAnswers(GridSpec(9.0, 45.3, 0.1, 0.1, 4, 3), np.arange(12, dtype=np.int16)).to_dict()
+    assert np.array_equal(CellAnswers.from_dict(dict(grid)).cells, np.arange(12))
+    damage(grid)  # type: ignore[operator]
+    with pytest.raises(ValueError):
+        CellAnswers.from_dict(grid)
+
+
 def test_radius_distances_are_the_geodesic_to_the_nearest_boundary_point(
     municipalities: TractIndex,
 ) -> None:
@@ -111,6 +151,27 @@ def test_radius_distances_are_the_geodesic_to_the_nearest_boundary_point(
             # metre of the true minimum, and never a vertex merely near it.
             assert distance <= brute + 0.001
             assert brute - distance < 0.06  # the dense outline has points every 50 m or so
+
+
+def test_no_point_of_a_box_is_nearer_than_its_lower_bound() -> None:
+    rng = np.random.default_rng(5)
+    west = np.concatenate([rng.uniform(0, 18, 200), rng.uniform(-179, 170, 100)])
+    south = np.concatenate([rng.uniform(36, 52, 200), rng.uniform(-80, 75, 100)])
+    bounds = np.column_stack(
+        (west, south, west + rng.uniform(0.01, 3, 300), south + rng.uniform(0.01, 2, 300))
+    )
+    lat, lon = 44.0, 9.0
+    lower = box_distance_km(lat, lon, bounds)
+    for box_bounds, bound in zip(bounds, lower, strict=True):
+        lons = np.linspace(box_bounds[0], box_bounds[2], 60)
+        lats = np.linspace(box_bounds[1], box_bounds[3], 60)
+        grid_lons, grid_lats = (v.ravel() for v in np.meshgrid(lons, lats))
+        nearest = geodesic_km(lat, lon, grid_lats, grid_lons).min()
+        # On the sphere: within the 1 % the radius query allows for the ellipsoid.
+        assert bound <= nearest * 1.01
+        if nearest < 1000:  # and close where radius queries look: far boxes are left out
+            assert bound >= nearest * 0.97 - 5  # less the grid of samples' spacing
+    assert box_distance_km(lat, lon, np.array([[8.0, 43.0, 10.0, 45.0]]))[0] == 0.0
 
 
 def test_tracts_just_beyond_the_radius_are_left_out(municipalities: TractIndex) -> None:

@@ -13,7 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from services.geo.app import create_app
-from tractcast.geo.index import TractIndex
+from tractcast.geo.client import GridReplica
+from tractcast.geo.index import Tract, TractIndex
 from tractcast.settings import Settings
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -49,6 +50,23 @@ def test_a_lookup_next_to_a_border_names_no_cell(client: FlaskClient) -> None:
     lat, lon = border_point(client)
     response = client.get(f"/v1/tracts/lookup?lat={lat}&lon={lon}")
     assert response.status_code == 200 and "cell" not in response.json
+
+
+def test_the_lookup_grid_comes_with_an_etag_and_answers_as_geo_does(
+    client: FlaskClient, provinces: TractIndex
+) -> None:
+    response = client.get("/v1/tracts/lookup/grid")
+    assert response.status_code == 200 and response.headers["ETag"]
+    grid = GridReplica()
+    grid.replace(response.json, response.headers["ETag"])
+    assert grid.tract_for_point(45.4642, 9.19) == Tract("015", "Milano")
+    assert grid.tract_for_point(40.0, 12.0) is None  # at sea, away from any coast
+    assert response.json["layer"] == provinces.layer_id
+
+    again = client.get(
+        "/v1/tracts/lookup/grid", headers={"If-None-Match": response.headers["ETag"]}
+    )
+    assert again.status_code == 304 and not again.data
 
 
 def test_a_point_at_sea_is_not_found(client: FlaskClient) -> None:
@@ -102,13 +120,17 @@ def test_radius_lists_milano_first_then_its_neighbours(client: FlaskClient) -> N
     assert [t["distance_km"] for t in tracts] == sorted(t["distance_km"] for t in tracts)
 
 
-def test_radius_in_columns_holds_the_same_tracts(client: FlaskClient) -> None:
-    rows = client.get("/v1/tracts/radius?lat=45.4642&lon=9.19&radius_km=50").json
-    columns = client.get("/v1/tracts/radius?lat=45.4642&lon=9.19&radius_km=50&layout=columns").json
-    assert columns["ids"] == [t["id"] for t in rows["tracts"]]
-    assert columns["names"] == [t["name"] for t in rows["tracts"]]
-    assert columns["distance_km"] == [t["distance_km"] for t in rows["tracts"]]
-    assert "tracts" not in columns
+def test_radius_by_positions_names_the_same_tracts_in_whole_metres(
+    client: FlaskClient, provinces: TractIndex
+) -> None:
+    query = "/v1/tracts/radius?lat=45.4642&lon=9.19&radius_km=50"
+    rows = client.get(query).json
+    positions = client.get(f"{query}&layout=positions").json
+    assert positions["layer"] == provinces.layer_id
+    tracts = provinces.tracts
+    assert [tracts[p].id for p in positions["positions"]] == [t["id"] for t in rows["tracts"]]
+    assert [m / 1000 for m in positions["distance_m"]] == [t["distance_km"] for t in rows["tracts"]]
+    assert "tracts" not in positions
 
 
 def test_radius_with_an_unknown_layout_is_400(client: FlaskClient) -> None:

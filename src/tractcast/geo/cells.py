@@ -8,9 +8,12 @@ batch costs a few array operations plus the exact test for a small share of its 
 
 from __future__ import annotations
 
+import base64
 import math
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -61,6 +64,66 @@ class GridSpec:
         return cls(float(west), float(south), float(dx), float(dy), int(nx), int(ny))
 
 
+class CellAnswers:
+    """The answer of every cell of a grid: a tract position, NO_TRACT, or BORDER.
+
+    What a CellGrid knows without its polygons: the geo service sends it (`to_dict`) to the
+    API, which then answers any point of a border-free cell with one array read, and asks geo
+    only about points where a border passes.
+    """
+
+    def __init__(self, spec: GridSpec, cells: np.ndarray) -> None:
+        if cells.shape != (spec.nx * spec.ny,):
+            raise ValueError(f"{cells.shape} cells for a {spec.nx} x {spec.ny} grid")
+        self.spec = spec
+        self.cells = cells
+        self.cells.flags.writeable = False
+
+    def position(self, lat: float, lon: float) -> tuple[int, int | None]:
+        """The answer for one point and its cell (None outside the grid), in plain Python: a
+        single lookup skips numpy's per-call overhead."""
+        cell = self.spec.cell(lat, lon)
+        return (NO_TRACT, None) if cell is None else (int(self.cells[cell]), cell)
+
+    def positions(self, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
+        """The answer for each point: BORDER where only the exact test can tell."""
+        spec = self.spec
+        col = (lons - spec.west) / spec.dx
+        row = (lats - spec.south) / spec.dy
+        within = (col >= 0) & (col <= spec.nx) & (row >= 0) & (row <= spec.ny)
+        flat = np.minimum(row[within].astype(np.int64), spec.ny - 1) * spec.nx
+        flat += np.minimum(col[within].astype(np.int64), spec.nx - 1)
+        positions = np.full(lats.shape, NO_TRACT, dtype=np.int64)
+        positions[within] = self.cells[flat]
+        return positions
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the grid, and the cells as zlib-compressed little-endian integers (long
+        runs of one tract make a few hundred kB of a million cells)."""
+        dtype = self.cells.dtype.newbyteorder("<")
+        packed = zlib.compress(self.cells.astype(dtype, copy=False).tobytes(), 6)
+        return {
+            "grid": self.spec.to_list(),
+            "dtype": dtype.str,
+            "cells": base64.b64encode(packed).decode("ascii"),
+        }
+
+    @classmethod
+    def from_dict(cls, value: Any) -> CellAnswers:
+        """Inverse of to_dict; ValueError when the value is not one."""
+        try:
+            spec = GridSpec.from_list(value["grid"])
+            dtype = np.dtype(value["dtype"])
+            if dtype.str not in ("<i2", "<i4"):
+                raise ValueError(f"cells must be little-endian int16 or int32, not {dtype.str}")
+            raw = zlib.decompress(base64.b64decode(value["cells"], validate=True))
+        except (TypeError, KeyError, zlib.error) as exc:
+            raise ValueError(f"not a cell table: {exc}") from exc
+        if len(raw) != spec.nx * spec.ny * dtype.itemsize:
+            raise ValueError("the cells do not fill the grid")
+        return cls(spec, np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("=")))
+
+
 class CellGrid:
     """Tract position per cell (NO_TRACT outside every tract, BORDER where a border passes)."""
 
@@ -79,7 +142,7 @@ class CellGrid:
         self.dx, self.dy = self.spec.dx, self.spec.dy
         dtype = np.int16 if len(geometries) < np.iinfo(np.int16).max else np.int32
         border = self._border_cells(geometries)
-        self._cells = self._fill_border_free_runs(border).astype(dtype)
+        self.answers = CellAnswers(self.spec, self._fill_border_free_runs(border).astype(dtype))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -87,28 +150,20 @@ class CellGrid:
 
     def border_share(self) -> float:
         """Share of cells a border touches (the points falling there need the exact test)."""
-        return float(np.count_nonzero(self._cells == BORDER)) / self._cells.size
+        cells = self.answers.cells
+        return float(np.count_nonzero(cells == BORDER)) / cells.size
 
     def position(self, lat: float, lon: float) -> tuple[int, int | None]:
-        """positions() for one point in plain Python (a single lookup skips numpy's overhead),
-        with the point's cell when no border crosses it (every point there has this answer)."""
-        cell = self.spec.cell(lat, lon)
-        if cell is None:
-            return NO_TRACT, None
-        value = int(self._cells[cell])
+        """positions() for one point, with the point's cell when no border crosses it (every
+        point there has this answer)."""
+        value, cell = self.answers.position(lat, lon)
         if value == BORDER:
             return int(self._exact(np.array([lat]), np.array([lon]))[0]), None
         return value, cell
 
     def positions(self, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
         """Tract position of each point, NO_TRACT for points outside every tract."""
-        col = (lons - self.west) / self.dx
-        row = (lats - self.south) / self.dy
-        within = (col >= 0) & (col <= self.nx) & (row >= 0) & (row <= self.ny)
-        flat = np.minimum(row.astype(np.int64), self.ny - 1) * self.nx
-        flat += np.minimum(col.astype(np.int64), self.nx - 1)
-        positions = np.full(lats.shape, NO_TRACT, dtype=np.int64)
-        positions[within] = self._cells[flat[within]]
+        positions = self.answers.positions(lats, lons)
         exact = np.flatnonzero(positions == BORDER)
         if exact.size:
             positions[exact] = self._exact(lats[exact], lons[exact])

@@ -32,6 +32,23 @@ def search_boxes(lat: float, lon: float, radius_km: float) -> list[Polygon]:
     return [box(west, south, east, north)]
 
 
+def box_distance_km(lat: float, lon: float, bounds: np.ndarray) -> np.ndarray:
+    """A lower bound of the spherical km from the point to each (west, south, east, north) box.
+
+    The haversine of the distance is hav(dlat) + cos(lat1) cos(lat2) hav(dlon); each term is
+    bounded below by its value at the box's nearest latitude, its nearest longitude and its
+    latitude farthest from the equator. A box across the antimeridian is never excluded.
+    """
+    west, south, east, north = bounds.T
+    dlat = np.radians(np.maximum(np.maximum(south - lat, lat - north), 0.0))
+    dlon = np.radians(np.maximum(np.maximum(west - lon, lon - east), 0.0))
+    dlon[(dlon > math.pi) | (east - west >= 360.0)] = 0.0
+    cos_far = np.minimum(np.cos(np.radians(south)), np.cos(np.radians(north)))
+    cos_lat = math.cos(math.radians(lat))
+    haversine = np.sin(dlat / 2) ** 2 + cos_lat * np.maximum(cos_far, 0.0) * np.sin(dlon / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(haversine, 1.0)))
+
+
 @dataclass(frozen=True)
 class Outlines:
     """Every ring vertex of a layer in lon/lat, grouped by polygon, for vectorised distances."""

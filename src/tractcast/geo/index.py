@@ -6,6 +6,7 @@ Used by the geo service and by ingestion (coordinates -> tracts), so both map po
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -17,7 +18,13 @@ from shapely.geometry.base import BaseGeometry
 from tractcast.errors import InvalidInput, NotFound
 from tractcast.geo.cells import CellGrid, GridSpec
 from tractcast.geo.fields import choose_id_field, choose_name_field, id_text
-from tractcast.geo.geodesy import Outlines, geodesic_km, nearest_boundary_points, search_boxes
+from tractcast.geo.geodesy import (
+    Outlines,
+    box_distance_km,
+    geodesic_km,
+    nearest_boundary_points,
+    search_boxes,
+)
 from tractcast.geo.layers import Layer, read_layer
 
 NO_TRACT = -1
@@ -38,6 +45,23 @@ class Tract(NamedTuple):
 class TractHit(NamedTuple):
     tract: Tract
     distance_km: float  # geodesic distance from the query point to the polygon (0 when inside)
+
+
+class RadiusHits(NamedTuple):
+    """Tracts meeting a circle as positions in their layer's tract list, nearest first, then by
+    id: what geo sends the API, which holds that list from the lookup grid."""
+
+    layer: str  # fingerprint of the layer the positions index
+    tracts: Sequence[Tract]  # the layer's tracts, by position
+    positions: Sequence[int]
+    distances_km: Sequence[float]
+
+    def tract_hits(self) -> list[TractHit]:
+        tracts = self.tracts
+        return [
+            TractHit(tracts[position], distance)
+            for position, distance in zip(self.positions, self.distances_km, strict=True)
+        ]
 
 
 class TractIndex:
@@ -67,6 +91,7 @@ class TractIndex:
         shapely.prepare(self._geometries)
         self._tree = shapely.STRtree(self._geometries)
         self._outlines = Outlines.of(self._geometries)
+        self._bounds = shapely.bounds(self._geometries)  # west, south, east, north per tract
         self._grid = CellGrid(self._geometries, self._exact_positions)
         self._layer_id = layer_fingerprint(self._geometries, self._tracts)
 
@@ -119,6 +144,16 @@ class TractIndex:
     def border_share(self) -> float:
         """Share of grid cells a border crosses: points there need the exact test."""
         return self._grid.border_share()
+
+    def lookup_grid(self) -> dict[str, Any]:
+        """What a client needs to answer points itself wherever no border passes: the layer's
+        fingerprint, its tracts in position order, and the answer of every grid cell."""
+        return {
+            "layer": self._layer_id,
+            "ids": [tract.id for tract in self._tracts],
+            "names": [tract.name for tract in self._tracts],
+            **self._grid.answers.to_dict(),
+        }
 
     @property
     def layer_id(self) -> str:
@@ -182,9 +217,15 @@ class TractIndex:
         return candidates[keep], distances[keep]
 
     def _candidates_near(self, lat: float, lon: float, radius_km: float) -> np.ndarray:
-        """Positions of tracts whose bounding box meets the lon/lat boxes around the circle."""
+        """Positions of tracts whose bounding box meets the circle (with the ellipsoid's margin):
+        found in the tree by the lon/lat boxes around the circle, less those whose box lies in a
+        corner of them, which cost their vertices' work for nothing."""
         found = [self._tree.query(search_box) for search_box in search_boxes(lat, lon, radius_km)]
-        return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+        if not found:
+            return np.zeros(0, dtype=np.int64)
+        candidates = np.unique(np.concatenate(found))
+        reach = box_distance_km(lat, lon, self._bounds[candidates])
+        return candidates[reach <= radius_km * (1 + ELLIPSOID_MARGIN)]
 
     def outline(self, tract_id: str) -> dict[str, Any]:
         """The tract as a GeoJSON Feature: its id, its name and its WGS84 geometry."""
