@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from services.api.dashboard import dashboard
-from services.api.metrics import serving_state
+from services.api.metrics import grid_state, serving_state
 from services.api.views import api
 from services.common.http import register_error_handlers
 from services.common.observability import init_observability
@@ -27,7 +27,8 @@ def create_app(
     app = Flask(__name__)
     configure(app, settings)
     init_backends(app, settings, geo, holder)
-    init_observability(app, "api", [serving_state(app.extensions["bundles"])])
+    state = [serving_state(app.extensions["bundles"]), grid_state(app.extensions["geo"].grid)]
+    init_observability(app, "api", state)
     app.register_blueprint(api)
     app.register_blueprint(dashboard)
     register_error_handlers(app)
@@ -44,6 +45,7 @@ def init_backends(
     app: Flask, settings: Settings, geo: GeoClient | None, holder: BundleHolder | None
 ) -> None:
     """The geo client and the bundle holder; both lazy, shared by the process's threads."""
-    app.extensions["geo"] = geo or GeoClient(settings.geo_base_url)
+    app.extensions["geo"] = geo = geo or GeoClient(settings.geo_base_url)
     app.extensions["bundles"] = holder = holder or BundleHolder(settings.store)
     on_warm_up(app, holder.loaded)
+    on_warm_up(app, geo.load_grid)

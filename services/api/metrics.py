@@ -1,4 +1,5 @@
-"""The API's state metrics: which model and data version this process serves, and how old."""
+"""The API's state metrics: which model and data version this process serves, how old, and
+whether it holds a copy of geo's lookup grid."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, datetime
 from prometheus_client.metrics_core import Metric
 
 from services.common.metrics import StateCollector, gauge
+from tractcast.geo.client import GridReplica
 from tractcast.serving.holder import BundleHolder
 
 
@@ -43,6 +45,27 @@ def serving_state(holder: BundleHolder) -> StateCollector:
             )
 
     return StateCollector("serving", read)
+
+
+def grid_state(grid: GridReplica) -> StateCollector:
+    """Whether this process answers points from a copy of geo's grid, and of which layer."""
+
+    def read() -> Iterator[Metric]:
+        layer = grid.layer
+        yield gauge(
+            "tractcast_geo_grid_loaded",
+            "1 when this process holds geo's lookup grid (0: geo is asked for every point).",
+            0 if layer is None else 1,
+        )
+        if layer is not None:
+            yield gauge(
+                "tractcast_geo_grid_tracts",
+                "Tracts of the layer whose grid this process holds.",
+                len(layer[1]),
+                layer=layer[0],
+            )
+
+    return StateCollector("geo_grid", read)
 
 
 def age_seconds(created_at: str) -> float | None:

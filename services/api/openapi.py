@@ -72,10 +72,18 @@ RADIUS = _query(
 )
 LAYOUT = _query(
     "layout",
-    {"type": "string", "enum": ["rows", "columns"], "default": "rows"},
-    "rows: one object per tract; columns: parallel lists (ids, names, distance_km).",
+    {"type": "string", "enum": ["rows", "positions"], "default": "rows"},
+    "rows: one object per tract; positions: parallel lists of the tracts' positions in the "
+    "lookup grid's ids and names (positions) and their distance in whole metres (distance_m).",
     required=False,
 )
+GRID_SPEC = {
+    "type": "array",
+    "description": "west, south, dx, dy (degrees), nx, ny (cells).",
+    "items": {"type": "number"},
+    "minItems": 6,
+    "maxItems": 6,
+}
 TRACT_PATH = {
     "name": "tract_id",
     "in": "path",
@@ -232,15 +240,43 @@ SCHEMAS: dict[str, Schema] = {
                 "required": ["layer", "grid", "index"],
                 "properties": {
                     "layer": {"type": "string", "description": "Fingerprint of the layer."},
-                    "grid": {
-                        "type": "array",
-                        "description": "west, south, dx, dy (degrees), nx, ny (cells).",
-                        "items": {"type": "number"},
-                        "minItems": 6,
-                        "maxItems": 6,
-                    },
+                    "grid": GRID_SPEC,
                     "index": {"type": "integer", "minimum": 0, "description": "row * nx + col"},
                 },
+            },
+        },
+    },
+    "LookupGrid": {
+        "type": "object",
+        "description": (
+            "The answer of every cell of the layer's lookup grid: a client answers any point in "
+            "a cell holding a tract position (or -1, outside every tract) itself, and asks "
+            "/v1/tracts/lookup only where the cell holds -2 (a border crosses it). The cell of "
+            "(lat, lon) is floor((lat - south) / dy) * nx + floor((lon - west) / dx), the last "
+            "row and column taking the grid's north and east edges."
+        ),
+        "required": ["layer", "ids", "names", "grid", "dtype", "cells"],
+        "properties": {
+            "layer": {"type": "string", "description": "Fingerprint of the layer."},
+            "ids": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Tract ids by position.",
+            },
+            "names": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Tract names by position.",
+            },
+            "grid": GRID_SPEC,
+            "dtype": {
+                "type": "string",
+                "enum": ["<i2", "<i4"],
+                "description": "Little-endian 16- or 32-bit signed integers.",
+            },
+            "cells": {
+                "type": "string",
+                "description": "nx * ny integers, row by row from the south-west, zlib, base64.",
             },
         },
     },
@@ -292,9 +328,9 @@ SCHEMAS: dict[str, Schema] = {
                     },
                 },
             },
-            "ids": {"type": "array", "items": {"type": "string"}},
-            "names": {"type": "array", "items": {"type": "string"}},
-            "distance_km": {"type": "array", "items": {"type": "number", "minimum": 0}},
+            "layer": {"type": "string", "description": "Fingerprint of the layer."},
+            "positions": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "distance_m": {"type": "array", "items": {"type": "integer", "minimum": 0}},
         },
     },
     "Event": {
@@ -568,6 +604,19 @@ def _paths() -> dict[str, Schema]:
                     **_errors(400, 413, 415, 503),
                 },
             },
+        },
+        "/v1/tracts/lookup/grid": {
+            "get": {
+                "tags": ["tracts"],
+                "operationId": "tractLookupGrid",
+                "summary": "The layer's lookup grid, to answer most points without a call "
+                "(geo service; sends an ETag, honours If-None-Match).",
+                "responses": {
+                    "200": _json(_ref("LookupGrid"), "The grid of the served layer."),
+                    "304": {"description": "The grid named in If-None-Match is still current."},
+                    **_errors(503),
+                },
+            }
         },
         "/v1/tracts/radius": {
             "get": {

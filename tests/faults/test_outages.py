@@ -3,36 +3,37 @@
 The stack runs on a private Redis, on the machine's PostgreSQL through a relay the test can
 kill (the real server is never touched), and with a real MLflow server. Each is killed -9 in
 turn while the API serves, then the registry and the whole retrainer. Geo is the one backend a
-forecast needs: while it is down the API answers 503 JSON, and it answers again by itself once
-geo is back, with no restart.
+forecast can need: while it is down the API answers every point its copy of geo's lookup grid
+can, 503 JSON for the rest, and it answers those again by itself once geo is back, with no
+restart.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import secrets
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 from tests.faults.processes import (
     Server,
     loopback_ports,
     mlflow_server,
     redis_server,
+    scratch_database,
     tcp_proxy,
     wait_until,
 )
 
 from tractcast.data.demo import BOUNDS
+from tractcast.geo.cells import BORDER, CellAnswers
 from tractcast.runner import ROOT, Stack, child_env, find_nginx, start_stack, wait_ready
 from tractcast.settings import Settings
 
@@ -40,6 +41,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 TOKEN = "outage-admin-token"
+DEMO_RADIUS = {"lat": 44.5, "lon": 10.75, "radius_km": 20}  # the middle of the demo tracts
 
 
 @dataclass
@@ -74,6 +76,12 @@ class Running:
         proc.wait(timeout=15)
 
 
+def forecast_of(running: Running, point: dict[str, float]) -> tuple[int, str | None]:
+    """Status, and the tract answered, of a forecast for one point."""
+    response = requests.get(f"{running.url}/v1/forecast", params=point, timeout=10)
+    return response.status_code, response.json().get("tract", {}).get("id")
+
+
 def _killpg(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)  # the runner started it in a session of its own
@@ -82,25 +90,13 @@ def _killpg(pid: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def scratch_database() -> Iterator[str]:
-    name = f"tractcast_faults_{secrets.token_hex(4)}"
-    admin = create_engine(f"{POSTGRES}/test", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432: {exc.orig}")
-    try:
+def faults_database() -> Iterator[str]:
+    with scratch_database("tractcast_faults") as name:
         yield name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory, scratch_database: str) -> Iterator[Running]:
+def running(tmp_path_factory: pytest.TempPathFactory, faults_database: str) -> Iterator[Running]:
     base = tmp_path_factory.mktemp("outages")
     servers: list[Server] = []
     stack: Stack | None = None
@@ -116,7 +112,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, scratch_database: str) -> 
             demo_dir=base / "demo",
             run_dir=base / "run",
             broker_url=f"redis://127.0.0.1:{redis.port}/0",
-            database_url=f"postgresql+psycopg2://postgres@127.0.0.1:{relay.port}/{scratch_database}",
+            database_url=f"postgresql+psycopg2://postgres@127.0.0.1:{relay.port}/{faults_database}",
             mlflow_uri=f"http://127.0.0.1:{mlflow.port}",
             admin_token=TOKEN,
             **loopback_ports(),
@@ -184,14 +180,26 @@ def test_retrainer_down_forecasts_keep_coming(running: Running) -> None:
     assert running.forecasts() == [200] * 8
 
 
-def test_geo_down_is_503_json_and_forecasts_return_by_themselves_when_it_is_back(
+def test_geo_down_the_grid_still_answers_and_the_rest_returns_by_itself_when_it_is_back(
     running: Running,
 ) -> None:
+    grid = requests.get(f"{running.url}/v1/tracts/lookup/grid", timeout=10).json()
+    answers = CellAnswers.from_dict(grid)
+    points = [running.fresh_point() for _ in range(2000)]
+    cells = [answers.position(point["lat"], point["lon"])[0] for point in points]
+    inside = [point for point, cell in zip(points, cells, strict=True) if cell >= 0][:8]
+    border = next(point for point, cell in zip(points, cells, strict=True) if cell == BORDER)
+    before = [forecast_of(running, point) for point in inside]
+    assert len(before) == 8 and all(status == 200 for status, _ in before)
+    time.sleep(1.5)  # let any worker still fetching the grid finish
+
     running.kill_stack_process("geo")
-    response = requests.get(f"{running.url}/v1/forecast", params=running.fresh_point(), timeout=10)
-    assert response.status_code == 503
-    assert response.headers["Content-Type"].startswith("application/json")
-    assert response.json()["error"] == "unavailable"
+    assert [forecast_of(running, point) for point in inside] == before
+    for params, path in [(border, "/v1/forecast"), ({**DEMO_RADIUS}, "/v1/stats/radius")]:
+        response = requests.get(f"{running.url}{path}", params=params, timeout=10)
+        assert response.status_code == 503
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert response.json()["error"] == "unavailable"
 
     settings = running.settings
     cmd = [
@@ -207,10 +215,11 @@ def test_geo_down_is_503_json_and_forecasts_return_by_themselves_when_it_is_back
         geo.wait_listening(60)
 
         def answered() -> bool:
-            params = running.fresh_point()
-            return requests.get(f"{running.url}/v1/forecast", params=params, timeout=10).ok
+            return requests.get(f"{running.url}/v1/forecast", params=border, timeout=10).ok
 
         wait_until(answered, 30, "forecasts did not come back after geo restarted", every=0.5)
         assert running.forecasts() == [200] * 8
+        radius = requests.get(f"{running.url}/v1/stats/radius", params=DEMO_RADIUS, timeout=10)
+        assert radius.status_code == 200
     finally:
         geo.stop()

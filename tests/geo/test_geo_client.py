@@ -6,17 +6,19 @@ import threading
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from flask import Flask, jsonify, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from tractcast.errors import InvalidInput, Unavailable
-from tractcast.geo.client import CellCache, GeoClient
+from tractcast.geo.cells import BORDER, CellAnswers, GridSpec
+from tractcast.geo.client import GeoClient, GridReplica
 from tractcast.geo.index import Tract, TractHit
 from tractcast.logs import bind_request_id, unbind_request_id
 
 MILAN = (45.4642, 9.19)
-MILAN_EAST = (45.46, 9.35)  # in a cell the fake says a border crosses: never cached
+MILAN_EAST = (45.46, 9.35)  # in a cell the fake's grid says a border crosses: always asked
 SEA = (43.0, 5.0)
 
 
@@ -50,26 +52,51 @@ def fake_geo() -> Flask:
     @app.post("/v1/tracts/lookup")
     def many():  # type: ignore[no-untyped-def]
         points = request.get_json()["points"]
+        app.config["batches"].append(len(points))
         return jsonify(results=[{"tract": lookup(p["lat"], p["lon"])} for p in points])
+
+    @app.get("/v1/tracts/lookup/grid")
+    def grid():  # type: ignore[no-untyped-def]
+        app.config["grid_requests"].append(request.headers.get("If-None-Match"))
+        app.config["grid_gate"].wait(5)
+        body = app.config.get("grid") or grid_of(app.config["layer"], app.config["name"])
+        response = jsonify(body)
+        response.set_etag(app.config["layer"])
+        return response.make_conditional(request)
 
     @app.get("/v1/tracts/radius")
     def radius():  # type: ignore[no-untyped-def]
         if request.args.get("lat", type=float, default=0.0) < 0:
             return "internal error", 500  # the southern hemisphere breaks this fake
-        assert request.args["layout"] == "columns"
+        assert request.args["layout"] == "positions"
         if "radius" in app.config:
             return jsonify(app.config["radius"])
-        return jsonify(ids=["015", "108"], names=["Milano", "Monza"], distance_km=[0.0, 11.2])
+        layer = app.config.get("radius_layer", app.config["layer"])
+        return jsonify(layer=layer, positions=[0, 1], distance_m=[0, 11_200])
 
     @app.get("/readyz")
     def readyz():  # type: ignore[no-untyped-def]
         return jsonify(status="ready")
 
-    app.config.update(calls=0, request_ids=[], layer="layer-1")
+    app.config.update(
+        calls=0, request_ids=[], batches=[], grid_requests=[], layer="layer-1", name="Milano"
+    )
+    app.config["grid_gate"] = threading.Event()
+    app.config["grid_gate"].set()  # a test clears it to hold the grid back
+
     return app
 
 
 GRID = [9.0, 45.3, 0.1, 0.1, 4, 3]  # west, south, dx, dy, nx, ny
+
+
+def grid_of(layer: str, name: str) -> dict[str, object]:
+    """The fake's lookup grid: Milano (position 0) everywhere but the eastern column; Monza
+    (position 1) lies outside the grid."""
+    cells = np.zeros((3, 4), dtype=np.int16)
+    cells[:, 3] = BORDER
+    answers = CellAnswers(GridSpec.from_list(GRID), cells.ravel())
+    return {"layer": layer, "ids": ["015", "108"], "names": [name, "Monza"], **answers.to_dict()}
 
 
 class GeoServer:
@@ -131,12 +158,34 @@ def test_tracts_for_points_answers_each_point_in_order(client: GeoClient) -> Non
 
 
 def test_tracts_within_radius_returns_hits_with_distances(client: GeoClient) -> None:
-    hits = client.tracts_within_radius(*MILAN, 20.0)
+    hits = client.tracts_within_radius(*MILAN, 20.0)  # fetches the grid: it names the tracts
 
-    assert hits == [
+    assert hits.tract_hits() == [
         TractHit(Tract("015", "Milano"), 0.0),
         TractHit(Tract("108", "Monza"), 11.2),
     ]
+    assert hits.layer == "layer-1"
+
+
+def test_a_radius_from_a_new_layer_takes_its_grid_first(
+    geo_server: GeoServer, client: GeoClient
+) -> None:
+    assert client.load_grid()
+    geo_server.app.config.update(layer="layer-2", name="Milano città")
+
+    hits = client.tracts_within_radius(*MILAN, 20.0)
+
+    assert hits.tract_hits()[0] == TractHit(Tract("015", "Milano città"), 0.0)
+    assert geo_server.app.config["grid_requests"] == [None, '"layer-1"']
+
+
+def test_a_radius_from_a_layer_geo_gives_no_grid_for_is_unavailable(
+    geo_server: GeoServer, client: GeoClient
+) -> None:
+    geo_server.app.config["radius_layer"] = "layer-x"
+
+    with pytest.raises(Unavailable, match="geo service unavailable"):
+        client.tracts_within_radius(*MILAN, 20.0)
 
 
 def test_input_geo_rejects_is_invalid_input_with_its_message(client: GeoClient) -> None:
@@ -162,7 +211,7 @@ def test_geo_down_is_unavailable_and_the_client_recovers(
     with pytest.raises(Unavailable, match="geo service unavailable"):
         client.tract_for_point(*MILAN_EAST)
     with pytest.raises(Unavailable):
-        client.tracts_for_points([MILAN])
+        client.tracts_for_points([MILAN_EAST])
     assert not client.ready()
 
     geo_server.start()  # same port
@@ -201,38 +250,109 @@ def test_nothing_listening_is_unavailable() -> None:
         client.tract_for_point(*MILAN)
 
 
-def test_a_point_in_a_cell_geo_answered_for_needs_no_call(
+def test_with_the_grid_loaded_points_off_borders_need_no_call(
     geo_server: GeoServer, client: GeoClient
 ) -> None:
+    assert client.load_grid()
+
     assert client.tract_for_point(45.46, 9.11) == Tract("015", "Milano")
-    assert client.tract_for_point(45.49, 9.19) == Tract("015", "Milano")  # same 0.1-degree cell
-    assert geo_server.app.config["calls"] == 1
-    assert client.tract_for_point(45.36, 9.11) == Tract("015", "Milano")  # another cell: a call
-    assert geo_server.app.config["calls"] == 2
+    assert client.tract_for_point(45.36, 9.21) == Tract("015", "Milano")
+    assert client.tract_for_point(*SEA) is None  # outside the grid: outside every tract
+    assert geo_server.app.config["calls"] == 0
 
 
 def test_a_cell_with_a_border_is_always_asked(geo_server: GeoServer, client: GeoClient) -> None:
+    assert client.load_grid()
     for _ in range(3):
-        assert client.tract_for_point(45.46, 9.35) == Tract("015", "Milano")
+        assert client.tract_for_point(*MILAN_EAST) == Tract("015", "Milano")
     assert geo_server.app.config["calls"] == 3
 
 
-def test_cached_cells_expire_and_a_new_layer_empties_the_cache(geo_server: GeoServer) -> None:
-    clock = [0.0]
-    client = GeoClient(geo_server.url, cells=CellCache(ttl=10.0, clock=lambda: clock[0]))
-    client.tract_for_point(45.46, 9.11)
-    clock[0] = 9.0
-    client.tract_for_point(45.46, 9.11)
-    assert geo_server.app.config["calls"] == 1
-    clock[0] = 20.0  # geo has not confirmed its grid for too long: ask again
-    client.tract_for_point(45.46, 9.11)
-    assert geo_server.app.config["calls"] == 2
+def test_a_batch_sends_geo_only_the_points_the_grid_cannot_answer(
+    geo_server: GeoServer, client: GeoClient
+) -> None:
+    assert client.load_grid()
 
-    geo_server.app.config["layer"] = "layer-2"  # geo restarted with another layer
-    client.tract_for_point(45.36, 9.21)
-    client.tract_for_point(45.46, 9.11)  # cached under layer-1 only: asked again
-    assert geo_server.app.config["calls"] == 4
+    tracts = client.tracts_for_points([MILAN, MILAN_EAST, SEA, (45.31, 9.01), MILAN_EAST])
+
+    milano = Tract("015", "Milano")
+    assert tracts == [milano, milano, None, milano, milano]
+    assert geo_server.app.config["batches"] == [2]
+
+
+def test_the_first_point_is_asked_while_the_grid_loads_in_the_background(
+    geo_server: GeoServer, client: GeoClient
+) -> None:
+    geo_server.app.config["grid_gate"].clear()
+    assert client.tract_for_point(*MILAN) == Tract("015", "Milano")
+    assert geo_server.app.config["calls"] == 1
+
+    geo_server.app.config["grid_gate"].set()
+    deadline = time.monotonic() + 5
+    while not client.grid.loaded and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert client.tract_for_point(*MILAN) == Tract("015", "Milano")
+    assert geo_server.app.config["calls"] == 1
+
+
+def test_the_grid_is_revalidated_by_etag_and_a_new_layer_replaces_it(
+    geo_server: GeoServer,
+) -> None:
+    clock = [0.0]
+    client = GeoClient(geo_server.url, grid=GridReplica(ttl=10.0, clock=lambda: clock[0]))
+    assert client.load_grid()
+    assert not client.grid.due()
+    clock[0] = 11.0
+    assert client.grid.due()
+    assert client.load_grid()  # 304: the copy held is still geo's grid
+    assert geo_server.app.config["grid_requests"] == [None, '"layer-1"']
+
+    geo_server.app.config.update(layer="layer-2", name="Milano città")  # geo's new layer
+    clock[0] = 22.0
+    assert client.load_grid()
+
+    assert client.tract_for_point(45.46, 9.11) == Tract("015", "Milano città")
+    assert geo_server.app.config["calls"] == 0
     client.close()
+
+
+def test_a_malformed_grid_is_refused_and_geo_is_asked_instead(
+    geo_server: GeoServer, client: GeoClient
+) -> None:
+    broken = grid_of("layer-1", "Milano")
+    broken["cells"] = broken["cells"][:-8]  # type: ignore[index]
+    geo_server.app.config["grid"] = broken
+
+    assert not client.load_grid()
+    assert not client.grid.loaded
+    assert client.tract_for_point(45.46, 9.11) == Tract("015", "Milano")
+    assert geo_server.app.config["calls"] == 1
+
+
+@pytest.mark.parametrize("cell", [2, -3])
+def test_a_grid_naming_a_tract_the_layer_lacks_is_refused(cell: int) -> None:
+    grid = grid_of("layer-1", "Milano")
+    cells = np.zeros(12, dtype=np.int16)
+    cells[5] = cell
+    grid.update(CellAnswers(GridSpec.from_list(GRID), cells).to_dict())
+    replica = GridReplica()
+
+    with pytest.raises(ValueError, match="does not have"):
+        replica.replace(grid, '"layer-1"')
+    assert not replica.loaded
+
+
+def test_with_geo_down_the_grid_still_answers_and_borders_are_unavailable(
+    geo_server: GeoServer, client: GeoClient
+) -> None:
+    assert client.load_grid()
+    geo_server.stop()
+
+    assert client.tract_for_point(45.46, 9.11) == Tract("015", "Milano")
+    with pytest.raises(Unavailable):
+        client.tract_for_point(*MILAN_EAST)
+    assert not client.load_grid()  # the check fails, the copy stays
+    assert client.grid.loaded
 
 
 def test_the_request_id_being_answered_goes_to_geo(
@@ -247,8 +367,22 @@ def test_the_request_id_being_answered_goes_to_geo(
     assert geo_server.app.config["request_ids"] == ["req-42", None]
 
 
-def test_a_malformed_radius_answer_is_unavailable(geo_server: GeoServer, client: GeoClient) -> None:
-    geo_server.app.config["radius"] = {"ids": ["015", "108"], "names": ["Milano"]}
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"positions": [0, 1], "distance_m": [0]},
+        {"positions": [0, 2], "distance_m": [0, 5]},
+        {"positions": [-1], "distance_m": [0]},
+        {"positions": [0], "distance_m": [-3]},
+        {"positions": [0], "distance_m": [0.5]},
+        {"positions": ["0"], "distance_m": [0]},
+        {"positions": None, "distance_m": []},
+    ],
+)
+def test_a_malformed_radius_answer_is_unavailable(
+    geo_server: GeoServer, client: GeoClient, answer: dict[str, object]
+) -> None:
+    geo_server.app.config["radius"] = {"layer": "layer-1", **answer}
 
     with pytest.raises(Unavailable, match="geo service unavailable"):
         client.tracts_within_radius(*MILAN, 20.0)

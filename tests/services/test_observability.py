@@ -91,13 +91,13 @@ def test_a_request_without_an_id_gets_one_that_geo_logs_too(
     api = create_api(Settings(store=tmp_path, geo_url=geo_url), holder=BundleHolder(tmp_path))
     caplog.set_level(logging.INFO, logger="tractcast.access")
 
-    response = api.test_client().post(
-        "/v1/forecast", json={"points": [{"lat": 45.4642, "lon": 9.19}]}
-    )
+    # A radius always asks geo (a point may be answered from the API's copy of geo's grid).
+    response = api.test_client().get("/v1/stats/radius", query_string={**MILAN, "radius_km": "30"})
 
     minted = response.headers["X-Request-ID"]
-    ids = {line["service"]: line["request_id"] for line in access_lines(caplog)}
-    assert ids == {"api": minted, "geo": minted}
+    lines = {(line["service"], line["path"]): line for line in access_lines(caplog)}
+    assert lines[("api", "/v1/stats/radius")]["request_id"] == minted
+    assert lines[("geo", "/v1/tracts/radius")]["request_id"] == minted
 
 
 def test_log_lines_are_one_json_object_each_with_the_fields_operators_search() -> None:

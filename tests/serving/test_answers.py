@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tractcast.errors import InvalidInput, NotFound
-from tractcast.geo.index import Tract, TractHit
+from tractcast.geo.index import RadiusHits, Tract, TractHit
 from tractcast.serving.answers import (
     batch_answer,
     batch_json,
@@ -151,12 +151,14 @@ def test_the_json_answers_say_exactly_what_the_dict_answers_say(
 
 
 def test_the_json_radius_says_exactly_what_the_dict_radius_says(bundle: Bundle) -> None:
-    hits = [TractHit(MONZA, 12.5), TractHit(MILANO, 0.0), TractHit(NOWHERE, 3.0)]
-    for args in ((hits, (45.46, 9.19), 20.0), ([], (0.0, 0.0), 1.0)):
-        found, center, radius = args
-        assert json.loads(radius_json(bundle, found, center=center, radius_km=radius)) == (
-            radius_stats(bundle, found, center=center, radius_km=radius)
-        )
+    layer = [MONZA, NOWHERE, Tract("777", "Nessuno"), MILANO]
+    hits = RadiusHits("layer-1", layer, [3, 1, 0], [0.0, 3.0, 12.5])
+    nothing = RadiusHits("layer-1", layer, [], [])
+    for found, center, radius in ((hits, (45.46, 9.19), 20.0), (nothing, (0.0, 0.0), 1.0)):
+        expected = radius_stats(bundle, found.tract_hits(), center=center, radius_km=radius)
+        assert json.loads(radius_json(bundle, found, center=center, radius_km=radius)) == expected
+        # and again, from the rows rendered for this layer by the first call
+        assert json.loads(radius_json(bundle, found, center=center, radius_km=radius)) == expected
 
 
 def test_the_json_answers_raise_the_same_errors(bundle: Bundle) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tractcast.errors import InvalidInput, NotFound, TractcastError
-from tractcast.geo.index import Tract, TractHit
+from tractcast.geo.index import RadiusHits, Tract, TractHit
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast
 
 OUTSIDE_MESSAGE = "the point lies outside every tract"
@@ -68,26 +68,32 @@ def batch_json(bundle: Bundle, tracts: Sequence[Tract | None], horizon: int) -> 
 
 def radius_json(
     bundle: Bundle,
-    hits: Sequence[TractHit],
+    hits: RadiusHits,
     *,
     center: tuple[float, float],
     radius_km: float,
 ) -> str:
-    """radius_stats as JSON text (see forecast_json)."""
+    """radius_stats as JSON text (see forecast_json), for hits already nearest first.
+
+    Every tract of the hits' layer has its row rendered once per bundle, by position: a radius
+    over hundreds of tracts costs one string join per tract.
+    """
+    if not math.isfinite(sum(hits.distances_km)):  # one check here: rows use repr as is
+        raise ValueError("radius distances must be finite numbers")
+    table = _radius_table(bundle, hits)
     rows: list[str] = []
     without_data: list[str] = []
     total_cases = new_cases = 0
     next_day: float = 0
-    for hit in sorted(hits, key=lambda hit: (hit.distance_km, hit.tract.id)):
-        series = bundle.tracts.get(hit.tract.id)
-        if series is None or not series.forecast:
-            without_data.append(_compact({"id": hit.tract.id, "name": hit.tract.name}))
+    for position, distance in zip(hits.positions, hits.distances_km, strict=True):
+        head, tail, total, new, next_new = table[position]
+        if head is None:
+            without_data.append(tail)
             continue
-        head, counts = _radius_row(bundle, hit.tract, series)
-        rows.append(f"{head}{_number(hit.distance_km)},{counts}")
-        total_cases += series.total_cases
-        new_cases += series.new_cases
-        next_day += series.forecast[0].new_cases
+        rows.append(f"{head}{distance!r},{tail}")
+        total_cases += total
+        new_cases += new
+        next_day += next_new
     totals = {
         "tracts": len(rows),
         "total_cases": total_cases,
@@ -102,23 +108,35 @@ def radius_json(
     )
 
 
-def _radius_row(bundle: Bundle, tract: Tract, series: TractForecast) -> tuple[str, str]:
-    """A radius row before its distance, and after it (counts and next day, closing brace)."""
-    key = ("radius", tract.id, tract.name)
-    rendered = bundle.memo.get(key)
-    if rendered is None:
-        head = _compact({"id": tract.id, "name": tract.name})[:-1] + ',"distance_km":'
-        counts = _compact(
-            {
-                "total_cases": series.total_cases,
-                "new_cases": series.new_cases,
-                "next_day": _day(series.forecast[0]),
-            }
-        )[1:]
-        rendered = (head, counts)
-        if len(bundle.memo) < MEMO_LIMIT:
-            bundle.memo[key] = rendered
-    return rendered
+RadiusRow = tuple[str | None, str, int, int, float]
+
+
+def _radius_table(bundle: Bundle, hits: RadiusHits) -> list[RadiusRow]:
+    """Per position of the hits' layer: a radius row before its distance and after it (counts,
+    next day, closing brace) with the numbers the totals add; (None, the tract as JSON, 0, 0,
+    0) for a tract the bundle has no forecast for."""
+    key = ("radius", hits.layer)
+    table = bundle.memo.get(key)
+    if table is None:
+        table = [_radius_row(bundle, tract) for tract in hits.tracts]
+        bundle.memo[key] = table
+    return table  # type: ignore[no-any-return]
+
+
+def _radius_row(bundle: Bundle, tract: Tract) -> RadiusRow:
+    named = {"id": tract.id, "name": tract.name}
+    series = bundle.tracts.get(tract.id)
+    if series is None or not series.forecast:
+        return None, _compact(named), 0, 0, 0
+    next_day = series.forecast[0]
+    counts = {"total_cases": series.total_cases, "new_cases": series.new_cases}
+    return (
+        _compact(named)[:-1] + ',"distance_km":',
+        _compact({**counts, "next_day": _day(next_day)})[1:],
+        series.total_cases,
+        series.new_cases,
+        next_day.new_cases,
+    )
 
 
 def _rendered(bundle: Bundle, tract: Tract, series: TractForecast) -> tuple[str, list[str]]:
@@ -147,14 +165,6 @@ def _tail(bundle: Bundle) -> str:
         versions = {"model_version": bundle.model_version, "data_version": bundle.data_version}
         tail = bundle.memo["tail"] = _compact(versions)[1:-1]
     return tail  # type: ignore[no-any-return]
-
-
-def _number(value: float) -> str:
-    """A finite float as JSON, as json.dumps writes it (repr), without its per-call overhead."""
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"not a finite number: {value!r}")
-    return repr(number)
 
 
 def _compact(value: Any) -> str:
