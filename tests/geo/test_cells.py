@@ -1,4 +1,4 @@
-"""The lookup grid answers exactly what the polygons answer, and radius distances are geodesic."""
+"""The lookup grid answers exactly what the polygons answer."""
 
 from __future__ import annotations
 
@@ -8,14 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import shapely
-from pyproj import Geod
 from shapely.geometry import box, mapping
 
 from tractcast.geo.cells import BORDER, CellAnswers, GridSpec
-from tractcast.geo.geodesy import box_distance_km, geodesic_km
 from tractcast.geo.index import NO_TRACT, Tract, TractIndex
-
-GEOD = Geod(ellps="WGS84")
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +93,7 @@ def test_a_grid_spec_travels_as_a_list_and_refuses_a_broken_one() -> None:
 def test_the_grid_sent_to_clients_answers_as_the_polygons_do_off_borders(
     municipalities: TractIndex,
 ) -> None:
-    sent = json.loads(json.dumps(municipalities.lookup_grid()))
+    sent = json.loads(json.dumps(municipalities.replica()))
     answers = CellAnswers.from_dict(sent)
     west, south, east, north = municipalities.bounds
     rng = np.random.default_rng(11)
@@ -131,55 +127,6 @@ def test_a_damaged_cell_table_is_refused(damage: object) -> None:
     damage(grid)  # type: ignore[operator]
     with pytest.raises(ValueError):
         CellAnswers.from_dict(grid)
-
-
-def test_radius_distances_are_the_geodesic_to_the_nearest_boundary_point(
-    municipalities: TractIndex,
-) -> None:
-    for lat, lon in [(45.4642, 9.19), (41.9028, 12.4964), (38.1157, 13.3615)]:
-        hits = municipalities.tracts_within_radius(lat, lon, 20.0)
-        positions, distances = municipalities.positions_within_radius(lat, lon, 20.0)
-        assert [hit.distance_km for hit in hits] == distances.tolist()
-        assert hits[0].distance_km == 0.0 and len(hits) > 10
-        for position, distance in list(zip(positions, distances, strict=True))[1::9]:
-            dense = shapely.segmentize(municipalities.geometries[position].boundary, 0.0005)
-            xy = shapely.get_coordinates(dense)
-            count = len(xy)
-            _, _, metres = GEOD.inv(np.full(count, lon), np.full(count, lat), xy[:, 0], xy[:, 1])
-            brute = metres.min() / 1000
-            # The nearest point is found on the sphere, then measured on the ellipsoid: within a
-            # metre of the true minimum, and never a vertex merely near it.
-            assert distance <= brute + 0.001
-            assert brute - distance < 0.06  # the dense outline has points every 50 m or so
-
-
-def test_no_point_of_a_box_is_nearer_than_its_lower_bound() -> None:
-    rng = np.random.default_rng(5)
-    west = np.concatenate([rng.uniform(0, 18, 200), rng.uniform(-179, 170, 100)])
-    south = np.concatenate([rng.uniform(36, 52, 200), rng.uniform(-80, 75, 100)])
-    bounds = np.column_stack(
-        (west, south, west + rng.uniform(0.01, 3, 300), south + rng.uniform(0.01, 2, 300))
-    )
-    lat, lon = 44.0, 9.0
-    lower = box_distance_km(lat, lon, bounds)
-    for box_bounds, bound in zip(bounds, lower, strict=True):
-        lons = np.linspace(box_bounds[0], box_bounds[2], 60)
-        lats = np.linspace(box_bounds[1], box_bounds[3], 60)
-        grid_lons, grid_lats = (v.ravel() for v in np.meshgrid(lons, lats))
-        nearest = geodesic_km(lat, lon, grid_lats, grid_lons).min()
-        # On the sphere: within the 1 % the radius query allows for the ellipsoid.
-        assert bound <= nearest * 1.01
-        if nearest < 1000:  # and close where radius queries look: far boxes are left out
-            assert bound >= nearest * 0.97 - 5  # less the grid of samples' spacing
-    assert box_distance_km(lat, lon, np.array([[8.0, 43.0, 10.0, 45.0]]))[0] == 0.0
-
-
-def test_tracts_just_beyond_the_radius_are_left_out(municipalities: TractIndex) -> None:
-    near = municipalities.positions_within_radius(45.4642, 9.19, 10.0)[0]
-    wider_positions, wider = municipalities.positions_within_radius(45.4642, 9.19, 12.0)
-    beyond = set(wider_positions[wider > 10.0].tolist())
-    assert beyond and beyond.isdisjoint(near.tolist())
-    assert set(near.tolist()) == set(wider_positions[wider <= 10.0].tolist())
 
 
 def squares(tmp_path: Path) -> TractIndex:

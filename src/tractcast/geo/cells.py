@@ -8,15 +8,15 @@ batch costs a few array operations plus the exact test for a small share of its 
 
 from __future__ import annotations
 
-import base64
 import math
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import shapely
+
+from tractcast.geo.packing import pack, unpack
 
 NO_TRACT = -1
 BORDER = -2  # the cell meets a border: ask the exact test
@@ -98,30 +98,23 @@ class CellAnswers:
         return positions
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: the grid, and the cells as zlib-compressed little-endian integers (long
-        runs of one tract make a few hundred kB of a million cells)."""
-        dtype = self.cells.dtype.newbyteorder("<")
-        packed = zlib.compress(self.cells.astype(dtype, copy=False).tobytes(), 6)
-        return {
-            "grid": self.spec.to_list(),
-            "dtype": dtype.str,
-            "cells": base64.b64encode(packed).decode("ascii"),
-        }
+        """JSON-ready: the grid, and the cells packed (long runs of one tract make a few hundred
+        kB of a million cells)."""
+        dtype = self.cells.dtype.newbyteorder("<").str
+        return {"grid": self.spec.to_list(), "dtype": dtype, "cells": pack(self.cells, dtype)}
 
     @classmethod
     def from_dict(cls, value: Any) -> CellAnswers:
         """Inverse of to_dict; ValueError when the value is not one."""
         try:
             spec = GridSpec.from_list(value["grid"])
-            dtype = np.dtype(value["dtype"])
-            if dtype.str not in ("<i2", "<i4"):
-                raise ValueError(f"cells must be little-endian int16 or int32, not {dtype.str}")
-            raw = zlib.decompress(base64.b64decode(value["cells"], validate=True))
-        except (TypeError, KeyError, zlib.error) as exc:
+            dtype = value["dtype"]
+            if dtype not in ("<i2", "<i4"):
+                raise ValueError(f"cells must be little-endian int16 or int32, not {dtype!r}")
+            cells = unpack(value["cells"], dtype, spec.nx * spec.ny)
+        except (TypeError, KeyError) as exc:
             raise ValueError(f"not a cell table: {exc}") from exc
-        if len(raw) != spec.nx * spec.ny * dtype.itemsize:
-            raise ValueError("the cells do not fill the grid")
-        return cls(spec, np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("=")))
+        return cls(spec, cells)
 
 
 class CellGrid:

@@ -18,19 +18,10 @@ from shapely.geometry.base import BaseGeometry
 from tractcast.errors import InvalidInput, NotFound
 from tractcast.geo.cells import CellGrid, GridSpec
 from tractcast.geo.fields import choose_id_field, choose_name_field, id_text
-from tractcast.geo.geodesy import (
-    Outlines,
-    box_distance_km,
-    geodesic_km,
-    nearest_boundary_points,
-    search_boxes,
-)
 from tractcast.geo.layers import Layer, read_layer
+from tractcast.geo.outlines import Outlines
 
 NO_TRACT = -1
-# How far the sphere the candidates are picked on can be from the WGS84 ellipsoid: the
-# geodesic is measured for every tract nearer than the radius plus this share of it.
-ELLIPSOID_MARGIN = 0.01
 # Outlines drawn on a map of the whole layer: ~500 m of simplification, ~10 m of rounding.
 OUTLINE_TOLERANCE = 0.005
 OUTLINE_DECIMALS = 4
@@ -86,12 +77,10 @@ class TractIndex:
             tract_of(props, self.id_field, self.name_field) for props in layer.properties
         ]
         self._positions = {tract.id: position for position, tract in enumerate(self._tracts)}
-        self._id_rank = np.argsort(np.argsort([tract.id for tract in self._tracts], kind="stable"))
         self._geometries = np.array(layer.geometries, dtype=object)
         shapely.prepare(self._geometries)
         self._tree = shapely.STRtree(self._geometries)
-        self._outlines = Outlines.of(self._geometries)
-        self._bounds = shapely.bounds(self._geometries)  # west, south, east, north per tract
+        self._outlines = Outlines.of(self._geometries, [tract.id for tract in self._tracts])
         self._grid = CellGrid(self._geometries, self._exact_positions)
         self._layer_id = layer_fingerprint(self._geometries, self._tracts)
 
@@ -145,14 +134,16 @@ class TractIndex:
         """Share of grid cells a border crosses: points there need the exact test."""
         return self._grid.border_share()
 
-    def lookup_grid(self) -> dict[str, Any]:
-        """What a client needs to answer points itself wherever no border passes: the layer's
-        fingerprint, its tracts in position order, and the answer of every grid cell."""
+    def replica(self) -> dict[str, Any]:
+        """What a client needs to answer points wherever no border passes, and radius queries,
+        itself: the layer's fingerprint, its tracts in position order, the answer of every grid
+        cell and the rings' vertices."""
         return {
             "layer": self._layer_id,
             "ids": [tract.id for tract in self._tracts],
             "names": [tract.name for tract in self._tracts],
             **self._grid.answers.to_dict(),
+            "outlines": self._outlines.to_dict(),
         }
 
     @property
@@ -189,7 +180,8 @@ class TractIndex:
         return positions
 
     def tracts_within_radius(self, lat: float, lon: float, radius_km: float) -> list[TractHit]:
-        """Tracts whose polygon meets the circle, nearest first, with geodesic distances."""
+        """Tracts whose polygon meets the circle, nearest first, with geodesic distances to the
+        metre."""
         positions, distances = self.positions_within_radius(lat, lon, radius_km)
         tracts = self._tracts
         return [
@@ -200,32 +192,9 @@ class TractIndex:
     def positions_within_radius(
         self, lat: float, lon: float, radius_km: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        """tracts_within_radius as arrays: tract positions, and their geodesic km (0 inside).
-
-        Sorted by distance, then tract id.
-        """
-        candidates = self._candidates_near(lat, lon, radius_km)
-        inside = shapely.intersects_xy(self._geometries[candidates], lon, lat)
-        plane_km, near_lons, near_lats = nearest_boundary_points(
-            lat, lon, self._outlines, candidates
-        )
-        near = ~inside & (plane_km <= radius_km * (1 + ELLIPSOID_MARGIN))
-        distances = np.zeros(len(candidates))
-        distances[near] = geodesic_km(lat, lon, near_lats[near], near_lons[near])
-        keep = np.flatnonzero((inside | near) & (distances <= radius_km))
-        keep = keep[np.lexsort((self._id_rank[candidates[keep]], distances[keep]))]
-        return candidates[keep], distances[keep]
-
-    def _candidates_near(self, lat: float, lon: float, radius_km: float) -> np.ndarray:
-        """Positions of tracts whose bounding box meets the circle (with the ellipsoid's margin):
-        found in the tree by the lon/lat boxes around the circle, less those whose box lies in a
-        corner of them, which cost their vertices' work for nothing."""
-        found = [self._tree.query(search_box) for search_box in search_boxes(lat, lon, radius_km)]
-        if not found:
-            return np.zeros(0, dtype=np.int64)
-        candidates = np.unique(np.concatenate(found))
-        reach = box_distance_km(lat, lon, self._bounds[candidates])
-        return candidates[reach <= radius_km * (1 + ELLIPSOID_MARGIN)]
+        """tracts_within_radius as arrays: tract positions, and their geodesic km to the metre
+        (0 inside), sorted by distance, then tract id."""
+        return self._outlines.within_radius(lat, lon, radius_km)
 
     def outline(self, tract_id: str) -> dict[str, Any]:
         """The tract as a GeoJSON Feature: its id, its name and its WGS84 geometry."""

@@ -1,0 +1,213 @@
+"""The rings' vertices of a tract layer, and the tracts they put within a radius of a point.
+
+Radius queries need no polygon objects: the bounding boxes pick the candidate tracts, the
+vertices in an azimuthal plane around the point give each candidate's nearest boundary point
+and whether it holds the point, and the geodesic to that nearest point is the distance. The
+geo service answers with this code, and so does the API from its copy of the arrays (sent by
+`to_dict`), so both give the same tracts at the same distances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+
+from tractcast.geo.geodesy import azimuthal, box_distance_km, geodesic_km, search_boxes
+from tractcast.geo.packing import pack, unpack
+
+# Vertices are kept as whole 1e-7 degrees (about a centimetre): exact integers to send, and the
+# same floats wherever they are rebuilt.
+SCALE = 10_000_000
+# How far the sphere the bounding boxes are measured on can be from the WGS84 ellipsoid: a
+# tract is a candidate when its box is nearer than the radius plus this share of it.
+ELLIPSOID_MARGIN = 0.01
+
+
+def metre_km(distances_km: np.ndarray) -> np.ndarray:
+    """Distances to the whole metre, in km: as every radius answer shows them."""
+    return np.rint(distances_km * 1000) / 1000
+
+
+@dataclass(frozen=True)
+class Outlines:
+    """Every ring vertex of a layer, grouped by polygon in layer order."""
+
+    lons: np.ndarray  # degrees, float64
+    lats: np.ndarray
+    step: np.ndarray  # float32: 1 where the next vertex continues the ring, 0 on a ring's last
+    first: np.ndarray  # per polygon: index of its first vertex
+    count: np.ndarray  # per polygon: how many vertices its rings hold
+    bounds: np.ndarray  # (4, polygons): west, south, east and north of each polygon's vertices
+    rank: np.ndarray  # per polygon: rank of its tract id (equal distances are ordered by id)
+
+    @classmethod
+    def of(cls, geometries: np.ndarray, ids: Sequence[str]) -> Outlines:
+        """The vertices of Shapely polygons, `ids` naming their tracts in the same order."""
+        parts, polygon_of_part = shapely.get_parts(geometries, return_index=True)
+        rings, part_of_ring = shapely.get_rings(parts, return_index=True)
+        xy, ring_of_vertex = shapely.get_coordinates(rings, return_index=True)
+        polygon = polygon_of_part[part_of_ring][ring_of_vertex]  # ascending: order is kept
+        step = np.zeros(len(xy), dtype=np.uint8)
+        step[:-1] = ring_of_vertex[1:] == ring_of_vertex[:-1]
+        count = np.bincount(polygon, minlength=len(geometries))
+        units = np.rint(xy * SCALE).astype(np.int64)
+        return cls.from_units(units[:, 0], units[:, 1], step, count, ids)
+
+    @classmethod
+    def from_units(
+        cls,
+        lon_units: np.ndarray,
+        lat_units: np.ndarray,
+        step: np.ndarray,
+        count: np.ndarray,
+        ids: Sequence[str],
+    ) -> Outlines:
+        """Outlines from vertices in 1e-7 degrees; ValueError when they do not form rings."""
+        count = np.asarray(count, dtype=np.int64)
+        total = len(lon_units)
+        if len(count) != len(ids) or count.min(initial=0) < 0 or count.sum() != total:
+            raise ValueError("the polygons' vertex counts do not add up to the vertices")
+        if len(lat_units) != total or len(step) != total or not np.isin(step, (0, 1)).all():
+            raise ValueError("every vertex needs a longitude, a latitude and a step of 0 or 1")
+        if np.abs(lat_units).max(initial=0) > 90 * SCALE:
+            raise ValueError("a latitude lies beyond a pole")
+        first = np.cumsum(count) - count
+        filled = count > 0
+        if step[(first + count - 1)[filled]].any():
+            raise ValueError("a ring runs on past the end of its polygon")
+        lons, lats = lon_units / SCALE, lat_units / SCALE
+        bounds = np.full((4, len(count)), np.nan)  # an empty polygon is never a candidate
+        starts = first[filled]
+        for row, (values, reduce) in enumerate(
+            ((lons, np.minimum), (lats, np.minimum), (lons, np.maximum), (lats, np.maximum))
+        ):
+            if total:
+                bounds[row, filled] = reduce.reduceat(values, starts)
+        rank = np.argsort(np.argsort(np.asarray(ids, dtype=str), kind="stable"), kind="stable")
+        return cls(lons, lats, step.astype(np.float32), first, count, bounds, rank)
+
+    def __len__(self) -> int:
+        return len(self.count)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, packed: vertices as differences from the one before (small integers,
+        which zlib's fastest level already packs to a fifth)."""
+        return {
+            "scale": SCALE,
+            "count": pack(self.count, "<i4"),
+            "lon": pack(np.diff(self._units(self.lons), prepend=0), "<i8", level=1),
+            "lat": pack(np.diff(self._units(self.lats), prepend=0), "<i8", level=1),
+            "step": pack(self.step, "<u1"),
+        }
+
+    @classmethod
+    def from_dict(cls, value: Any, ids: Sequence[str]) -> Outlines:
+        """Inverse of to_dict for the layer whose tracts are `ids`; ValueError when malformed."""
+        if not isinstance(value, dict) or value.get("scale") != SCALE:
+            raise ValueError(f"outlines must be an object of vertices in 1/{SCALE} degrees")
+        count = unpack(value.get("count"), "<i4", len(ids)).astype(np.int64)
+        total = int(count.sum())
+        if count.min(initial=0) < 0:
+            raise ValueError("a polygon has a negative number of vertices")
+        lon_units = np.cumsum(unpack(value.get("lon"), "<i8", total))
+        lat_units = np.cumsum(unpack(value.get("lat"), "<i8", total))
+        step = unpack(value.get("step"), "<u1", total)
+        return cls.from_units(lon_units, lat_units, step, count, ids)
+
+    def within_radius(
+        self, lat: float, lon: float, radius_km: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of the polygons meeting the circle and their geodesic km from the point to
+        the metre (0 for a polygon holding it), sorted by that distance, then tract id."""
+        candidates = self._candidates(lat, lon, radius_km, radius_km * (1 + ELLIPSOID_MARGIN))
+        if len(candidates) == 0:
+            return candidates, np.zeros(0)
+        near_lons, near_lats, inside = self._nearest(lat, lon, candidates)
+        distances = np.zeros(len(candidates))
+        outside = np.flatnonzero(~inside)
+        distances[outside] = geodesic_km(lat, lon, near_lats[outside], near_lons[outside])
+        keep = np.flatnonzero(distances <= radius_km)
+        shown = metre_km(distances[keep])
+        order = np.lexsort((self.rank[candidates[keep]], shown))
+        return candidates[keep[order]], shown[order]
+
+    def _candidates(self, lat: float, lon: float, radius_km: float, reach: float) -> np.ndarray:
+        """Polygons whose bounding box meets a lon/lat box around the circle, less those whose
+        box lies in a corner of it, which would cost their vertices' work for nothing."""
+        west, south, east, north = self.bounds
+        hit = np.zeros(len(self), dtype=bool)
+        for box_west, box_south, box_east, box_north in search_boxes(lat, lon, radius_km):
+            across = (west <= box_east) & (east >= box_west)
+            hit |= across & (south <= box_north) & (north >= box_south)
+        candidates = np.flatnonzero(hit)
+        return candidates[box_distance_km(lat, lon, self.bounds[:, candidates]) <= reach]
+
+    def _nearest(
+        self, lat: float, lon: float, candidates: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per candidate: the lon and lat of its boundary point nearest to the centre, and
+        whether it holds the centre."""
+        counts = self.count[candidates]
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        total = int(ends[-1])
+        vertex = np.repeat(self.first[candidates] - starts, counts) + np.arange(total)
+        lons, lats = self.lons[vertex], self.lats[vertex]
+        x, y = azimuthal(lat, lon, lats, lons)
+        continues = self.step[vertex]
+        # Each edge from a vertex to the next one of its ring; a ring's last vertex has none.
+        ex, ey = np.zeros_like(x), np.zeros_like(y)
+        np.subtract(x[1:], x[:-1], out=ex[:-1])
+        np.subtract(y[1:], y[:-1], out=ey[:-1])
+        ex *= continues
+        ey *= continues
+        # Nearest point of each edge to the centre (the plane's origin), then of each polygon.
+        length2 = ex * ex + ey * ey
+        t = np.clip(-(x * ex + y * ey) / np.where(length2 > 0, length2, np.float32(1)), 0, 1)
+        px, py = x + t * ex, y + t * ey
+        squared = px * px + py * py
+        # Minimum and where it lies in one pass: a non-negative float's bits order like it.
+        keys = (squared.view(np.int32).astype(np.int64) << 32) | np.arange(total)
+        chosen = np.minimum.reduceat(keys, starts) & 0xFFFFFFFF
+        # The same share of the edge in lon/lat: a point of the polygon's own boundary.
+        share = t[chosen].astype(np.float64)
+        following = chosen + (share > 0)  # share > 0 only on an edge, never a ring's last vertex
+        dlon = (lons[following] - lons[chosen] + 180.0) % 360.0 - 180.0
+        near_lons = lons[chosen] + share * dlon
+        near_lats = lats[chosen] + share * (lats[following] - lats[chosen])
+        inside = self._holds_centre(lat, lon, candidates, x, y, ex, ey, starts, ends)
+        return near_lons, near_lats, inside
+
+    def _holds_centre(
+        self,
+        lat: float,
+        lon: float,
+        candidates: np.ndarray,
+        x: np.ndarray,
+        y: np.ndarray,
+        ex: np.ndarray,
+        ey: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+    ) -> np.ndarray:
+        """Whether each candidate holds the centre: an odd number of its edges cross the
+        plane's positive x axis (holes and separate parts are rings like any other). Only the
+        few candidates whose box holds the centre are tested."""
+        west, south, east, north = self.bounds[:, candidates]
+        inside = np.zeros(len(candidates), dtype=bool)
+        boxed = (west <= lon) & (lon <= east) & (south <= lat) & (lat <= north)
+        for k in np.flatnonzero(boxed).tolist():
+            span = slice(starts[k], ends[k])
+            x0, y0, dx, dy = x[span], y[span], ex[span], ey[span]
+            crossing = (y0 > 0) != (y0 + dy > 0)
+            x0, y0, dx, dy = x0[crossing], y0[crossing], dx[crossing], dy[crossing]
+            inside[k] = np.count_nonzero(x0 - y0 * dx / dy > 0) % 2 == 1
+        return inside
+
+    @staticmethod
+    def _units(degrees: np.ndarray) -> np.ndarray:
+        return np.rint(degrees * SCALE).astype(np.int64)

@@ -1,0 +1,246 @@
+"""Radius queries on the rings' vertices: geodesic distances, holes, the antimeridian, and the
+copy the API holds answering exactly as geo does."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import shapely
+from pyproj import Geod
+from shapely.geometry import MultiPolygon, Polygon, box
+
+from tractcast.geo.geodesy import box_distance_km, geodesic_km
+from tractcast.geo.index import TractIndex
+from tractcast.geo.layers import Layer
+from tractcast.geo.outlines import Outlines, metre_km
+from tractcast.geo.packing import pack, unpack
+
+GEOD = Geod(ellps="WGS84")
+SAN_MARINO = (43.9366, 12.4463)  # an enclave: a hole in the Italian municipalities around it
+
+
+@pytest.fixture(scope="module")
+def municipalities(italy_dir: Path) -> TractIndex:
+    return TractIndex.from_file(italy_dir / "municipalities.geojson.gz")
+
+
+def layer_of(*geometries: Any) -> TractIndex:
+    properties = [{"code": f"T{i}", "name": f"Tract {i}"} for i in range(len(geometries))]
+    return TractIndex(Layer(list(geometries), properties, 0))
+
+
+def brute_km(geometry: Any, lat: float, lon: float) -> float:
+    """Geodesic km to the nearest of the boundary's points every ~50 m."""
+    xy = shapely.get_coordinates(shapely.segmentize(geometry.boundary, 0.0005))
+    count = len(xy)
+    _, _, metres = GEOD.inv(np.full(count, lon), np.full(count, lat), xy[:, 0], xy[:, 1])
+    return float(metres.min()) / 1000
+
+
+def test_radius_distances_are_the_geodesic_to_the_nearest_boundary_point(
+    municipalities: TractIndex,
+) -> None:
+    for lat, lon in [(45.4642, 9.19), (41.9028, 12.4964), (38.1157, 13.3615)]:
+        hits = municipalities.tracts_within_radius(lat, lon, 20.0)
+        positions, distances = municipalities.positions_within_radius(lat, lon, 20.0)
+        assert [hit.distance_km for hit in hits] == distances.tolist()
+        assert hits[0].distance_km == 0.0 and len(hits) > 10
+        assert hits[0].tract == municipalities.tract_for_point(lat, lon)
+        for position, distance in list(zip(positions, distances, strict=True))[1::9]:
+            brute = brute_km(municipalities.geometries[position], lat, lon)
+            # The nearest point is found on the sphere, then measured on the ellipsoid: within a
+            # metre of the true minimum, and never a vertex merely near it.
+            assert distance <= brute + 0.001
+            assert brute - distance < 0.06  # the dense outline has points every 50 m or so
+
+
+def test_the_tract_holding_the_centre_comes_first_at_zero(municipalities: TractIndex) -> None:
+    west, south, east, north = municipalities.bounds
+    rng = np.random.default_rng(3)
+    lats, lons = rng.uniform(south, north, 400), rng.uniform(west, east, 400)
+    for lat, lon in zip(lats.tolist(), lons.tolist(), strict=True):
+        holder = municipalities.tract_for_point(lat, lon)
+        hits = municipalities.tracts_within_radius(lat, lon, 2.0)
+        at_zero = [hit.tract for hit in hits if hit.distance_km == 0.0]
+        if holder is None:
+            assert at_zero == []  # at sea, or abroad: no tract is at distance zero
+        else:
+            assert at_zero == [holder]
+
+
+def test_a_centre_in_an_enclave_is_outside_the_tract_around_it(
+    municipalities: TractIndex,
+) -> None:
+    assert municipalities.tract_for_point(*SAN_MARINO) is None
+    hits = municipalities.tracts_within_radius(*SAN_MARINO, 10.0)
+
+    assert hits and hits[0].distance_km > 2.0  # the nearest border of Italy, not zero
+    nearest = municipalities.geometry(hits[0].tract.id)
+    assert hits[0].distance_km == pytest.approx(brute_km(nearest, *SAN_MARINO), abs=0.06)
+
+
+def test_holes_and_separate_parts_are_rings_like_any_other() -> None:
+    ring = Polygon(box(9.0, 45.0, 10.0, 46.0).exterior, [box(9.4, 45.4, 9.6, 45.6).exterior])
+    islands = MultiPolygon([box(11.0, 45.0, 11.2, 45.2), box(11.5, 45.0, 11.7, 45.2)])
+    index = layer_of(ring, islands)
+
+    in_hole = index.tracts_within_radius(45.5, 9.5, 20.0)
+    assert [hit.tract.id for hit in in_hole] == ["T0"]
+    assert in_hole[0].distance_km == pytest.approx(geodesic_km(45.5, 9.5, [45.5], [9.6])[0], 1e-4)
+    on_second_island = index.tracts_within_radius(45.1, 11.6, 5.0)
+    assert [(hit.tract.id, hit.distance_km) for hit in on_second_island] == [("T1", 0.0)]
+
+
+def test_a_circle_across_the_antimeridian_finds_tracts_on_both_sides() -> None:
+    index = layer_of(box(179.5, -1.0, 180.0, 1.0), box(-180.0, -1.0, -179.5, 1.0))
+
+    hits = index.tracts_within_radius(0.0, 179.9, 50.0)
+
+    assert [hit.tract.id for hit in hits] == ["T0", "T1"]
+    assert hits[0].distance_km == 0.0
+    # Within 2 m: the box's 222 km edges are chords of the plane, not meridians.
+    across = geodesic_km(0.0, 179.9, [0.0], [180.0])[0]
+    assert hits[1].distance_km == pytest.approx(across, abs=0.002)
+
+
+def test_equal_distances_are_ordered_by_tract_id() -> None:
+    # The centre on the border two tracts share (listed in reverse id order): it meets both.
+    index = TractIndex(
+        Layer(
+            [box(9.0, 45.0, 9.5, 45.5), box(8.5, 45.0, 9.0, 45.5)],
+            [{"code": "B", "name": "Bee"}, {"code": "A", "name": "Ay"}],
+            0,
+        )
+    )
+    hits = index.tracts_within_radius(45.2, 9.0, 1.0)
+    assert [(hit.tract.id, hit.distance_km) for hit in hits] == [("A", 0.0), ("B", 0.0)]
+
+
+def test_no_point_of_a_box_is_nearer_than_its_lower_bound() -> None:
+    rng = np.random.default_rng(5)
+    west = np.concatenate([rng.uniform(0, 18, 200), rng.uniform(-179, 170, 100)])
+    south = np.concatenate([rng.uniform(36, 52, 200), rng.uniform(-80, 75, 100)])
+    bounds = np.column_stack(
+        (west, south, west + rng.uniform(0.01, 3, 300), south + rng.uniform(0.01, 2, 300))
+    )
+    lat, lon = 44.0, 9.0
+    lower = box_distance_km(lat, lon, bounds.T)
+    for box_bounds, bound in zip(bounds, lower, strict=True):
+        lons = np.linspace(box_bounds[0], box_bounds[2], 60)
+        lats = np.linspace(box_bounds[1], box_bounds[3], 60)
+        grid_lons, grid_lats = (v.ravel() for v in np.meshgrid(lons, lats))
+        nearest = geodesic_km(lat, lon, grid_lats, grid_lons).min()
+        # On the sphere: within the 1 % the radius query allows for the ellipsoid.
+        assert bound <= nearest * 1.01
+        if nearest < 1000:  # and close where radius queries look: far boxes are left out
+            assert bound >= nearest * 0.97 - 5  # less the grid of samples' spacing
+    assert box_distance_km(lat, lon, np.array([[8.0, 43.0, 10.0, 45.0]]).T)[0] == 0.0
+
+
+def test_tracts_just_beyond_the_radius_are_left_out(municipalities: TractIndex) -> None:
+    near = municipalities.positions_within_radius(45.4642, 9.19, 10.0)[0]
+    wider_positions, wider = municipalities.positions_within_radius(45.4642, 9.19, 12.0)
+    beyond = set(wider_positions[wider > 10.0].tolist())
+    assert beyond and beyond.isdisjoint(near.tolist())
+    assert set(near.tolist()) == set(wider_positions[wider <= 10.0].tolist())
+
+
+def test_the_copy_sent_to_clients_answers_exactly_as_the_index(
+    municipalities: TractIndex,
+) -> None:
+    sent = json.loads(json.dumps(municipalities.replica()))
+    ids = sent["ids"]
+    copy = Outlines.from_dict(sent["outlines"], ids)
+    rng = np.random.default_rng(17)
+    for _ in range(60):
+        lat, lon = rng.uniform(36.5, 47.0), rng.uniform(6.5, 18.5)
+        radius = float(rng.choice([1.0, 10.0, 50.0, 120.0]))
+        positions, distances = municipalities.positions_within_radius(lat, lon, radius)
+        copied, copied_km = copy.within_radius(lat, lon, radius)
+        assert np.array_equal(copied, positions)
+        assert np.array_equal(copied_km, distances)
+    # 844,000 vertices travel as a few MB of text.
+    assert len(sent["outlines"]["lon"]) + len(sent["outlines"]["lat"]) < 8_000_000
+
+
+def test_distances_are_shown_to_the_metre() -> None:
+    assert metre_km(np.array([0.0, 1.23449, 1.2345001, 49.9996])).tolist() == [
+        0.0,
+        1.234,
+        1.235,
+        50.0,
+    ]
+
+
+def small_copy() -> dict[str, Any]:
+    index = layer_of(box(9.0, 45.0, 9.5, 45.5), box(9.5, 45.0, 10.0, 45.5))
+    return json.loads(json.dumps(index.replica()["outlines"]))
+
+
+def repacked(field: str, dtype: str, change: Callable[[np.ndarray], np.ndarray]) -> Any:
+    """A damage: `field` of the copy unpacked, changed, and packed again."""
+
+    def damage(value: dict[str, Any]) -> None:
+        length = {"count": 2}.get(field, 10)
+        value[field] = pack(change(unpack(value[field], dtype, length)), dtype)
+
+    return damage
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda v: v.update(scale=1000), id="another scale"),
+        pytest.param(lambda v: v.pop("lat"), id="no latitudes"),
+        pytest.param(lambda v: v.update(lon="not base64!"), id="not base64"),
+        pytest.param(lambda v: v.update(step=v["lon"]), id="steps of the wrong length"),
+        pytest.param(repacked("count", "<i4", lambda c: c + [1, 0]), id="counts too many"),
+        pytest.param(repacked("count", "<i4", lambda c: c * [-1, 3]), id="a negative count"),
+        pytest.param(repacked("step", "<u1", lambda s: s + 1), id="a ring past its polygon"),
+        pytest.param(repacked("step", "<u1", lambda s: s * 2), id="a step of 2"),
+        pytest.param(repacked("lat", "<i8", lambda d: d + 10**9), id="beyond a pole"),
+    ],
+)
+def test_a_damaged_copy_is_refused(damage: Callable[[dict[str, Any]], None]) -> None:
+    value = small_copy()
+    assert len(Outlines.from_dict(dict(value), ["T0", "T1"])) == 2
+    damage(value)
+    with pytest.raises(ValueError):
+        Outlines.from_dict(value, ["T0", "T1"])
+
+
+def test_geodesics_agree_with_karneys_algorithm_to_the_millimetre() -> None:
+    rng = np.random.default_rng(23)
+    for lat, lon in [(45.4642, 9.19), (0.0, 179.95), (-33.9, 18.4), (78.2, 15.6), (-89.0, 0.0)]:
+        count = 3000
+        lats = np.clip(lat + rng.uniform(-5, 5, count), -90, 90)
+        lons = (lon + rng.uniform(-8, 8, count) + 180) % 360 - 180
+        lats[:3], lons[:3] = (
+            [lat, lat, 0.0],
+            [lon, lon + 1.0, lon],
+        )  # itself, a parallel, a meridian
+        _, _, metres = GEOD.inv(np.full(count, lon), np.full(count, lat), lons, lats)
+        assert np.abs(geodesic_km(lat, lon, lats, lons) - metres / 1000).max() < 1e-6
+    assert geodesic_km(45.0, 9.0, [45.0], [9.0])[0] == 0.0
+
+
+def test_nearly_antipodal_points_are_measured_too() -> None:
+    lats, lons = np.array([-0.5, 0.0, 10.0]), np.array([179.7, 180.0, -170.0])
+    _, _, metres = GEOD.inv(np.zeros(3), np.zeros(3), lons, lats)
+    assert geodesic_km(0.0, 0.0, lats, lons) == pytest.approx(metres / 1000, abs=1e-6)
+
+
+def test_a_tract_wider_than_a_quarter_of_the_globe_is_measured_right() -> None:
+    # Beyond 45 degrees from the centre the projection keeps angles, not their sines.
+    vast = shapely.segmentize(box(-100.0, -60.0, 100.0, 60.0), 1.0)
+    index = layer_of(vast, box(150.0, 61.0, 151.0, 62.0))
+
+    assert index.tracts_within_radius(10.0, 20.0, 50.0)[0].distance_km == 0.0
+    hits = index.tracts_within_radius(62.0, 10.0, 300.0)
+    assert [hit.tract.id for hit in hits] == ["T0"]
+    assert hits[0].distance_km == pytest.approx(brute_km(vast, 62.0, 10.0), abs=0.06)
