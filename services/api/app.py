@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from services.api.dashboard import dashboard
-from services.api.metrics import grid_state, serving_state
+from services.api.metrics import replica_state, serving_state
 from services.api.views import api
 from services.common.http import register_error_handlers
 from services.common.observability import init_observability
@@ -27,7 +27,7 @@ def create_app(
     app = Flask(__name__)
     configure(app, settings)
     init_backends(app, settings, geo, holder)
-    state = [serving_state(app.extensions["bundles"]), grid_state(app.extensions["geo"].grid)]
+    state = [serving_state(app.extensions["bundles"]), replica_state(app.extensions["geo"].replica)]
     init_observability(app, "api", state)
     app.register_blueprint(api)
     app.register_blueprint(dashboard)
@@ -48,4 +48,4 @@ def init_backends(
     app.extensions["geo"] = geo = geo or GeoClient(settings.geo_base_url)
     app.extensions["bundles"] = holder = holder or BundleHolder(settings.store)
     on_warm_up(app, holder.loaded)
-    on_warm_up(app, geo.load_grid)
+    on_warm_up(app, geo.load_replica)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from prometheus_client.metrics_core import Metric
 
 from services.common.metrics import StateCollector, gauge
-from tractcast.geo.client import GridReplica
+from tractcast.geo.client import LayerReplica
 from tractcast.serving.holder import BundleHolder
 
 
@@ -47,25 +47,25 @@ def serving_state(holder: BundleHolder) -> StateCollector:
     return StateCollector("serving", read)
 
 
-def grid_state(grid: GridReplica) -> StateCollector:
-    """Whether this process answers points from a copy of geo's grid, and of which layer."""
+def replica_state(replica: LayerReplica) -> StateCollector:
+    """Whether this process answers from a copy of geo's layer, and of which layer."""
 
     def read() -> Iterator[Metric]:
-        layer = grid.layer
+        copy = replica.copy
         yield gauge(
-            "tractcast_geo_grid_loaded",
-            "1 when this process holds geo's lookup grid (0: geo is asked for every point).",
-            0 if layer is None else 1,
+            "tractcast_geo_replica_loaded",
+            "1 when this process holds a copy of geo's layer (0: geo is asked for everything).",
+            0 if copy is None else 1,
         )
-        if layer is not None:
+        if copy is not None:
             yield gauge(
-                "tractcast_geo_grid_tracts",
-                "Tracts of the layer whose grid this process holds.",
-                len(layer[1]),
-                layer=layer[0],
+                "tractcast_geo_replica_tracts",
+                "Tracts of the layer this process holds a copy of.",
+                len(copy.tracts),
+                layer=copy.layer,
             )
 
-    return StateCollector("geo_grid", read)
+    return StateCollector("geo_replica", read)
 
 
 def age_seconds(created_at: str) -> float | None:

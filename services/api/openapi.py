@@ -70,13 +70,6 @@ RADIUS = _query(
     {"type": "number", "exclusiveMinimum": 0, "maximum": 500},
     "Radius of the circle in kilometres.",
 )
-LAYOUT = _query(
-    "layout",
-    {"type": "string", "enum": ["rows", "positions"], "default": "rows"},
-    "rows: one object per tract; positions: parallel lists of the tracts' positions in the "
-    "lookup grid's ids and names (positions) and their distance in whole metres (distance_m).",
-    required=False,
-)
 GRID_SPEC = {
     "type": "array",
     "description": "west, south, dx, dy (degrees), nx, ny (cells).",
@@ -246,40 +239,6 @@ SCHEMAS: dict[str, Schema] = {
             },
         },
     },
-    "LookupGrid": {
-        "type": "object",
-        "description": (
-            "The answer of every cell of the layer's lookup grid: a client answers any point in "
-            "a cell holding a tract position (or -1, outside every tract) itself, and asks "
-            "/v1/tracts/lookup only where the cell holds -2 (a border crosses it). The cell of "
-            "(lat, lon) is floor((lat - south) / dy) * nx + floor((lon - west) / dx), the last "
-            "row and column taking the grid's north and east edges."
-        ),
-        "required": ["layer", "ids", "names", "grid", "dtype", "cells"],
-        "properties": {
-            "layer": {"type": "string", "description": "Fingerprint of the layer."},
-            "ids": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "Tract ids by position.",
-            },
-            "names": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "Tract names by position.",
-            },
-            "grid": GRID_SPEC,
-            "dtype": {
-                "type": "string",
-                "enum": ["<i2", "<i4"],
-                "description": "Little-endian 16- or 32-bit signed integers.",
-            },
-            "cells": {
-                "type": "string",
-                "description": "nx * ny integers, row by row from the south-west, zlib, base64.",
-            },
-        },
-    },
     "TractList": {
         "type": "object",
         "required": ["id_field", "name_field", "count", "tracts"],
@@ -310,8 +269,8 @@ SCHEMAS: dict[str, Schema] = {
     },
     "TractsInRadius": {
         "type": "object",
-        "description": "Tracts whose polygon meets the circle, nearest first (see layout).",
-        "required": ["lat", "lon", "radius_km"],
+        "description": "Tracts whose polygon meets the circle, nearest first, then by id.",
+        "required": ["lat", "lon", "radius_km", "tracts"],
         "properties": {
             "lat": {"type": "number"},
             "lon": {"type": "number"},
@@ -328,9 +287,6 @@ SCHEMAS: dict[str, Schema] = {
                     },
                 },
             },
-            "layer": {"type": "string", "description": "Fingerprint of the layer."},
-            "positions": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-            "distance_m": {"type": "array", "items": {"type": "integer", "minimum": 0}},
         },
     },
     "Event": {
@@ -605,25 +561,12 @@ def _paths() -> dict[str, Schema]:
                 },
             },
         },
-        "/v1/tracts/lookup/grid": {
-            "get": {
-                "tags": ["tracts"],
-                "operationId": "tractLookupGrid",
-                "summary": "The layer's lookup grid, to answer most points without a call "
-                "(geo service; sends an ETag, honours If-None-Match).",
-                "responses": {
-                    "200": _json(_ref("LookupGrid"), "The grid of the served layer."),
-                    "304": {"description": "The grid named in If-None-Match is still current."},
-                    **_errors(503),
-                },
-            }
-        },
         "/v1/tracts/radius": {
             "get": {
                 "tags": ["tracts"],
                 "operationId": "tractsInRadius",
                 "summary": "Tracts whose polygon meets a circle, with geodesic km (geo service).",
-                "parameters": [LAT, LON, RADIUS, LAYOUT],
+                "parameters": [LAT, LON, RADIUS],
                 "responses": {
                     "200": _json(_ref("TractsInRadius"), "Nearest first."),
                     **_errors(400, 503),

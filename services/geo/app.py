@@ -8,7 +8,7 @@ from services.common.http import register_error_handlers
 from services.common.observability import init_observability
 from services.common.warmup import on_warm_up
 from services.geo.state import IndexHolder, attach_index
-from services.geo.views import bp
+from services.geo.views import bp, replica_json
 from tractcast.geo.index import TractIndex
 from tractcast.geo.loading import load_tract_index
 from tractcast.settings import Settings
@@ -31,7 +31,7 @@ def load_index(app: Flask, settings: Settings, index: TractIndex | None) -> None
     """Attach the index, or a holder that reads the configured layer on first request."""
     holder = IndexHolder(lambda: load_tract_index(settings), index)
     attach_index(app, holder)
-    on_warm_up(app, holder.get)
+    on_warm_up(app, lambda: replica_json(holder.get()))  # the API asks for it as it starts
 
 
 def register_blueprints(app: Flask) -> None:

@@ -7,12 +7,11 @@ import json
 from functools import lru_cache
 from typing import Any
 
-import numpy as np
 from flask import Blueprint, Response, request
 
 from services.common.http import json_body
 from services.geo.state import index_holder, tract_index
-from tractcast.errors import InvalidInput, NotFound, TractcastError, Unavailable
+from tractcast.errors import NotFound, TractcastError, Unavailable
 from tractcast.geo.index import Tract, TractIndex
 from tractcast.validation import parse_coordinate, parse_points, parse_radius_km
 
@@ -47,20 +46,20 @@ def lookup_point() -> dict[str, Any]:
     return answer
 
 
-@bp.get("/v1/tracts/lookup/grid")
-def lookup_grid() -> Response:
-    """The index's grid of answers (what the API uses to skip most lookups), with an ETag: a
-    client holding the same grid gets 304 Not Modified."""
-    text, etag = lookup_grid_json(tract_index())
+@bp.get("/v1/tracts/replica")
+def replica() -> Response:
+    """What the API copies to answer most points and every radius itself (the index's grid of
+    answers and the rings' vertices), with an ETag: a client holding the same copy gets 304."""
+    text, etag = replica_json(tract_index())
     response = Response(text, mimetype="application/json")
     response.set_etag(etag)
     return response.make_conditional(request)
 
 
 @lru_cache(maxsize=2)
-def lookup_grid_json(index: TractIndex) -> tuple[str, str]:
-    """The lookup grid as JSON text and its entity tag, made once per loaded index."""
-    text = json.dumps(index.lookup_grid(), separators=(",", ":"))
+def replica_json(index: TractIndex) -> tuple[str, str]:
+    """The replica as JSON text and its entity tag, made once per loaded index."""
+    text = json.dumps(index.replica(), separators=(",", ":"))
     return text, hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -73,31 +72,17 @@ def lookup_points() -> dict[str, Any]:
 
 
 @bp.get("/v1/tracts/radius")
-def tracts_in_radius() -> Response | dict[str, Any]:
+def tracts_in_radius() -> Response:
     lat, lon = parse_coordinate(request.args.get("lat"), request.args.get("lon"))
     radius_km = parse_radius_km(request.args.get("radius_km"))
-    layout = request.args.get("layout", "rows")
-    if layout not in ("rows", "positions"):
-        raise InvalidInput(f"layout must be rows or positions, got {layout!r}")
     holder = index_holder()
-    index = holder.get()
-    positions, distances = index.positions_within_radius(lat, lon, radius_km)
-    metres = np.rint(distances * 1000).astype(np.int64)  # both layouts: to the metre
-    if layout == "positions":  # the API's layout: two lists of integers, the least to encode
-        return {
-            "lat": lat,
-            "lon": lon,
-            "radius_km": radius_km,
-            "layer": index.layer_id,
-            "positions": positions.tolist(),
-            "distance_m": metres.tolist(),
-        }
+    positions, distances = holder.get().positions_within_radius(lat, lon, radius_km)
     # Hundreds of tracts at 50 km on a fine layer: rows are joined from JSON pieces rendered
     # once per tract, the same text jsonify would give for the same dicts.
     opening = json.dumps({"lat": lat, "lon": lon, "radius_km": radius_km}, separators=(",", ":"))
     rows = ",".join(
         f"{holder.tract_json_head(position)}{distance!r}}}"
-        for position, distance in zip(positions.tolist(), (metres / 1000).tolist(), strict=True)
+        for position, distance in zip(positions.tolist(), distances.tolist(), strict=True)
     )
     return Response(f'{opening[:-1]},"tracts":[{rows}]}}', mimetype="application/json")
 

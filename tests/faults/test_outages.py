@@ -3,9 +3,9 @@
 The stack runs on a private Redis, on the machine's PostgreSQL through a relay the test can
 kill (the real server is never touched), and with a real MLflow server. Each is killed -9 in
 turn while the API serves, then the registry and the whole retrainer. Geo is the one backend a
-forecast can need: while it is down the API answers every point its copy of geo's lookup grid
-can, 503 JSON for the rest, and it answers those again by itself once geo is back, with no
-restart.
+forecast can need: while it is down the API answers every radius and every point its copy of
+geo's layer can, 503 JSON for the points near a border, and it answers those again by itself
+once geo is back, with no restart.
 """
 
 from __future__ import annotations
@@ -180,26 +180,30 @@ def test_retrainer_down_forecasts_keep_coming(running: Running) -> None:
     assert running.forecasts() == [200] * 8
 
 
-def test_geo_down_the_grid_still_answers_and_the_rest_returns_by_itself_when_it_is_back(
+def test_geo_down_the_copy_still_answers_and_the_rest_returns_by_itself_when_it_is_back(
     running: Running,
 ) -> None:
-    grid = requests.get(f"{running.url}/v1/tracts/lookup/grid", timeout=10).json()
-    answers = CellAnswers.from_dict(grid)
+    geo_url = f"http://127.0.0.1:{running.settings.geo_port}"  # nginx does not serve the copy
+    answers = CellAnswers.from_dict(requests.get(f"{geo_url}/v1/tracts/replica", timeout=10).json())
     points = [running.fresh_point() for _ in range(2000)]
     cells = [answers.position(point["lat"], point["lon"])[0] for point in points]
     inside = [point for point, cell in zip(points, cells, strict=True) if cell >= 0][:8]
     border = next(point for point, cell in zip(points, cells, strict=True) if cell == BORDER)
     before = [forecast_of(running, point) for point in inside]
     assert len(before) == 8 and all(status == 200 for status, _ in before)
-    time.sleep(1.5)  # let any worker still fetching the grid finish
+    radius_before = requests.get(f"{running.url}/v1/stats/radius", params=DEMO_RADIUS, timeout=10)
+    assert radius_before.status_code == 200 and radius_before.json()["tracts"]
+    time.sleep(1.5)  # let any worker still fetching the copy finish
 
     running.kill_stack_process("geo")
     assert [forecast_of(running, point) for point in inside] == before
-    for params, path in [(border, "/v1/forecast"), ({**DEMO_RADIUS}, "/v1/stats/radius")]:
-        response = requests.get(f"{running.url}{path}", params=params, timeout=10)
-        assert response.status_code == 503
-        assert response.headers["Content-Type"].startswith("application/json")
-        assert response.json()["error"] == "unavailable"
+    for _ in range(4):  # each worker answers from its own copy
+        radius = requests.get(f"{running.url}/v1/stats/radius", params=DEMO_RADIUS, timeout=10)
+        assert radius.status_code == 200 and radius.json() == radius_before.json()
+    response = requests.get(f"{running.url}/v1/forecast", params=border, timeout=10)
+    assert response.status_code == 503
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.json()["error"] == "unavailable"
 
     settings = running.settings
     cmd = [
@@ -219,7 +223,5 @@ def test_geo_down_the_grid_still_answers_and_the_rest_returns_by_itself_when_it_
 
         wait_until(answered, 30, "forecasts did not come back after geo restarted", every=0.5)
         assert running.forecasts() == [200] * 8
-        radius = requests.get(f"{running.url}/v1/stats/radius", params=DEMO_RADIUS, timeout=10)
-        assert radius.status_code == 200
     finally:
         geo.stop()

@@ -5,16 +5,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 from flask import Flask, jsonify, request
+from shapely.geometry import box
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from tractcast.errors import InvalidInput, Unavailable
 from tractcast.geo.cells import BORDER, CellAnswers, GridSpec
-from tractcast.geo.client import GeoClient, GridReplica
-from tractcast.geo.index import Tract, TractHit
+from tractcast.geo.client import GeoClient, LayerReplica
+from tractcast.geo.index import Tract, TractHit, TractIndex
+from tractcast.geo.layers import Layer
+from tractcast.geo.outlines import Outlines
 from tractcast.logs import bind_request_id, unbind_request_id
 
 MILAN = (45.4642, 9.19)
@@ -55,34 +59,24 @@ def fake_geo() -> Flask:
         app.config["batches"].append(len(points))
         return jsonify(results=[{"tract": lookup(p["lat"], p["lon"])} for p in points])
 
-    @app.get("/v1/tracts/lookup/grid")
-    def grid():  # type: ignore[no-untyped-def]
-        app.config["grid_requests"].append(request.headers.get("If-None-Match"))
-        app.config["grid_gate"].wait(5)
-        body = app.config.get("grid") or grid_of(app.config["layer"], app.config["name"])
+    @app.get("/v1/tracts/replica")
+    def replica():  # type: ignore[no-untyped-def]
+        app.config["replica_requests"].append(request.headers.get("If-None-Match"))
+        app.config["replica_gate"].wait(5)
+        body = app.config.get("replica") or replica_of(app.config["layer"], app.config["name"])
         response = jsonify(body)
         response.set_etag(app.config["layer"])
         return response.make_conditional(request)
-
-    @app.get("/v1/tracts/radius")
-    def radius():  # type: ignore[no-untyped-def]
-        if request.args.get("lat", type=float, default=0.0) < 0:
-            return "internal error", 500  # the southern hemisphere breaks this fake
-        assert request.args["layout"] == "positions"
-        if "radius" in app.config:
-            return jsonify(app.config["radius"])
-        layer = app.config.get("radius_layer", app.config["layer"])
-        return jsonify(layer=layer, positions=[0, 1], distance_m=[0, 11_200])
 
     @app.get("/readyz")
     def readyz():  # type: ignore[no-untyped-def]
         return jsonify(status="ready")
 
     app.config.update(
-        calls=0, request_ids=[], batches=[], grid_requests=[], layer="layer-1", name="Milano"
+        calls=0, request_ids=[], batches=[], replica_requests=[], layer="layer-1", name="Milano"
     )
-    app.config["grid_gate"] = threading.Event()
-    app.config["grid_gate"].set()  # a test clears it to hold the grid back
+    app.config["replica_gate"] = threading.Event()
+    app.config["replica_gate"].set()  # a test clears it to hold the copy back
 
     return app
 
@@ -90,13 +84,33 @@ def fake_geo() -> Flask:
 GRID = [9.0, 45.3, 0.1, 0.1, 4, 3]  # west, south, dx, dy, nx, ny
 
 
-def grid_of(layer: str, name: str) -> dict[str, object]:
-    """The fake's lookup grid: Milano (position 0) everywhere but the eastern column; Monza
-    (position 1) lies outside the grid."""
+POLYGONS = [box(9.0, 45.3, 9.4, 45.6), box(9.2, 45.62, 9.35, 45.7)]  # Milano, Monza
+
+
+def replica_of(layer: str, name: str) -> dict[str, object]:
+    """The fake's copy of its layer. The grid: Milano (position 0) everywhere but the eastern
+    column; Monza (position 1) lies outside the grid. The outlines: both boxes."""
     cells = np.zeros((3, 4), dtype=np.int16)
     cells[:, 3] = BORDER
     answers = CellAnswers(GridSpec.from_list(GRID), cells.ravel())
-    return {"layer": layer, "ids": ["015", "108"], "names": [name, "Monza"], **answers.to_dict()}
+    outlines = Outlines.of(np.array(POLYGONS), ["015", "108"])
+    return {
+        "layer": layer,
+        "ids": ["015", "108"],
+        "names": [name, "Monza"],
+        **answers.to_dict(),
+        "outlines": outlines.to_dict(),
+    }
+
+
+def geo_answers(lat: float, lon: float, radius_km: float) -> list[TractHit]:
+    """What the geo service's own index answers over the fake's polygons."""
+    properties = [{"code": "015", "name": "Milano"}, {"code": "108", "name": "Monza"}]
+    index = TractIndex(Layer(POLYGONS, properties, 0))
+    return [
+        TractHit(hit.tract, round(hit.distance_km, 3))
+        for hit in index.tracts_within_radius(lat, lon, radius_km)
+    ]
 
 
 class GeoServer:
@@ -157,32 +171,22 @@ def test_tracts_for_points_answers_each_point_in_order(client: GeoClient) -> Non
     assert client.tracts_for_points([]) == []
 
 
-def test_tracts_within_radius_returns_hits_with_distances(client: GeoClient) -> None:
-    hits = client.tracts_within_radius(*MILAN, 20.0)  # fetches the grid: it names the tracts
+def test_a_radius_is_answered_from_the_copy_exactly_as_geo_answers(
+    geo_server: GeoServer, client: GeoClient
+) -> None:
+    hits = client.tracts_within_radius(*MILAN, 20.0)  # fetches the copy first
 
-    assert hits.tract_hits() == [
-        TractHit(Tract("015", "Milano"), 0.0),
-        TractHit(Tract("108", "Monza"), 11.2),
-    ]
+    assert hits.tract_hits() == geo_answers(*MILAN, 20.0)
+    assert [hit.tract.id for hit in hits.tract_hits()] == ["015", "108"]
+    assert hits.tract_hits()[1].distance_km > 15.0
     assert hits.layer == "layer-1"
+    assert client.tracts_within_radius(45.66, 9.3, 5.0).tract_hits() == geo_answers(45.66, 9.3, 5.0)
+    assert geo_server.app.config["replica_requests"] == [None]
+    assert geo_server.app.config["calls"] == 0
 
 
-def test_a_radius_from_a_new_layer_takes_its_grid_first(
-    geo_server: GeoServer, client: GeoClient
-) -> None:
-    assert client.load_grid()
-    geo_server.app.config.update(layer="layer-2", name="Milano città")
-
-    hits = client.tracts_within_radius(*MILAN, 20.0)
-
-    assert hits.tract_hits()[0] == TractHit(Tract("015", "Milano città"), 0.0)
-    assert geo_server.app.config["grid_requests"] == [None, '"layer-1"']
-
-
-def test_a_radius_from_a_layer_geo_gives_no_grid_for_is_unavailable(
-    geo_server: GeoServer, client: GeoClient
-) -> None:
-    geo_server.app.config["radius_layer"] = "layer-x"
+def test_with_no_copy_and_geo_down_a_radius_is_unavailable() -> None:
+    client = GeoClient("http://127.0.0.1:9", timeout=0.5)
 
     with pytest.raises(Unavailable, match="geo service unavailable"):
         client.tracts_within_radius(*MILAN, 20.0)
@@ -191,11 +195,6 @@ def test_a_radius_from_a_layer_geo_gives_no_grid_for_is_unavailable(
 def test_input_geo_rejects_is_invalid_input_with_its_message(client: GeoClient) -> None:
     with pytest.raises(InvalidInput, match="lat must be within"):
         client.tract_for_point(91.0, 9.0)
-
-
-def test_a_server_error_is_unavailable(client: GeoClient) -> None:
-    with pytest.raises(Unavailable, match="geo service unavailable"):
-        client.tracts_within_radius(-33.9, 18.4, 10.0)
 
 
 def test_ready_when_geo_answers(client: GeoClient) -> None:
@@ -250,10 +249,10 @@ def test_nothing_listening_is_unavailable() -> None:
         client.tract_for_point(*MILAN)
 
 
-def test_with_the_grid_loaded_points_off_borders_need_no_call(
+def test_with_the_copy_held_points_off_borders_need_no_call(
     geo_server: GeoServer, client: GeoClient
 ) -> None:
-    assert client.load_grid()
+    assert client.load_replica()
 
     assert client.tract_for_point(45.46, 9.11) == Tract("015", "Milano")
     assert client.tract_for_point(45.36, 9.21) == Tract("015", "Milano")
@@ -262,7 +261,7 @@ def test_with_the_grid_loaded_points_off_borders_need_no_call(
 
 
 def test_a_cell_with_a_border_is_always_asked(geo_server: GeoServer, client: GeoClient) -> None:
-    assert client.load_grid()
+    assert client.load_replica()
     for _ in range(3):
         assert client.tract_for_point(*MILAN_EAST) == Tract("015", "Milano")
     assert geo_server.app.config["calls"] == 3
@@ -271,7 +270,7 @@ def test_a_cell_with_a_border_is_always_asked(geo_server: GeoServer, client: Geo
 def test_a_batch_sends_geo_only_the_points_the_grid_cannot_answer(
     geo_server: GeoServer, client: GeoClient
 ) -> None:
-    assert client.load_grid()
+    assert client.load_replica()
 
     tracts = client.tracts_for_points([MILAN, MILAN_EAST, SEA, (45.31, 9.01), MILAN_EAST])
 
@@ -280,79 +279,94 @@ def test_a_batch_sends_geo_only_the_points_the_grid_cannot_answer(
     assert geo_server.app.config["batches"] == [2]
 
 
-def test_the_first_point_is_asked_while_the_grid_loads_in_the_background(
+def test_the_first_point_is_asked_while_the_copy_loads_in_the_background(
     geo_server: GeoServer, client: GeoClient
 ) -> None:
-    geo_server.app.config["grid_gate"].clear()
+    geo_server.app.config["replica_gate"].clear()
     assert client.tract_for_point(*MILAN) == Tract("015", "Milano")
     assert geo_server.app.config["calls"] == 1
 
-    geo_server.app.config["grid_gate"].set()
+    geo_server.app.config["replica_gate"].set()
     deadline = time.monotonic() + 5
-    while not client.grid.loaded and time.monotonic() < deadline:
+    while not client.replica.loaded and time.monotonic() < deadline:
         time.sleep(0.01)
     assert client.tract_for_point(*MILAN) == Tract("015", "Milano")
     assert geo_server.app.config["calls"] == 1
 
 
-def test_the_grid_is_revalidated_by_etag_and_a_new_layer_replaces_it(
+def test_the_copy_is_revalidated_by_etag_and_a_new_layer_replaces_it(
     geo_server: GeoServer,
 ) -> None:
     clock = [0.0]
-    client = GeoClient(geo_server.url, grid=GridReplica(ttl=10.0, clock=lambda: clock[0]))
-    assert client.load_grid()
-    assert not client.grid.due()
+    client = GeoClient(geo_server.url, replica=LayerReplica(ttl=10.0, clock=lambda: clock[0]))
+    assert client.load_replica()
+    assert not client.replica.due()
     clock[0] = 11.0
-    assert client.grid.due()
-    assert client.load_grid()  # 304: the copy held is still geo's grid
-    assert geo_server.app.config["grid_requests"] == [None, '"layer-1"']
+    assert client.replica.due()
+    assert client.load_replica()  # 304: the copy held is still geo's layer
+    assert geo_server.app.config["replica_requests"] == [None, '"layer-1"']
 
     geo_server.app.config.update(layer="layer-2", name="Milano città")  # geo's new layer
     clock[0] = 22.0
-    assert client.load_grid()
+    assert client.load_replica()
 
     assert client.tract_for_point(45.46, 9.11) == Tract("015", "Milano città")
+    assert client.tracts_within_radius(*MILAN, 1.0).tract_hits() == [
+        TractHit(Tract("015", "Milano città"), 0.0)
+    ]
     assert geo_server.app.config["calls"] == 0
     client.close()
 
 
-def test_a_malformed_grid_is_refused_and_geo_is_asked_instead(
-    geo_server: GeoServer, client: GeoClient
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda copy: copy.update(cells=copy["cells"][:-8]), id="short cells"),
+        pytest.param(lambda copy: copy.pop("outlines"), id="no outlines"),
+        pytest.param(
+            lambda copy: copy["outlines"].update(step=copy["outlines"]["count"]), id="steps"
+        ),
+        pytest.param(lambda copy: copy.update(ids=["015"], names=["Milano"]), id="one tract short"),
+    ],
+)
+def test_a_malformed_copy_is_refused_and_geo_is_asked_instead(
+    geo_server: GeoServer, client: GeoClient, damage: Any
 ) -> None:
-    broken = grid_of("layer-1", "Milano")
-    broken["cells"] = broken["cells"][:-8]  # type: ignore[index]
-    geo_server.app.config["grid"] = broken
+    broken = replica_of("layer-1", "Milano")
+    damage(broken)
+    geo_server.app.config["replica"] = broken
 
-    assert not client.load_grid()
-    assert not client.grid.loaded
+    assert not client.load_replica()
+    assert not client.replica.loaded
     assert client.tract_for_point(45.46, 9.11) == Tract("015", "Milano")
     assert geo_server.app.config["calls"] == 1
 
 
 @pytest.mark.parametrize("cell", [2, -3])
-def test_a_grid_naming_a_tract_the_layer_lacks_is_refused(cell: int) -> None:
-    grid = grid_of("layer-1", "Milano")
+def test_a_copy_whose_grid_names_a_tract_the_layer_lacks_is_refused(cell: int) -> None:
+    grid = replica_of("layer-1", "Milano")
     cells = np.zeros(12, dtype=np.int16)
     cells[5] = cell
     grid.update(CellAnswers(GridSpec.from_list(GRID), cells).to_dict())
-    replica = GridReplica()
+    replica = LayerReplica()
 
     with pytest.raises(ValueError, match="does not have"):
         replica.replace(grid, '"layer-1"')
     assert not replica.loaded
 
 
-def test_with_geo_down_the_grid_still_answers_and_borders_are_unavailable(
+def test_with_geo_down_the_copy_still_answers_and_borders_are_unavailable(
     geo_server: GeoServer, client: GeoClient
 ) -> None:
-    assert client.load_grid()
+    assert client.load_replica()
     geo_server.stop()
 
     assert client.tract_for_point(45.46, 9.11) == Tract("015", "Milano")
+    assert client.tracts_within_radius(*MILAN, 20.0).tract_hits() == geo_answers(*MILAN, 20.0)
     with pytest.raises(Unavailable):
         client.tract_for_point(*MILAN_EAST)
-    assert not client.load_grid()  # the check fails, the copy stays
-    assert client.grid.loaded
+    assert not client.load_replica()  # the check fails, the copy stays
+    assert client.replica.loaded
 
 
 def test_the_request_id_being_answered_goes_to_geo(
@@ -365,24 +379,3 @@ def test_the_request_id_being_answered_goes_to_geo(
         unbind_request_id(token)
     client.tract_for_point(45.46, 9.36)
     assert geo_server.app.config["request_ids"] == ["req-42", None]
-
-
-@pytest.mark.parametrize(
-    "answer",
-    [
-        {"positions": [0, 1], "distance_m": [0]},
-        {"positions": [0, 2], "distance_m": [0, 5]},
-        {"positions": [-1], "distance_m": [0]},
-        {"positions": [0], "distance_m": [-3]},
-        {"positions": [0], "distance_m": [0.5]},
-        {"positions": ["0"], "distance_m": [0]},
-        {"positions": None, "distance_m": []},
-    ],
-)
-def test_a_malformed_radius_answer_is_unavailable(
-    geo_server: GeoServer, client: GeoClient, answer: dict[str, object]
-) -> None:
-    geo_server.app.config["radius"] = {"layer": "layer-1", **answer}
-
-    with pytest.raises(Unavailable, match="geo service unavailable"):
-        client.tracts_within_radius(*MILAN, 20.0)

@@ -15,12 +15,14 @@ import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from shapely.geometry import box
 
 from services.api.app import create_app
 from tractcast.errors import Unavailable
 from tractcast.geo.cells import CellAnswers, GridSpec
-from tractcast.geo.client import GridReplica
+from tractcast.geo.client import LayerReplica
 from tractcast.geo.index import RadiusHits, Tract
+from tractcast.geo.outlines import Outlines
 from tractcast.logs import JsonFormatter
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, write_bundle
 from tractcast.serving.holder import BundleHolder
@@ -42,7 +44,7 @@ class FakeGeo:
     def __init__(self) -> None:
         self.down = False
         self.batch_calls = 0
-        self.grid = GridReplica()  # never loaded: the boxes below answer every point
+        self.replica = LayerReplica()  # never loaded: the boxes below answer every point
 
     def tract_for_point(self, lat: float, lon: float) -> Tract | None:
         self._check()
@@ -63,7 +65,7 @@ class FakeGeo:
     def ready(self) -> bool:
         return not self.down
 
-    def load_grid(self) -> bool:
+    def load_replica(self) -> bool:
         return False
 
     def _check(self) -> None:
@@ -383,18 +385,20 @@ def test_metrics_say_when_no_bundle_is_loaded(tmp_path: Path, geo: FakeGeo) -> N
 
     assert "tractcast_serving_bundle_loaded 0.0" in text
     assert "tractcast_serving_info" not in text
-    assert "tractcast_geo_grid_loaded 0.0" in text
+    assert "tractcast_geo_replica_loaded 0.0" in text
 
 
-def test_metrics_name_the_layer_of_the_grid_held(tmp_path: Path, geo: FakeGeo) -> None:
+def test_metrics_name_the_layer_of_the_copy_held(tmp_path: Path, geo: FakeGeo) -> None:
     cells = CellAnswers(GridSpec(9.0, 45.3, 0.1, 0.1, 2, 1), np.zeros(2, dtype=np.int16))
-    geo.grid.replace({"layer": "abc", "ids": ["015"], "names": ["Milano"], **cells.to_dict()}, None)
+    outlines = Outlines.of(np.array([box(9.0, 45.3, 9.2, 45.4)]), ["015"]).to_dict()
+    copy = {"layer": "abc", "ids": ["015"], "names": ["Milano"], "outlines": outlines}
+    geo.replica.replace({**copy, **cells.to_dict()}, None)
     app = create_app(Settings(store=tmp_path), geo=geo)  # type: ignore[arg-type]
 
     text = app.test_client().get("/metrics").get_data(as_text=True)
 
-    assert "tractcast_geo_grid_loaded 1.0" in text
-    assert 'tractcast_geo_grid_tracts{layer="abc"} 1.0' in text
+    assert "tractcast_geo_replica_loaded 1.0" in text
+    assert 'tractcast_geo_replica_tracts{layer="abc"} 1.0' in text
 
 
 def test_every_answer_carries_the_request_id(client: FlaskClient) -> None:

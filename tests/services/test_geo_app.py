@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from services.geo.app import create_app
-from tractcast.geo.client import GridReplica
+from tractcast.geo.client import LayerReplica
 from tractcast.geo.index import Tract, TractIndex
 from tractcast.settings import Settings
 
@@ -52,20 +52,23 @@ def test_a_lookup_next_to_a_border_names_no_cell(client: FlaskClient) -> None:
     assert response.status_code == 200 and "cell" not in response.json
 
 
-def test_the_lookup_grid_comes_with_an_etag_and_answers_as_geo_does(
+def test_the_replica_comes_with_an_etag_and_answers_as_geo_does(
     client: FlaskClient, provinces: TractIndex
 ) -> None:
-    response = client.get("/v1/tracts/lookup/grid")
+    response = client.get("/v1/tracts/replica")
     assert response.status_code == 200 and response.headers["ETag"]
-    grid = GridReplica()
-    grid.replace(response.json, response.headers["ETag"])
-    assert grid.tract_for_point(45.4642, 9.19) == Tract("015", "Milano")
-    assert grid.tract_for_point(40.0, 12.0) is None  # at sea, away from any coast
-    assert response.json["layer"] == provinces.layer_id
+    replica = LayerReplica()
+    replica.replace(response.json, response.headers["ETag"])
+    assert replica.tract_for_point(45.4642, 9.19) == Tract("015", "Milano")
+    assert replica.tract_for_point(40.0, 12.0) is None  # at sea, away from any coast
+    assert replica.copy is not None and replica.copy.layer == provinces.layer_id
+    rows = client.get("/v1/tracts/radius?lat=45.4642&lon=9.19&radius_km=50").json["tracts"]
+    hits = replica.copy.tracts_within_radius(45.4642, 9.19, 50.0).tract_hits()
+    assert [
+        {"id": h.tract.id, "name": h.tract.name, "distance_km": h.distance_km} for h in hits
+    ] == rows
 
-    again = client.get(
-        "/v1/tracts/lookup/grid", headers={"If-None-Match": response.headers["ETag"]}
-    )
+    again = client.get("/v1/tracts/replica", headers={"If-None-Match": response.headers["ETag"]})
     assert again.status_code == 304 and not again.data
 
 
@@ -118,24 +121,6 @@ def test_radius_lists_milano_first_then_its_neighbours(client: FlaskClient) -> N
     assert tracts[0] == {"id": "015", "name": "Milano", "distance_km": 0.0}
     assert {"108", "098", "018"} <= {t["id"] for t in tracts}
     assert [t["distance_km"] for t in tracts] == sorted(t["distance_km"] for t in tracts)
-
-
-def test_radius_by_positions_names_the_same_tracts_in_whole_metres(
-    client: FlaskClient, provinces: TractIndex
-) -> None:
-    query = "/v1/tracts/radius?lat=45.4642&lon=9.19&radius_km=50"
-    rows = client.get(query).json
-    positions = client.get(f"{query}&layout=positions").json
-    assert positions["layer"] == provinces.layer_id
-    tracts = provinces.tracts
-    assert [tracts[p].id for p in positions["positions"]] == [t["id"] for t in rows["tracts"]]
-    assert [m / 1000 for m in positions["distance_m"]] == [t["distance_km"] for t in rows["tracts"]]
-    assert "tracts" not in positions
-
-
-def test_radius_with_an_unknown_layout_is_400(client: FlaskClient) -> None:
-    response = client.get("/v1/tracts/radius?lat=45.4642&lon=9.19&radius_km=5&layout=xml")
-    assert response.status_code == 400 and "layout" in response.json["message"]
 
 
 def test_geo_answers_with_the_request_id_it_was_given(client: FlaskClient) -> None:

@@ -31,9 +31,25 @@ MILAN = {"lat": "45.4642", "lon": "9.19"}
 
 
 @pytest.fixture(scope="module")
-def geo_url(italy_provinces: Path) -> Iterator[str]:
+def provinces(italy_provinces: Path) -> TractIndex:
+    return TractIndex.from_file(italy_provinces)
+
+
+@pytest.fixture(scope="module")
+def near_a_border(provinces: TractIndex) -> dict[str, str]:
+    """A point of Milano a few metres from its border with Monza: the API's copy of geo's grid
+    cannot answer it, so the API asks geo."""
+    milano, monza = provinces.geometry("015"), provinces.geometry("108")
+    on_border = milano.boundary.intersection(monza.boundary).interpolate(0.5, normalized=True)
+    point = milano.intersection(on_border.buffer(0.0003)).representative_point()
+    assert provinces.lookup(point.y, point.x) == (provinces.tract("015"), None)  # a border cell
+    return {"lat": repr(point.y), "lon": repr(point.x)}
+
+
+@pytest.fixture(scope="module")
+def geo_url(italy_provinces: Path, provinces: TractIndex) -> Iterator[str]:
     """The real geo app over the Italian provinces, on a loopback port."""
-    app = create_geo(Settings(tracts=str(italy_provinces)), TractIndex.from_file(italy_provinces))
+    app = create_geo(Settings(tracts=str(italy_provinces)), provinces)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -66,38 +82,36 @@ def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict]:
 
 
 def test_one_request_id_reaches_the_geo_log_through_the_api(
-    tmp_path: Path, geo_url: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, geo_url: str, near_a_border: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     milano_bundle(tmp_path)
     api = create_api(Settings(store=tmp_path, geo_url=geo_url), holder=BundleHolder(tmp_path))
     caplog.set_level(logging.INFO, logger="tractcast.access")
 
     response = api.test_client().get(
-        "/v1/stats/radius",
-        query_string={**MILAN, "radius_km": "30"},
-        headers={"X-Request-ID": "trace-me-1"},
+        "/v1/forecast", query_string=near_a_border, headers={"X-Request-ID": "trace-me-1"}
     )
 
     assert response.status_code == 200 and response.headers["X-Request-ID"] == "trace-me-1"
+    assert response.json["tract"]["id"] == "015"
     lines = {(line["service"], line["path"]): line for line in access_lines(caplog)}
-    assert lines[("api", "/v1/stats/radius")]["request_id"] == "trace-me-1"
-    assert lines[("geo", "/v1/tracts/radius")]["request_id"] == "trace-me-1"
+    assert lines[("api", "/v1/forecast")]["request_id"] == "trace-me-1"
+    assert lines[("geo", "/v1/tracts/lookup")]["request_id"] == "trace-me-1"
 
 
 def test_a_request_without_an_id_gets_one_that_geo_logs_too(
-    tmp_path: Path, geo_url: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, geo_url: str, near_a_border: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     milano_bundle(tmp_path)
     api = create_api(Settings(store=tmp_path, geo_url=geo_url), holder=BundleHolder(tmp_path))
     caplog.set_level(logging.INFO, logger="tractcast.access")
 
-    # A radius always asks geo (a point may be answered from the API's copy of geo's grid).
-    response = api.test_client().get("/v1/stats/radius", query_string={**MILAN, "radius_km": "30"})
+    response = api.test_client().get("/v1/forecast", query_string=near_a_border)
 
     minted = response.headers["X-Request-ID"]
     lines = {(line["service"], line["path"]): line for line in access_lines(caplog)}
-    assert lines[("api", "/v1/stats/radius")]["request_id"] == minted
-    assert lines[("geo", "/v1/tracts/radius")]["request_id"] == minted
+    assert lines[("api", "/v1/forecast")]["request_id"] == minted
+    assert lines[("geo", "/v1/tracts/lookup")]["request_id"] == minted
 
 
 def test_log_lines_are_one_json_object_each_with_the_fields_operators_search() -> None:

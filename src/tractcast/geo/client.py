@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import numpy as np
@@ -17,11 +17,12 @@ import numpy as np
 from tractcast.errors import InvalidInput, PayloadTooLarge, Unavailable
 from tractcast.geo.cells import BORDER, NO_TRACT, CellAnswers
 from tractcast.geo.index import RadiusHits, Tract
+from tractcast.geo.outlines import Outlines
 from tractcast.logs import REQUEST_ID_HEADER, current_request_id
 
 log = logging.getLogger(__name__)
 UNAVAILABLE_MESSAGE = "geo service unavailable"
-GRID_PATH = "/v1/tracts/lookup/grid"
+REPLICA_PATH = "/v1/tracts/replica"
 _MISS = object()
 # Failures that mean "this connection is gone", not "geo is slow": worth one new connection.
 _RECONNECT = (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine)
@@ -42,15 +43,30 @@ class _SecureConnection(http.client.HTTPSConnection):
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-class GridReplica:
-    """A copy of geo's lookup grid: any point in a cell no border crosses is answered here.
+class LayerCopy(NamedTuple):
+    """One copy of geo's layer, swapped whole: a reader never pairs one layer's cells or
+    vertices with another's tracts."""
 
-    Geo sends the answer of every grid cell with the layer's tracts (GET /v1/tracts/lookup/grid);
-    the cell of a point is computed with the same GridSpec arithmetic as geo's, so an answer
-    from here is exactly the answer geo would give. Points in cells a border crosses still go
-    to geo's exact test. The copy is re-validated every `ttl` seconds with a conditional GET,
-    off the request's path; a new layer or grid replaces it, and it keeps answering while geo
-    is down (a new layer can only come from a geo that answers).
+    layer: str  # geo's fingerprint of the layer
+    tracts: list[Tract]  # by position
+    answers: CellAnswers
+    outlines: Outlines
+
+    def tracts_within_radius(self, lat: float, lon: float, radius_km: float) -> RadiusHits:
+        positions, distances = self.outlines.within_radius(lat, lon, radius_km)
+        return RadiusHits(self.layer, self.tracts, positions.tolist(), distances.tolist())
+
+
+class LayerReplica:
+    """A copy of what geo knows of its layer that answers without geo: the lookup grid's
+    cells and the rings' vertices (GET /v1/tracts/replica).
+
+    A point in a cell no border crosses takes the cell's answer, computed with the same GridSpec
+    arithmetic as geo's, so it is exactly geo's answer; points in cells a border crosses still
+    go to geo's exact test. Radius queries run the same code over the same vertices as geo's
+    (Outlines), so they too answer as geo would, and no call is made. The copy is re-validated
+    every `ttl` seconds with a conditional GET, off the request's path; a new layer replaces it,
+    and it keeps answering while geo is down (a new layer can only come from a geo that answers).
     """
 
     def __init__(self, ttl: float = 30.0, retry: float = 1.0, clock: Any = time.monotonic) -> None:
@@ -58,40 +74,33 @@ class GridReplica:
         self.retry = retry  # while no copy is held, a failed fetch is tried again this soon
         self._clock = clock
         self.etag: str | None = None
-        # One tuple swapped whole: a reader never pairs one grid's cells with another's tracts.
-        self._state: tuple[CellAnswers, list[Tract], str] | None = None
+        self.copy: LayerCopy | None = None
         self._next_check = float("-inf")
         self._refreshing = threading.Lock()
 
     @property
     def loaded(self) -> bool:
-        return self._state is not None
-
-    @property
-    def layer(self) -> tuple[str, list[Tract]] | None:
-        """The fingerprint of the copied layer and its tracts by position; None before a copy."""
-        state = self._state
-        return None if state is None else (state[2], state[1])
+        return self.copy is not None
 
     def tract_for_point(self, lat: float, lon: float) -> Any:
         """The point's tract (None outside every tract), or _MISS when geo must answer."""
-        state = self._state
-        if state is None:
+        copy = self.copy
+        if copy is None:
             return _MISS
-        position, _ = state[0].position(lat, lon)
+        position, _ = copy.answers.position(lat, lon)
         if position == BORDER:
             return _MISS
-        return None if position == NO_TRACT else state[1][position]
+        return None if position == NO_TRACT else copy.tracts[position]
 
     def tracts_for_points(self, lats: np.ndarray, lons: np.ndarray) -> list[Any]:
         """tract_for_point for many points with one array lookup."""
-        state = self._state
-        if state is None:
+        copy = self.copy
+        if copy is None:
             return [_MISS] * len(lats)
-        answers, tracts, _ = state
+        tracts = copy.tracts
         return [
             _MISS if position == BORDER else None if position == NO_TRACT else tracts[position]
-            for position in answers.positions(lats, lons).tolist()
+            for position in copy.answers.positions(lats, lons).tolist()
         ]
 
     def due(self) -> bool:
@@ -108,28 +117,29 @@ class GridReplica:
     def end_refresh(self, confirmed: bool) -> None:
         """Release the claim. After a failure a copy held is checked again a ttl later too: an
         unreachable geo costs one call per ttl, not one per request."""
-        wait = self.ttl if confirmed or self._state is not None else self.retry
+        wait = self.ttl if confirmed or self.copy is not None else self.retry
         self._next_check = self._clock() + wait
         self._refreshing.release()
         if not confirmed:
-            log.warning("geo's lookup grid could not be fetched; the copy held (if any) is kept")
+            log.warning("geo's layer could not be copied; the copy held (if any) is kept")
 
     def replace(self, body: Any, etag: str | None) -> None:
-        """Take a grid geo sent; ValueError (and nothing changed) when it is malformed."""
+        """Take the copy geo sent; ValueError (and nothing changed) when it is malformed."""
         if not isinstance(body, dict):
-            raise ValueError("the grid is not a JSON object")
+            raise ValueError("the replica is not a JSON object")
         answers = CellAnswers.from_dict(body)
         ids, names = body.get("ids"), body.get("names")
         if not (isinstance(ids, list) and isinstance(names, list) and len(ids) == len(names)):
-            raise ValueError("the grid's tracts are not two lists of one length")
+            raise ValueError("the replica's tracts are not two lists of one length")
         layer = body.get("layer")
         if not isinstance(layer, str):
-            raise ValueError("the grid names no layer")
+            raise ValueError("the replica names no layer")
         cells = answers.cells
         if int(cells.max(initial=NO_TRACT)) >= len(ids) or int(cells.min(initial=BORDER)) < BORDER:
             raise ValueError("the grid names a tract the layer does not have")
         tracts = [Tract(str(key), str(name)) for key, name in zip(ids, names, strict=True)]
-        self._state, self.etag = (answers, tracts, layer), etag
+        outlines = Outlines.from_dict(body.get("outlines"), [tract.id for tract in tracts])
+        self.copy, self.etag = LayerCopy(layer, tracts, answers, outlines), etag
 
 
 class GeoClient:
@@ -139,12 +149,13 @@ class GeoClient:
     Plain http.client rather than a session library: on loopback its per-call overhead is the
     larger part of a single-point forecast. A connection found closed (geo restarted, or
     dropped an idle connection) is replaced once, so the first call after geo comes back
-    succeeds; a timeout is never retried. Points in grid cells no border crosses are answered
-    from `grid`, a copy of geo's lookup grid (see GridReplica): most points cost no call.
+    succeeds; a timeout is never retried. Radius queries, and points in grid cells no border
+    crosses, are answered from `replica`, a copy of geo's layer (see LayerReplica): most points
+    and every radius cost no call.
     """
 
     def __init__(
-        self, base_url: str, timeout: float = 2.0, grid: GridReplica | None = None
+        self, base_url: str, timeout: float = 2.0, replica: LayerReplica | None = None
     ) -> None:
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
@@ -158,12 +169,12 @@ class GeoClient:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: set[http.client.HTTPConnection] = set()
-        self.grid = grid if grid is not None else GridReplica()
+        self.replica = replica if replica is not None else LayerReplica()
 
     def tract_for_point(self, lat: float, lon: float) -> Tract | None:
         """The tract containing the point, or None when it lies outside every tract."""
-        self._refresh_grid_if_due()
-        known = self.grid.tract_for_point(lat, lon)
+        self._refresh_replica_if_due()
+        known = self.replica.tract_for_point(lat, lon)
         if known is not _MISS:
             return known  # type: ignore[no-any-return]
         status, data = self._request("GET", "/v1/tracts/lookup", params={"lat": lat, "lon": lon})
@@ -176,9 +187,9 @@ class GeoClient:
         in a single batch request."""
         if not points:
             return []
-        self._refresh_grid_if_due()
+        self._refresh_replica_if_due()
         coordinates = np.array(points, dtype=np.float64).reshape(len(points), 2)
-        tracts = self.grid.tracts_for_points(coordinates[:, 0], coordinates[:, 1])
+        tracts = self.replica.tracts_for_points(coordinates[:, 0], coordinates[:, 1])
         asked = [i for i, tract in enumerate(tracts) if tract is _MISS]
         if asked:
             body = {"points": [{"lat": points[i][0], "lon": points[i][1]} for i in asked]}
@@ -190,58 +201,39 @@ class GeoClient:
                 tracts[i] = _tract(item.get("tract")) if isinstance(item, dict) else None
         return tracts
 
-    def load_grid(self) -> bool:
-        """Fetch (or re-validate) geo's lookup grid now, in this thread; False when geo did not
-        give one (the grid is then tried again a ttl later)."""
-        if not self.grid.begin_refresh():
+    def load_replica(self) -> bool:
+        """Fetch (or re-validate) the copy of geo's layer now, in this thread; False when geo did
+        not give one (it is then tried again a ttl later)."""
+        if not self.replica.begin_refresh():
             return False
         confirmed = False
         try:
-            confirmed = self._fetch_grid()
+            confirmed = self._fetch_replica()
         finally:
-            self.grid.end_refresh(confirmed)
+            self.replica.end_refresh(confirmed)
         return confirmed
 
     def tracts_within_radius(self, lat: float, lon: float, radius_km: float) -> RadiusHits:
         """Tracts whose polygon meets the circle, nearest first, with their distance from the
-        center. Geo names them by position in its layer, whose tracts come with the grid: the
-        grid is fetched first when none is held, and again when geo's layer has changed."""
-        params = {"lat": lat, "lon": lon, "radius_km": radius_km, "layout": "positions"}
-        held = self.grid.layer or self._fetch_grid_now(None)
-        body = self._json(*self._request("GET", "/v1/tracts/radius", params=params))
-        if body.get("layer") != held[0]:
-            held = self._fetch_grid_now(held[0])
-            body = self._json(*self._request("GET", "/v1/tracts/radius", params=params))
-            if body.get("layer") != held[0]:
-                raise Unavailable(UNAVAILABLE_MESSAGE)
-        layer, tracts = held
-        positions, metres = _integers(body.get("positions")), _integers(body.get("distance_m"))
-        if positions is None or metres is None or len(positions) != len(metres):
-            raise Unavailable(UNAVAILABLE_MESSAGE)
-        if len(positions) and not (positions.min() >= 0 and positions.max() < len(tracts)):
-            raise Unavailable(UNAVAILABLE_MESSAGE)
-        if len(metres) and metres.min() < 0:
-            raise Unavailable(UNAVAILABLE_MESSAGE)
-        return RadiusHits(layer, tracts, positions.tolist(), (metres / 1000).tolist())
+        center: answered from the copy of geo's layer, fetched first when none is held."""
+        self._refresh_replica_if_due()
+        copy = self.replica.copy or self._replica_now()
+        return copy.tracts_within_radius(lat, lon, radius_km)
 
-    def _fetch_grid_now(self, stale: str | None) -> tuple[str, list[Tract]]:
-        """The grid's layer and tracts, fetched in this thread unless another thread has just
-        replaced the layer `stale` (None: no grid held); Unavailable when geo gives none."""
-        if not self.grid.begin_refresh(wait=2 * self.timeout):
+    def _replica_now(self) -> LayerCopy:
+        """The copy of geo's layer, fetched in this thread unless another thread fetches it
+        already (then waited for); Unavailable when geo gives none."""
+        if not self.replica.begin_refresh(wait=2 * self.timeout):
             raise Unavailable(UNAVAILABLE_MESSAGE)
         confirmed = False
         try:
-            held = self.grid.layer
-            if held is not None and held[0] != stale:
-                confirmed = True
-                return held
-            confirmed = self._fetch_grid()
+            confirmed = self.replica.copy is not None or self._fetch_replica()
         finally:
-            self.grid.end_refresh(confirmed)
-        held = self.grid.layer
-        if not confirmed or held is None:
+            self.replica.end_refresh(confirmed)
+        copy = self.replica.copy
+        if copy is None:
             raise Unavailable(UNAVAILABLE_MESSAGE)
-        return held
+        return copy
 
     def ready(self) -> bool:
         """Whether geo answers its own readiness check."""
@@ -251,26 +243,26 @@ class GeoClient:
             return False
         return status == 200
 
-    def _refresh_grid_if_due(self) -> None:
-        """Start a check of the grid in the background when it is due: requests never wait."""
-        if self.grid.due() and self.grid.begin_refresh():
-            threading.Thread(target=self._refresh_grid, name="geo-grid", daemon=True).start()
+    def _refresh_replica_if_due(self) -> None:
+        """Start a check of the copy in the background when it is due: requests never wait."""
+        if self.replica.due() and self.replica.begin_refresh():
+            threading.Thread(target=self._refresh_replica, name="geo-replica", daemon=True).start()
 
-    def _refresh_grid(self) -> None:
+    def _refresh_replica(self) -> None:
         confirmed = False
         try:
-            confirmed = self._fetch_grid()
+            confirmed = self._fetch_replica()
         finally:
             connection = getattr(self._local, "connection", None)
             if connection is not None:  # this thread ends: so does its connection
                 self._discard(connection)
-            self.grid.end_refresh(confirmed)
+            self.replica.end_refresh(confirmed)
 
-    def _fetch_grid(self) -> bool:
-        etag = self.grid.etag
+    def _fetch_replica(self) -> bool:
+        etag = self.replica.etag
         headers = {"If-None-Match": etag} if etag else {}
         try:
-            status, data, etag = self._exchange("GET", GRID_PATH, None, None, headers)
+            status, data, etag = self._exchange("GET", REPLICA_PATH, None, None, headers)
         except Unavailable:
             return False
         if status == 304:
@@ -278,9 +270,9 @@ class GeoClient:
         if status != 200:
             return False
         try:
-            self.grid.replace(json.loads(data), etag)
+            self.replica.replace(json.loads(data), etag)
         except ValueError:
-            log.exception("geo sent a lookup grid that cannot be used")
+            log.exception("geo sent a copy of its layer that cannot be used")
             return False
         return True
 
@@ -375,19 +367,6 @@ class GeoClient:
 def _query(value: float | str) -> str:
     """A query value: floats in full (repr round-trips), text percent-encoded."""
     return quote(value, safe="") if isinstance(value, str) else repr(value)
-
-
-def _integers(value: Any) -> np.ndarray | None:
-    """A JSON list of integers as an array; None for anything else (floats and booleans too)."""
-    if not isinstance(value, list):
-        return None
-    if not value:
-        return np.zeros(0, dtype=np.int64)
-    try:
-        array = np.asarray(value)
-    except (ValueError, TypeError):
-        return None
-    return array if array.dtype.kind == "i" and array.ndim == 1 else None
 
 
 def _tract(item: Any) -> Tract | None:
