@@ -113,6 +113,13 @@ def test_lookup_and_contract_endpoints_answer_through_nginx(url):
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
 
 
+def test_the_copy_of_the_layer_geo_gives_the_api_is_not_public(url, settings):
+    through_nginx = requests.get(f"{url}/v1/tracts/replica", timeout=5)
+    assert through_nginx.status_code == 404 and through_nginx.json()["error"] == "not_found"
+    geo = requests.get(f"http://127.0.0.1:{settings.geo_port}/v1/tracts/replica", timeout=30)
+    assert geo.status_code == 200 and geo.json()["outlines"]["scale"] == 10_000_000
+
+
 def test_admin_endpoints_need_the_bearer_token(url):
     assert requests.post(f"{url}/v1/admin/rollback", timeout=5).status_code == 401
     wrong = {"Authorization": "Bearer nope"}
