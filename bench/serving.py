@@ -230,6 +230,14 @@ def memory_of(pid: int) -> tuple[float, float, bool]:
     return rss / 1024, pss / 1024, "tensorflow" in maps
 
 
+def worker_memory(stack: Stack, layer: str) -> dict[str, list[tuple[float, float, bool]]]:
+    """memory_of each api and geo worker of a running stack, by "service, layer"."""
+    return {
+        f"{name}, {layer}": [memory_of(pid) for pid in workers_of(stack.processes[name].pid)]
+        for name in ("api", "geo")
+    }
+
+
 def describe(times: list[float]) -> str:
     return f"p50 {statistics.median(times):6.2f} ms   p99 {np.percentile(times, 99):6.2f} ms"
 
@@ -301,10 +309,7 @@ def main() -> None:
             reference_paced = paced(reference_url, paths, min(args.rate, 20.0), args.seconds)
             batch_times = timed(url, "POST", "/v1/forecast", batch, runs=50)
             radius_times = timed(url, "GET", radius_path, runs=200)
-            memory = {
-                name: [memory_of(pid) for pid in workers_of(stack.processes[name].pid)]
-                for name in ("api", "geo")
-            }
+            memory = worker_memory(stack, "provinces")
 
         print("starting a stack over the municipalities ...", flush=True)
         municipal = stack_settings(base / "municipalities", tracts=str(MUNICIPALITIES))
@@ -312,8 +317,9 @@ def main() -> None:
         municipalities = TractIndex.from_file(MUNICIPALITIES)
         publish(Path(municipal.store), synthetic_bundle(municipalities))
         hits = len(municipalities.tracts_within_radius(*MILAN, 50.0))
-        with running(municipal) as (url, _):
+        with running(municipal) as (url, municipal_stack):
             municipal_times = timed(url, "GET", radius_path, runs=200)
+            memory |= worker_memory(municipal_stack, "municipalities")
 
     def median_ratio(name: str, over: str) -> float:
         return statistics.median(r[name].rps / r[over].rps for r in rounds)
