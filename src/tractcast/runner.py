@@ -18,11 +18,6 @@ from tractcast.nginxconf import nginx_command, write_nginx_conf
 from tractcast.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-# api and geo build and free arrays of hundreds of kB per request and megabytes per copy of
-# geo's layer. glibc's default raises its mmap threshold after the first large free, and then
-# keeps such freed space in the heap: a fixed threshold hands it back (api: +29 MB instead of
-# +57 MB for a copy of the municipalities). Training processes keep the default.
-SERVING_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 WEB_APPS = (
     ("geo", "services.geo.wsgi:app", "geo_port"),
     ("registry", "services.registry.wsgi:app", "registry_port"),
@@ -89,8 +84,7 @@ def start_stack(settings: Settings, *, with_nginx: bool | None = None) -> Stack:
         ]  # fmt: skip
         # Each service's workers share one metrics directory (gunicorn empties it at start).
         metrics_dir = {"PROMETHEUS_MULTIPROC_DIR": str(run_dir / "metrics" / name)}
-        serving = SERVING_ENV if name in ("api", "geo") else {}
-        _spawn(stack, name, cmd, {**env, **metrics_dir, **serving}, log_dir)
+        _spawn(stack, name, cmd, {**env, **metrics_dir}, log_dir)
     _spawn(stack, "scheduler", [sys.executable, "-m", "services.retrainer.scheduler"], env, log_dir)
     if settings.broker_url:
         worker = [

@@ -13,8 +13,6 @@ import jsonschema
 import pytest
 import yaml
 
-from tractcast.runner import SERVING_ENV
-
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -143,13 +141,6 @@ def test_python_services_point_at_the_compose_backends(services: dict) -> None:
     for name in PYTHON_SERVICES:
         environment = services[name]["environment"]
         assert {key: environment.get(key) for key in expected} == expected, name
-
-
-def test_api_and_geo_run_with_the_allocator_setting_make_up_gives_them(services: dict) -> None:
-    for name in PYTHON_SERVICES:
-        environment = services[name]["environment"]
-        serving = {key: environment.get(key) for key in SERVING_ENV}
-        assert serving == (SERVING_ENV if name in ("api", "geo") else dict.fromkeys(SERVING_ENV))
 
 
 def test_the_worker_reserves_a_gpu(services: dict) -> None:
