@@ -11,6 +11,7 @@ from services.geo.state import IndexHolder, attach_index
 from services.geo.views import bp, replica_json
 from tractcast.geo.index import TractIndex
 from tractcast.geo.loading import load_tract_index
+from tractcast.heap import release_freed_memory
 from tractcast.settings import Settings
 
 
@@ -32,6 +33,7 @@ def load_index(app: Flask, settings: Settings, index: TractIndex | None) -> None
     holder = IndexHolder(lambda: load_tract_index(settings), index)
     attach_index(app, holder)
     on_warm_up(app, lambda: replica_json(holder.get()))  # the API asks for it as it starts
+    on_warm_up(app, release_freed_memory)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -18,6 +18,7 @@ from tractcast.errors import InvalidInput, PayloadTooLarge, Unavailable
 from tractcast.geo.cells import BORDER, NO_TRACT, CellAnswers
 from tractcast.geo.index import RadiusHits, Tract
 from tractcast.geo.outlines import Outlines
+from tractcast.heap import release_freed_memory
 from tractcast.logs import REQUEST_ID_HEADER, current_request_id
 
 log = logging.getLogger(__name__)
@@ -274,6 +275,9 @@ class GeoClient:
         except ValueError:
             log.exception("geo sent a copy of its layer that cannot be used")
             return False
+        finally:
+            del data
+            release_freed_memory()
         return True
 
     def close(self) -> None:
