@@ -48,4 +48,4 @@ def init_backends(
     app.extensions["geo"] = geo = geo or GeoClient(settings.geo_base_url)
     app.extensions["bundles"] = holder = holder or BundleHolder(settings.store)
     on_warm_up(app, holder.loaded)
-    on_warm_up(app, geo.load_replica)
+    on_warm_up(app, geo.load_replica_until_held)

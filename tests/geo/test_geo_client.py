@@ -294,6 +294,39 @@ def test_the_first_point_is_asked_while_the_copy_loads_in_the_background(
     assert geo_server.app.config["calls"] == 1
 
 
+def test_a_worker_started_before_geo_holds_the_copy_once_geo_answers(
+    geo_server: GeoServer,
+) -> None:
+    geo_server.stop()
+    client = GeoClient(geo_server.url, replica=LayerReplica(ttl=0.2, retry=0.05))
+    try:
+        assert not client.load_replica_until_held()  # geo is not there yet
+
+        geo_server.start()  # same port; nobody asks the client anything meanwhile
+        deadline = time.monotonic() + 5
+        while not client.replica.loaded and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+        assert client.replica.loaded
+        assert client.tracts_within_radius(*MILAN, 1.0).tract_hits()[0].tract.id == "015"
+        assert geo_server.app.config["calls"] == 0
+    finally:
+        client.close()
+
+
+def test_waiting_for_a_first_copy_stops_when_the_client_closes() -> None:
+    client = GeoClient("http://127.0.0.1:9", timeout=0.2, replica=LayerReplica(retry=0.05))
+    assert not client.load_replica_until_held()
+    waiting = [t for t in threading.enumerate() if t.name == "geo-copy"]
+    assert waiting
+
+    client.close()
+
+    for thread in waiting:
+        thread.join(2)
+    assert not any(thread.is_alive() for thread in waiting)
+
+
 def test_the_copy_is_revalidated_by_etag_and_a_new_layer_replaces_it(
     geo_server: GeoServer,
 ) -> None:

@@ -65,7 +65,7 @@ class FakeGeo:
     def ready(self) -> bool:
         return not self.down
 
-    def load_replica(self) -> bool:
+    def load_replica_until_held(self) -> bool:
         return False
 
     def _check(self) -> None:

@@ -171,6 +171,7 @@ class GeoClient:
         self._lock = threading.Lock()
         self._open: set[http.client.HTTPConnection] = set()
         self.replica = replica if replica is not None else LayerReplica()
+        self._closed = threading.Event()
 
     def tract_for_point(self, lat: float, lon: float) -> Tract | None:
         """The tract containing the point, or None when it lies outside every tract."""
@@ -213,6 +214,25 @@ class GeoClient:
         finally:
             self.replica.end_refresh(confirmed)
         return confirmed
+
+    def load_replica_until_held(self) -> bool:
+        """load_replica now, and while geo gives none, again in the background until it does
+        (or the client is closed): a worker that starts before geo holds the copy soon after geo
+        answers, without waiting for a request to ask. The waits double from `retry` up to the
+        ttl, so a geo that stays down costs a call (and a warning) every ttl at most."""
+        if self.load_replica():
+            return True
+        threading.Thread(target=self._load_until_held, name="geo-copy", daemon=True).start()
+        return False
+
+    def _load_until_held(self) -> None:
+        wait = self.replica.retry
+        while self.replica.copy is None and not self._closed.wait(wait):
+            self.load_replica()
+            wait = min(2 * wait, self.replica.ttl)
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:  # this thread ends: so does its connection
+            self._discard(connection)
 
     def tracts_within_radius(self, lat: float, lon: float, radius_km: float) -> RadiusHits:
         """Tracts whose polygon meets the circle, nearest first, with their distance from the
@@ -281,7 +301,9 @@ class GeoClient:
         return True
 
     def close(self) -> None:
-        """Close every thread's connection (each reopens on its next call)."""
+        """Close every thread's connection (each reopens on its next call) and stop waiting
+        for a first copy of geo's layer."""
+        self._closed.set()
         with self._lock:
             connections, self._open = self._open, set()
         for connection in connections:
