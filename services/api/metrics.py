@@ -1,5 +1,5 @@
 """The API's state metrics: which model and data version this process serves, how old, and
-whether it holds a copy of geo's lookup grid."""
+whether it holds a copy of geo's layer."""
 
 from __future__ import annotations
 

@@ -70,13 +70,6 @@ RADIUS = _query(
     {"type": "number", "exclusiveMinimum": 0, "maximum": 500},
     "Radius of the circle in kilometres.",
 )
-GRID_SPEC = {
-    "type": "array",
-    "description": "west, south, dx, dy (degrees), nx, ny (cells).",
-    "items": {"type": "number"},
-    "minItems": 6,
-    "maxItems": 6,
-}
 TRACT_PATH = {
     "name": "tract_id",
     "in": "path",
@@ -233,7 +226,13 @@ SCHEMAS: dict[str, Schema] = {
                 "required": ["layer", "grid", "index"],
                 "properties": {
                     "layer": {"type": "string", "description": "Fingerprint of the layer."},
-                    "grid": GRID_SPEC,
+                    "grid": {
+                        "type": "array",
+                        "description": "west, south, dx, dy (degrees), nx, ny (cells).",
+                        "items": {"type": "number"},
+                        "minItems": 6,
+                        "maxItems": 6,
+                    },
                     "index": {"type": "integer", "minimum": 0, "description": "row * nx + col"},
                 },
             },

@@ -206,14 +206,7 @@ class GeoClient:
     def load_replica(self) -> bool:
         """Fetch (or re-validate) the copy of geo's layer now, in this thread; False when geo did
         not give one (it is then tried again a ttl later)."""
-        if not self.replica.begin_refresh():
-            return False
-        confirmed = False
-        try:
-            confirmed = self._fetch_replica()
-        finally:
-            self.replica.end_refresh(confirmed)
-        return confirmed
+        return self.replica.begin_refresh() and self._fetch_claimed()
 
     def load_replica_until_held(self) -> bool:
         """load_replica now, and while geo gives none, again in the background until it does
@@ -230,9 +223,7 @@ class GeoClient:
         while self.replica.copy is None and not self._closed.wait(wait):
             self.load_replica()
             wait = min(2 * wait, self.replica.ttl)
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:  # this thread ends: so does its connection
-            self._discard(connection)
+        self._drop_thread_connection()
 
     def tracts_within_radius(self, lat: float, lon: float, radius_km: float) -> RadiusHits:
         """Tracts whose polygon meets the circle, nearest first, with their distance from the
@@ -246,11 +237,10 @@ class GeoClient:
         already (then waited for); Unavailable when geo gives none."""
         if not self.replica.begin_refresh(wait=2 * self.timeout):
             raise Unavailable(UNAVAILABLE_MESSAGE)
-        confirmed = False
-        try:
-            confirmed = self.replica.copy is not None or self._fetch_replica()
-        finally:
-            self.replica.end_refresh(confirmed)
+        if self.replica.copy is None:
+            self._fetch_claimed()
+        else:
+            self.replica.end_refresh(True)
         copy = self.replica.copy
         if copy is None:
             raise Unavailable(UNAVAILABLE_MESSAGE)
@@ -270,14 +260,25 @@ class GeoClient:
             threading.Thread(target=self._refresh_replica, name="geo-replica", daemon=True).start()
 
     def _refresh_replica(self) -> None:
+        try:
+            self._fetch_claimed()
+        finally:
+            self._drop_thread_connection()
+
+    def _drop_thread_connection(self) -> None:
+        """Close this thread's connection: the thread ends."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            self._discard(connection)
+
+    def _fetch_claimed(self) -> bool:
+        """_fetch_replica under the refresh claim already taken, which it releases."""
         confirmed = False
         try:
             confirmed = self._fetch_replica()
         finally:
-            connection = getattr(self._local, "connection", None)
-            if connection is not None:  # this thread ends: so does its connection
-                self._discard(connection)
             self.replica.end_refresh(confirmed)
+        return confirmed
 
     def _fetch_replica(self) -> bool:
         etag = self.replica.etag

@@ -63,14 +63,16 @@ def azimuthal(
     # precise: small angles keep their relative precision.
     dlam = np.radians((lons - lon).astype(np.float32))
     dphi = np.radians((lats - lat).astype(np.float32))
-    if np.abs(dlam).max(initial=0) > math.pi:  # across the antimeridian
+    widest = np.abs(dlam).max(initial=0)
+    if widest > math.pi:  # across the antimeridian
         dlam = (dlam + np.float32(math.pi)) % np.float32(2 * math.pi) - np.float32(math.pi)
+        widest = np.abs(dlam).max(initial=0)
     cos_phi = np.cos(dphi + np.float32(math.radians(lat)))
     versine = 2 * np.sin(dlam / 2) ** 2  # 1 - cos(dlam), without cancellation
     east = np.sin(dlam) * cos_phi
     north = np.sin(dphi) + np.float32(sin_phi0) * cos_phi * versine
-    near = max(np.abs(dlam).max(initial=0), np.abs(dphi).max(initial=0)) <= math.pi / 4
-    if near:  # orthographic: cos of the angle >= cos 45 - (1 - cos 45) > 0 for every point
+    # Orthographic within 45 degrees: cos of the angle >= cos 45 - (1 - cos 45) > 0 for all.
+    if max(widest, np.abs(dphi).max(initial=0)) <= math.pi / 4:
         return east, north
     # Equidistant: beyond 90 degrees the sine would fold the far side back onto the near one.
     cos_c = np.cos(dphi) - np.float32(cos_phi0) * cos_phi * versine

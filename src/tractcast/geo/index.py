@@ -40,7 +40,7 @@ class TractHit(NamedTuple):
 
 class RadiusHits(NamedTuple):
     """Tracts meeting a circle as positions in their layer's tract list, nearest first, then by
-    id: what geo sends the API, which holds that list from the lookup grid."""
+    id: what the API's copy of geo's layer answers (the tracts come with the copy)."""
 
     layer: str  # fingerprint of the layer the positions index
     tracts: Sequence[Tract]  # the layer's tracts, by position
