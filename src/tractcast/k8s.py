@@ -27,6 +27,7 @@ from tractcast.errors import InvalidInput
 from tractcast.nginxconf import TLS_PORT, check_rate
 from tractcast.settings import Settings
 
+# The inputs in a source checkout (the installed package does not ship them).
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -377,17 +378,24 @@ def scraped_ports() -> dict[str, int]:
     return ports
 
 
-def deployment(
-    name: str,
-    service: Mapping[str, Any],
-    values: Mapping[str, Any],
-    config: Mapping[str, str],
-    checksum: str,
+def probes(service: Mapping[str, Any], values: Mapping[str, Any]) -> Object:
+    """Liveness from compose's health check; readiness on /readyz where the service has one."""
+    liveness = liveness_probe(service["healthcheck"])
+    found: Object = {"livenessProbe": liveness}
+    if not container_ports(service):
+        return found  # no Service sends it traffic: nothing to be ready for
+    http_get = liveness.get("httpGet")
+    if http_get and http_get["path"] == "/healthz":
+        found["readinessProbe"] = readiness_probe(http_get["port"], values["readiness"])
+    else:  # no /readyz of its own (nginx): ready when alive
+        found["readinessProbe"] = {k: v for k, v in liveness.items() if k != "initialDelaySeconds"}
+    return found
+
+
+def container_spec(
+    name: str, service: Mapping[str, Any], values: Mapping[str, Any], config: Mapping[str, str]
 ) -> Object:
-    """The Deployment of one compose service."""
-    namespace, secret_name = values["namespace"], secret_name_of(values)
-    ports = container_ports(service)
-    gpus = gpu_count(service)
+    """The one container of a compose service's pod."""
     container: Object = {
         "name": name,
         "image": image_name(service["image"], values),
@@ -397,39 +405,35 @@ def deployment(
         command = service["command"]
         args = shlex.split(command) if isinstance(command, str) else list(command)
         container["args"] = [interpolate(a, config, as_reference=True) for a in args]
-    if service.get("env_file"):
-        container["envFrom"] = [{"configMapRef": {"name": CONFIG_NAME}}]
-    env = container_env(service, config, secret_name)
+    if service.get("env_file"):  # compose's .env: the settings, plus e.g. AWS_* credentials
+        container["envFrom"] = [{"configMapRef": {"name": CONFIG_NAME}}] + [
+            {"secretRef": {"name": secret}} for secret in values["secrets"].get("envFrom") or []
+        ]
+    env = container_env(service, config, secret_name_of(values))
     if env:
         container["env"] = env
+    ports = container_ports(service)
     if ports:
         container["ports"] = [
             {"name": port_name(p, i == 0), "containerPort": p, "protocol": "TCP"}
             for i, p in enumerate(ports)
         ]
-    container["livenessProbe"] = liveness_probe(service["healthcheck"])
-    if ports:
-        action = container["livenessProbe"]
-        http_get = action.get("httpGet")
-        if http_get and http_get["path"] == "/healthz":
-            container["readinessProbe"] = readiness_probe(http_get["port"], values["readiness"])
-        else:  # no /readyz of its own (nginx): ready when alive
-            container["readinessProbe"] = {
-                k: v for k, v in action.items() if k != "initialDelaySeconds"
-            }
+    container |= probes(service, values)
     resources = dict(values["resources"].get(name) or {})
+    gpus = gpu_count(service)
     if gpus:
         resources["limits"] = {**resources.get("limits", {}), "nvidia.com/gpu": gpus}
     if resources:
         container["resources"] = resources
-    volumes, mounts = volumes_for(name, service, values)
-    if mounts:
-        container["volumeMounts"] = mounts
-    identity = values["podSecurity"][service["image"].partition(":")[0]]
     container["securityContext"] = {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
     }
+    return container
+
+
+def pod_annotations(name: str, checksum: str) -> dict[str, str]:
+    """The settings checksum (a change rolls the pods) and where Prometheus scrapes."""
     annotations = {"tractcast/settings-checksum": checksum}
     scraped = scraped_ports()
     if name in scraped:
@@ -438,6 +442,18 @@ def deployment(
             "prometheus.io/port": str(scraped[name]),
             "prometheus.io/path": "/metrics",
         }
+    return annotations
+
+
+def pod_spec(
+    name: str, service: Mapping[str, Any], values: Mapping[str, Any], config: Mapping[str, str]
+) -> Object:
+    """The pod: its user, container, volumes, and GPU placement when compose reserves a GPU."""
+    identity = values["podSecurity"][service["image"].partition(":")[0]]
+    container = container_spec(name, service, values, config)
+    volumes, mounts = volumes_for(name, service, values)
+    if mounts:
+        container["volumeMounts"] = mounts
     pod: Object = {
         "securityContext": {
             "runAsNonRoot": True,
@@ -449,16 +465,27 @@ def deployment(
     }
     if volumes:
         pod["volumes"] = volumes
-    if gpus:
+    if gpu_count(service):
         pod["nodeSelector"] = dict(values["gpu"]["nodeSelector"])
         pod["tolerations"] = list(values["gpu"]["tolerations"])
         pod["terminationGracePeriodSeconds"] = int(values["workerTerminationGracePeriodSeconds"])
+    return pod
+
+
+def deployment(
+    name: str,
+    service: Mapping[str, Any],
+    values: Mapping[str, Any],
+    config: Mapping[str, str],
+    checksum: str,
+) -> Object:
+    """The Deployment of one compose service."""
     spec: Object = {
         "selector": {"matchLabels": selector(name)},
-        "strategy": strategy(name, gpus),
+        "strategy": strategy(name, gpu_count(service)),
         "template": {
-            "metadata": {"labels": labels(name), "annotations": annotations},
-            "spec": pod,
+            "metadata": {"labels": labels(name), "annotations": pod_annotations(name, checksum)},
+            "spec": pod_spec(name, service, values, config),
         },
     }
     replicas = replica_rule(name, service, values)
@@ -467,7 +494,7 @@ def deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(name, namespace, name),
+        "metadata": metadata(name, values["namespace"], name),
         "spec": spec,
     }
 

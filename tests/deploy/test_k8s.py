@@ -426,6 +426,17 @@ def test_an_existing_secret_is_referenced_instead_of_rendered(
     assert refs == {"sealed-tractcast"}
 
 
+def test_secrets_named_in_values_reach_every_python_pod_like_compose_s_env_file(
+    compose: dict[str, Any], values: dict
+) -> None:
+    values["secrets"]["envFrom"] = ["tractcast-s3"]
+    files = k8s.render(compose, {}, values)
+    for name, service in compose["services"].items():
+        if service.get("env_file"):
+            assert {"secretRef": {"name": "tractcast-s3"}} in container(files, name)["envFrom"]
+    assert "envFrom" not in container(files, "nginx")
+
+
 # ---- what the renderer refuses ----------------------------------------------------------------
 
 
@@ -500,6 +511,9 @@ def test_make_k8s_writes_one_file_per_part_and_removes_stale_ones(
     api = list(yaml.safe_load_all((out / "30-api.yaml").read_text()))
     image = api[0]["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "registry.example.org/health/tractcast:1.4"
+    for path in out.glob("*.yaml"):
+        for obj in yaml.safe_load_all(path.read_text()):
+            assert schema_errors(obj, K8S_VERSIONS[0]) == []
     warnings = capsys.readouterr().err
     assert "external.brokerUrl is still the shipped placeholder" in warnings
     assert "secrets.databaseUrl" not in warnings
