@@ -204,7 +204,7 @@ def settings_config(
     config = dict(known)
     for source, layer in (("env file", env), ("docker-compose.yml", compose_env)):
         config |= {k: v for k, v in layer.items() if k.startswith("TRACTCAST_")}
-        unknown = set(layer) - set(known) - {k for k in layer if not k.startswith("TRACTCAST_")}
+        unknown = {k for k in layer if k.startswith("TRACTCAST_") and k not in known}
         if unknown:
             raise InvalidInput(f"{source} sets {sorted(unknown)}, not in .env.example")
     overrides = {k: str(v) for k, v in (values.get("settings") or {}).items()}

@@ -402,6 +402,11 @@ def test_no_real_secret_is_committed_and_an_empty_token_is_generated(
     assert len(tokens) == 2 and all(len(t) >= 40 for t in tokens)
 
 
+def test_a_misspelt_setting_in_the_env_file_is_refused(compose: dict, values: dict) -> None:
+    with pytest.raises(InvalidInput, match=r"env file sets \['TRACTCAST_EPOCH'\]"):
+        k8s.render(compose, {"TRACTCAST_EPOCH": "5", "AWS_REGION": "eu-south-1"}, values)
+
+
 def test_the_env_file_s_admin_token_is_the_one_deployed(
     compose: dict[str, Any], values: dict
 ) -> None:
