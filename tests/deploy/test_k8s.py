@@ -293,6 +293,28 @@ def test_settings_come_from_env_example_then_the_env_file_then_values(
     assert config["TRACTCAST_BROKER_URL"] == values["external"]["brokerUrl"]
 
 
+def test_every_reference_a_pod_makes_resolves_to_a_rendered_key(files: Files) -> None:
+    config = set(find(files, "ConfigMap", k8s.CONFIG_NAME)["data"])
+    secret = set(find(files, "Secret", k8s.SECRET_NAME)["stringData"])
+    claims = {o["metadata"]["name"] for o in objects(files) if o["kind"] == "PersistentVolumeClaim"}
+    for deployment in (o for o in objects(files) if o["kind"] == "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        box = pod["containers"][0]
+        for word in box.get("args", []):
+            assert set(re.findall(r"\$\((\w+)\)", word)) <= config, word
+        for env in box.get("env", []):
+            ref = env.get("valueFrom", {})
+            if "configMapKeyRef" in ref:
+                assert ref["configMapKeyRef"]["key"] in config, env
+            if "secretKeyRef" in ref:
+                assert ref["secretKeyRef"]["key"] in secret, env
+        for volume in pod.get("volumes", []):
+            if "persistentVolumeClaim" in volume:
+                assert volume["persistentVolumeClaim"]["claimName"] in claims, volume
+        mounted = {m["name"] for m in box.get("volumeMounts", [])}
+        assert mounted == {v["name"] for v in pod.get("volumes", [])}
+
+
 def test_the_gunicorn_services_serve_the_probed_paths() -> None:
     for name in GUNICORN_SERVICES:
         views = (ROOT / "services" / name / "views.py").read_text()
