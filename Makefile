@@ -50,6 +50,11 @@ test: install ## run the whole test suite (unit, services, end to end through ng
 lint: install ## ruff over the code
 	$(BIN)/ruff check src services tests bench
 
+K8S_DIR ?= var/k8s
+k8s: $(VENV)/.installed ## render Kubernetes manifests into $(K8S_DIR) from compose, .env and k8s/values.yaml (+ K8S_VALUES=file)
+	$(BIN)/python -m tractcast.k8s --out $(K8S_DIR) $(if $(K8S_VALUES),--values $(K8S_VALUES)) \
+		$(if $(wildcard .env),--env-file .env)
+
 bench: install ## run the benchmarks and print their figures (long: about an hour in all)
 	$(BIN)/python -m bench.startup
 	$(BIN)/python -m bench.ingest
@@ -65,4 +70,4 @@ bench-postgis: install ## point -> tract against PostGIS (needs postgresql-15-po
 
 clean: ## remove local state (models, demo data, logs); keeps .venv
 	rm -rf var
-.PHONY: help install up down worker mlflow migrate test lint bench bench-postgis clean
+.PHONY: help install up down worker mlflow migrate test lint k8s bench bench-postgis clean
