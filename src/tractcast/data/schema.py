@@ -16,6 +16,13 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from tractcast.data.relations import (
+    MIN_CELLS,
+    Relation,
+    find_relations,
+    name_role,
+    value_grid,
+)
 from tractcast.errors import DataRejected, InvalidInput
 
 DATE_FORMATS = (
@@ -639,6 +646,19 @@ def check_kind(kind: str | None) -> None:
         raise InvalidInput(f"value_kind must be one of {VALUE_KINDS}, got {kind!r}")
 
 
+@dataclass(frozen=True, eq=False)
+class ValueCandidate:
+    """A column that holds counts per tract: its values, kind, implied total and evidence."""
+
+    name: str
+    kind: str
+    total: float
+    evidence: dict[str, Any]
+    number_format: str
+    values: pd.Series
+    role: str  # what its name says: "cases", "other", "rate" or ""
+
+
 def infer_value_column(
     frame: pd.DataFrame,
     dates: pd.Series,
@@ -648,13 +668,20 @@ def infer_value_column(
     column: str | None = None,
     kind: str | None = None,
     min_rising: float = 0.9,
+    populations: dict[str, float] | None = None,
 ) -> ValueInference:
-    """The count column (cumulative first, then largest total) and whether it is cumulative."""
+    """The raw case count among the count columns, and whether it is cumulative.
+
+    Columns that derive from another (rates per population, rolling sums and means, daily
+    differences of a cumulative column) are set aside by content (relations.py); then other
+    measures (tests, deaths ...) by name; among what is left the cumulative column with the
+    largest total wins, unless two columns stay indistinguishable: then the release is refused.
+    """
     check_kind(kind)
     sample = sample_rows(frame)
     columns = [column] if column else [name for name in frame.columns if name not in exclude]
     rejected: dict[str, str] = {}
-    candidates = []
+    candidates: list[ValueCandidate] = []
     for name in columns:
         number_format = detect_number_format(sample[name])
         screen = screen_count_column(sample[name], number_format)
@@ -671,17 +698,165 @@ def infer_value_column(
         evidence = {k: round(v, 4) for k, v in screen.items()} | steps
         evidence["number_format"] = number_format
         total = magnitude(values, keys, chosen_kind)
-        candidates.append((name, chosen_kind, total, evidence, number_format))
+        role = name_role(name)
+        candidates.append(
+            ValueCandidate(name, chosen_kind, total, evidence, number_format, values, role)
+        )
     if not candidates:
         raise DataRejected("no value column: no column holds non-negative integer counts per tract")
-    ranked = sorted(candidates, key=lambda c: (c[1] == "cumulative", c[2]), reverse=True)
-    name, chosen_kind, total, evidence, number_format = ranked[0]
-    evidence = {**evidence, "implied_total": total, "override": bool(column), "rejected": rejected}
-    evidence["kind_override"] = kind is not None
-    evidence["other_candidates"] = [c[0] for c in ranked[1:]]
+    relations: list[Relation] = []
+    if column is None and len(candidates) > 1:
+        grid = value_grid(dates, keys, {c.name: c.values for c in candidates})
+        relations = find_relations(grid, {c.name: c.kind for c in candidates})
+    chosen, roles = choose_count(candidates, relations, rejected, populations or {})
+    evidence = {
+        **chosen.evidence,
+        "implied_total": chosen.total,
+        "override": bool(column),
+        "rejected": rejected,
+        "kind_override": kind is not None,
+        "name_roles": roles,
+        "relations": [r.to_dict() for r in relations],
+        "other_candidates": [c.name for c in candidates if c.name != chosen.name],
+    }
     return ValueInference(
-        column=name, evidence=evidence, kind=chosen_kind, number_format=number_format
+        column=chosen.name, evidence=evidence, kind=chosen.kind, number_format=chosen.number_format
     )
+
+
+def choose_count(
+    candidates: list[ValueCandidate],
+    relations: list[Relation],
+    rejected: dict[str, str],
+    populations: dict[str, float],
+) -> tuple[ValueCandidate, dict[str, str]]:
+    """The raw case count among candidates; what was set aside goes into `rejected`."""
+    roles = {c.name: c.role for c in candidates}
+    if len(candidates) == 1:
+        return candidates[0], roles
+    by_name = {c.name: c for c in candidates}
+    unresolved = []
+    for relation in relations:
+        if relation.column in rejected or relation.source in rejected:
+            continue
+        if not relation.symmetric or relation.kind == "copy":
+            rejected[relation.column] = describe_relation(relation)
+            continue
+        derived, why = orient_relation(relation, by_name, populations)
+        if derived is None:
+            unresolved.append(relation)
+            continue
+        source = relation.source if derived == relation.column else relation.column
+        rejected[derived] = f"{describe_relation(relation, derived, source)}; {why}"
+    pool = [c for c in candidates if c.name not in rejected]
+    for relation in unresolved:
+        if relation.column in {c.name for c in pool} and relation.source in {c.name for c in pool}:
+            raise DataRejected(
+                f"ambiguous value column: {relation.column!r} is a per-tract constant multiple "
+                f"of {relation.source!r} (factor {relation.factor:.4g}, varying by "
+                f"{relation.factor_spread:.0%} across tracts, fit {relation.share_fit:.0%} of "
+                f"{relation.cells} cells), so one is a rate of the other, and neither their "
+                "names, a population in the tract layer nor their rounding tells which is the "
+                "count; set TRACTCAST_VALUE_COLUMN (and TRACTCAST_VALUE_KIND) to choose"
+            )
+    plain = [c for c in pool if c.role in ("cases", "")]
+    for c in pool:
+        if plain and c.role in ("rate", "other"):
+            rejected[c.name] = (
+                "named as a rate, share or rolling window"
+                if c.role == "rate"
+                else "named as another measure (tests, deaths, hospital ...), not cases"
+            )
+    if not plain:
+        names = ", ".join(repr(c.name) for c in pool)
+        raise DataRejected(
+            f"no case count column: the count columns left ({names}) are named as rates or as "
+            "other measures (tests, deaths ...); set TRACTCAST_VALUE_COLUMN to use one anyway"
+        )
+    ranked = sorted(plain, key=lambda c: (c.role == "cases", c.kind == "cumulative", c.total))
+    best = ranked[-1]
+    rivals = [c for c in ranked[:-1] if (c.role, c.kind) == (best.role, best.kind)]
+    if rivals:
+        summed = sum_of_parts(best, rivals, candidates)
+        if summed is None:
+            names = ", ".join(repr(c.name) for c in [best, *rivals])
+            raise DataRejected(
+                f"ambiguous value column: {names} are all {best.kind} counts"
+                f"{' named as cases' if best.role == 'cases' else ''}, none derives from "
+                "another and none is the sum of the others; set TRACTCAST_VALUE_COLUMN "
+                "(and TRACTCAST_VALUE_KIND) to choose"
+            )
+        for c in rivals:
+            rejected[c.name] = f"a part of {best.name!r} ({summed})"
+    return best, roles
+
+
+def sum_of_parts(
+    best: ValueCandidate, parts: list[ValueCandidate], candidates: list[ValueCandidate]
+) -> str | None:
+    """Evidence that `best` is the row-wise sum of `parts` (age or sex columns and their total)."""
+    if len(parts) < 2:
+        return None
+    total = best.values.to_numpy(dtype=float)
+    summed = np.nansum([p.values.to_numpy(dtype=float) for p in parts], axis=0)
+    both = ~np.isnan(total)
+    if both.sum() < MIN_CELLS:
+        return None
+    share = float((np.abs(total[both] - summed[both]) <= 0.5).mean())
+    return f"the sum of {len(parts)} columns in {share:.0%} of rows" if share >= 0.95 else None
+
+
+def describe_relation(relation: Relation, derived: str = "", source: str = "") -> str:
+    """How one column derives from another, in words."""
+    derived, source = derived or relation.column, source or relation.source
+    over = {"identity": "", "difference": " of the daily differences"}.get(
+        relation.transform, f" of the {relation.transform.split('_')[-1]}-day sums"
+    )
+    words = {
+        "copy": f"a copy of {source!r}",
+        "difference": f"the daily differences of {source!r}",
+        "rolling_sum": f"the {relation.transform.split('_')[-1]}-day rolling sum of {source!r}",
+        "rolling_mean": f"the {relation.transform.split('_')[-1]}-day rolling mean of {source!r}",
+        "rate": f"a rate per population{over} of {source!r}",
+        "scaled": f"a constant multiple (x{relation.factor:.4g}){over} of {source!r}",
+    }
+    return f"derived: {words[relation.kind]} (fits {relation.share_fit:.0%} of {relation.cells})"
+
+
+def orient_relation(
+    relation: Relation, by_name: dict[str, ValueCandidate], populations: dict[str, float]
+) -> tuple[str | None, str]:
+    """Which column of a symmetric multiple-of relation is the derived one, and why."""
+    a, b = by_name[relation.column], by_name[relation.source]
+    power = population_power(relation.factors, populations)
+    if power is not None:
+        derived = a.name if power > 0 else b.name
+        return derived, f"x population of the tract = 10^{abs(power)} (per-capita rate)"
+    roles = {a.role, b.role}
+    if "rate" in roles and len(roles) == 2:
+        derived = a.name if a.role == "rate" else b.name
+        return derived, "its name says rate"
+    integer = {c.name: c.evidence["share_integer"] >= 0.999 for c in (a, b)}
+    if integer[a.name] != integer[b.name]:
+        derived = b.name if integer[a.name] else a.name
+        return derived, "it has decimals, the other is whole counts"
+    return None, ""
+
+
+def population_power(factors: dict[str, float], populations: dict[str, float]) -> int | None:
+    """n when factor x population is 10^n for every tract (derived is per 10^n inhabitants),
+    -n when factor / population is 10^-n (the source is the rate), else None."""
+    pairs = [(f, populations[k]) for k, f in factors.items() if k in populations and f > 0]
+    if len(pairs) < 2:
+        return None
+    factor, population = (np.array(x, dtype=float) for x in zip(*pairs, strict=True))
+    for sign, products in ((1, factor * population), (-1, population / factor)):
+        median = float(np.median(products))
+        exponent = np.log10(median) if median > 0 else 0.0
+        spread = float(np.median(np.abs(products / median - 1)))
+        if spread <= 0.02 and abs(exponent - round(exponent)) <= 0.01 and round(exponent) >= 2:
+            return sign * int(round(exponent))
+    return None
 
 
 def infer_cell_values(
@@ -856,9 +1031,45 @@ def infer_schema(
     areas = area_keys(frame, tract, layer)
     tract_keys = areas.keys.where(areas.tracts.notna(), "")  # judge counts on real tracts only
     value = infer_value_column(
-        frame, dates, tract_keys, exclude=used, column=value_column, kind=value_kind
+        frame,
+        dates,
+        tract_keys,
+        exclude=used,
+        column=value_column,
+        kind=value_kind,
+        populations=key_populations(tract, layer),
     )
     return Schema(layout="long", date=date, tract=tract, value=value)
+
+
+POPULATION_NAME = re.compile(
+    r"pop|inhabit|resident|einwohner|abitant|habitant|poblaci|bevolking|ludnos|residenti",
+    re.IGNORECASE,
+)
+
+
+def tract_populations(layer: TractLayer) -> tuple[str, dict[str, float]]:
+    """The layer property holding each tract's population (named so, positive numbers for at
+    least 90% of tracts) and tract id -> population; ("", {}) when the layer has none."""
+    properties = layer.properties()
+    names = [n for n in dict.fromkeys(k for p in properties for k in p) if POPULATION_NAME.search(n)]
+    for name in names:
+        values = {}
+        for props, tract in zip(properties, layer.tracts, strict=True):
+            number = parse_counts(pd.Series([str(props.get(name, ""))], dtype=object)).iat[0]
+            if number > 0:
+                values[tract.id] = float(number)
+        if len(values) >= 0.9 * max(len(layer.tracts), 1):
+            return name, values
+    return "", {}
+
+
+def key_populations(tract: TractKeyInference, layer: TractLayer) -> dict[str, float]:
+    """Normalised area key -> population of its tract, when the layer carries populations."""
+    _, populations = tract_populations(layer)
+    if not populations or tract.coordinates is not None:
+        return {}
+    return {k: populations[t] for k, t in tract.key_map.items() if t in populations}
 
 
 def infer_wide_schema(
