@@ -69,7 +69,10 @@ class Grid:
 
 
 def value_grid(
-    dates: pd.Series, keys: pd.Series, columns: dict[str, pd.Series], max_cells: int = MAX_GRID_CELLS
+    dates: pd.Series,
+    keys: pd.Series,
+    columns: dict[str, pd.Series],
+    max_cells: int = MAX_GRID_CELLS,
 ) -> Grid:
     """Sum each column per (key, day) onto a full-date grid (summing keeps linear relations)."""
     dates = pd.Series(np.asarray(dates))

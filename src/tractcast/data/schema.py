@@ -33,10 +33,12 @@ VALUE_KINDS = ("cumulative", "daily")
 LAYOUTS = ("long", "wide", "wide_by_tract")
 NUMBER_FORMATS = ("plain", "thousands_comma", "decimal_comma")
 HEADERS = "[column headers]"
+FILE_DATE = "[date in file name]"
 CELLS = "[cells]"
 _TIME_PART = re.compile(
     r"(T|\s+)\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|UTC|[+-]\d{2}(:?\d{2})?)?$", re.IGNORECASE
 )
+_MIDNIGHT = re.compile(r"^(T|\s+)0?0:00(:00(\.0+)?)?\s*(Z|UTC|[+-]00(:?00)?)?$", re.IGNORECASE)
 _DECIMAL_COMMA = re.compile(r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$")
 _THOUSANDS_COMMA = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _THOUSANDS_DOT = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+$")
@@ -279,15 +281,29 @@ def detect_layout(
 
 
 def infer_date_column(
-    frame: pd.DataFrame, column: str | None = None, min_share: float = 0.8
+    frame: pd.DataFrame,
+    column: str | None = None,
+    min_share: float = 0.8,
+    files: np.ndarray | None = None,
 ) -> DateInference:
     """The column whose values parse as dates for the most rows (at least min_share of them);
-    among equals, the one with the most distinct days."""
+    among equals, the one with the most distinct days.
+
+    With several files (`files`: the file of every row), a date constant within each file (a
+    column, else the date in the file name) is the report date and beats a column whose values
+    vary within a file (an update time, often with times of day and the next day in UTC).
+    """
     columns = [column] if column else list(frame.columns)
     sample = sample_rows(frame)
     scores = {name: best_date_format(sample[name]) for name in columns}
     distinct = {name: sample[name].nunique() if scores[name][1] > 0 else 0 for name in columns}
     best = max(columns, key=lambda name: (round(scores[name][1], 2), distinct[name]))
+    roles: dict[str, dict[str, Any]] = {}
+    if column is None and files is not None and len(np.unique(files)) > 1:
+        roles = date_roles(frame, scores, files)
+        reports = [n for n, r in roles.items() if r["role"] == "report_date"]
+        if reports:  # a column written in the files first, the file name's date last
+            best = max(reports, key=lambda n: (n != FILE_DATE, round(scores[n][1], 2)))
     date_format = scores[best][0]
     share = float(parse_dates(frame[best], date_format).notna().mean())
     evidence: dict[str, Any] = {"format": date_format, "share_parsed": round(share, 4)}
@@ -295,11 +311,101 @@ def infer_date_column(
         evidence["override"] = True
     else:
         evidence["candidates"] = {n: round(s, 4) for n, (_, s) in scores.items() if s > 0}
+    if roles:
+        evidence["source"] = roles.get(best, {}).get("role", "date")
+        evidence["roles"] = roles
+        evidence |= date_agreement(frame, best, date_format, roles, scores)
     if share < (0.01 if column else min_share):
         raise DataRejected(
             f"no date column: the best candidate {best!r} parses as dates in {share:.0%} of rows"
         )
     return DateInference(column=best, evidence=evidence, date_format=date_format)
+
+
+def has_time_of_day(values: pd.Series) -> float:
+    """Share of distinct values that carry a time of day other than midnight."""
+    unique = pd.Series(pd.unique(values.astype(object)), dtype=object).astype(str).str.strip()
+    unique = unique[unique != ""]
+    if unique.empty:
+        return 0.0
+    found = [_TIME_PART.search(u) for u in unique]
+    clock = [m.group(0) for m in found if m is not None]
+    return sum(1 for c in clock if not _MIDNIGHT.search(c)) / len(unique)
+
+
+def date_roles(
+    frame: pd.DataFrame,
+    scores: dict[str, tuple[str, float]],
+    files: np.ndarray,
+    min_share: float = 0.5,
+) -> dict[str, dict[str, Any]]:
+    """Per date-like column: "report_date" (one day per file, varying across files) or
+    "update_time" (varying within files), with its share constant per file and of times of day."""
+    roles = {}
+    for name, (fmt, share) in scores.items():
+        if share < min_share:
+            continue
+        days = parse_dates(frame[name], fmt)
+        per_file = pd.DataFrame({"file": files, "day": days}).dropna()
+        if per_file.empty:
+            continue
+        counts = per_file.groupby("file")["day"].nunique()
+        constant = float((counts <= 1).mean())
+        times = has_time_of_day(sample_rows(frame[[name]])[name])
+        text = pd.DataFrame({"file": files, "text": frame[name].to_numpy()})
+        same_text = float((text.groupby("file")["text"].nunique() <= 1).mean())
+        varies = per_file["day"].nunique() > 1
+        if times > 0 and same_text < 0.99:  # clock times that differ within a file: updates
+            role = "update_time"
+        elif constant >= 0.99 and varies and share >= 0.8:
+            role = "report_date"
+        else:
+            role = "update_time" if constant < 0.99 else "constant"
+        roles[name] = {
+            "role": role,
+            "share_parsed": round(share, 4),
+            "share_files_one_day": round(constant, 4),
+            "share_times_of_day": round(times, 4),
+            "share_files_one_text": round(same_text, 4),
+        }
+    return roles
+
+
+def date_agreement(
+    frame: pd.DataFrame,
+    chosen: str,
+    chosen_format: str,
+    roles: dict[str, dict[str, Any]],
+    scores: dict[str, tuple[str, float]],
+) -> dict[str, Any]:
+    """How the other date-like columns differ from the chosen report date, in days."""
+    base = parse_dates(frame[chosen], chosen_format)
+    offsets: dict[str, Any] = {}
+    notes = []
+    for name in roles:
+        if name == chosen:
+            continue
+        other = parse_dates(frame[name], scores[name][0])
+        both = base.notna() & other.notna()
+        if not both.any():
+            continue
+        delta = (other[both] - base[both]).dt.days
+        counts = delta.value_counts()
+        share = float((delta != 0).mean())
+        offsets[name] = {
+            "share_rows_other_day": round(share, 4),
+            "days_offset": {str(int(k)): int(v) for k, v in counts.head(5).items()},
+        }
+        if share > 0:
+            usual = int(counts.index[0])
+            notes.append(
+                f"{name!r} ({roles[name]['role'].replace('_', ' ')}) falls on another day than "
+                f"{chosen!r} in {share:.0%} of rows (most often {usual:+d} days)"
+            )
+    found: dict[str, Any] = {"other_dates": offsets}
+    if notes:
+        found["disagreement"] = "; ".join(notes)
+    return found
 
 
 # --- tract key --------------------------------------------------------------------------------
@@ -749,8 +855,10 @@ def choose_count(
         source = relation.source if derived == relation.column else relation.column
         rejected[derived] = f"{describe_relation(relation, derived, source)}; {why}"
     pool = [c for c in candidates if c.name not in rejected]
+    plain = [c for c in pool if c.role in ("cases", "")]
+    plain_names = {c.name for c in plain}
     for relation in unresolved:
-        if relation.column in {c.name for c in pool} and relation.source in {c.name for c in pool}:
+        if relation.column in plain_names and relation.source in plain_names:
             raise DataRejected(
                 f"ambiguous value column: {relation.column!r} is a per-tract constant multiple "
                 f"of {relation.source!r} (factor {relation.factor:.4g}, varying by "
@@ -759,7 +867,6 @@ def choose_count(
                 "names, a population in the tract layer nor their rounding tells which is the "
                 "count; set TRACTCAST_VALUE_COLUMN (and TRACTCAST_VALUE_KIND) to choose"
             )
-    plain = [c for c in pool if c.role in ("cases", "")]
     for c in pool:
         if plain and c.role in ("rate", "other"):
             rejected[c.name] = (
@@ -998,8 +1105,12 @@ def infer_schema(
     value_column: str | None = None,
     value_kind: str | None = None,
     coordinate_columns: tuple[str, str] | None = None,
+    files: np.ndarray | None = None,
 ) -> Schema:
-    """Infer layout, date, tract key and value columns of a text table; overrides skip inference."""
+    """Infer layout, date, tract key and value columns of a text table; overrides skip inference.
+
+    `files` (the file of every row) lets a date constant within each file beat update times.
+    """
     for column, role in ((date_column, "date"), (tract_column, "tract"), (value_column, "value")):
         require_column(frame, column, role)
     for column in coordinate_columns or ():
@@ -1014,7 +1125,7 @@ def infer_schema(
         return infer_wide_schema(frame, layer, tract_column, value_kind, coordinate_columns)
     if layout == "wide_by_tract" and not (tract_column or coordinate_columns):
         return infer_wide_by_tract_schema(frame, layer, value_kind)
-    date = infer_date_column(frame, column=date_column)
+    date = infer_date_column(frame, column=date_column, files=files)
     dates = parse_dates(frame[date.column], date.date_format)
     max_keys = 2 * int(dates.value_counts().max()) + 10
     tract = infer_area(
@@ -1052,7 +1163,9 @@ def tract_populations(layer: TractLayer) -> tuple[str, dict[str, float]]:
     """The layer property holding each tract's population (named so, positive numbers for at
     least 90% of tracts) and tract id -> population; ("", {}) when the layer has none."""
     properties = layer.properties()
-    names = [n for n in dict.fromkeys(k for p in properties for k in p) if POPULATION_NAME.search(n)]
+    names = [
+        n for n in dict.fromkeys(k for p in properties for k in p) if POPULATION_NAME.search(n)
+    ]
     for name in names:
         values = {}
         for props, tract in zip(properties, layer.tracts, strict=True):
