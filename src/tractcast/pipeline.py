@@ -28,7 +28,7 @@ import pandas as pd
 from tractcast.data.demo import resolve_inputs
 from tractcast.data.ingest import IngestResult
 from tractcast.data.series import series_matrix
-from tractcast.data.watch import ingest_current_release
+from tractcast.data.watch import ingest_current_release, watcher_for
 from tractcast.errors import Conflict, TractcastError
 from tractcast.evaluation.backtest import (
     Backtest,
@@ -51,6 +51,7 @@ from tractcast.registry.integrity import verify_version_files
 from tractcast.registry.lifecycle import (
     open_stores,
     promote_version,
+    record_data_events,
     refresh_serving_bundle,
     register_version,
     reject_version,
@@ -294,6 +295,9 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
     with retrain_lock(Path(settings.store)):
         store, metadata = open_stores(settings)
         index, ingested = load_inputs(settings)
+        record_data_events(
+            metadata, watcher_for(settings), ingested.report, ingested.data_version, trigger
+        )
         arrays = series_arrays(ingested)
         timings["ingest"] = _lap(started, timings)
         candidates = candidate_forecasters(settings, arrays.first_weekday)

@@ -315,3 +315,30 @@ def per_day_frozen_tail(folder: Path, fresh_days: int = 24) -> Path:
             lines.append(f"{code},{name},{e.cumulative[k, source]:.0f}")
         files[f"cases_{day:%Y%m%d}.csv"] = "\n".join(lines) + "\n"
     return write(folder, files)
+
+
+MEASURES = ("confirmed cases", "tests performed", "deaths", "hospitalised")
+
+
+def long_measures(folder: Path) -> Path:
+    """A long file with one row per area, day and indicator (cases, tests, deaths, hospital)."""
+    e = EPIDEMIC
+    lines = ["date,area_id,indicator,value"]
+    for t, day in enumerate(days()):
+        for k, (code, _, _, _) in enumerate(COUNTIES):
+            values = (e.daily[k, t], e.tests[k, t], e.deaths[k, t], e.deaths[k, t] * 3)
+            for measure, value in zip(MEASURES, values, strict=True):
+                lines.append(f"{day},{code},{measure},{value:.0f}")
+    return write(folder, {"indicators_long.csv": "\n".join(lines) + "\n"})
+
+
+def age_columns_with_total(folder: Path) -> Path:
+    """Daily cases per area with one column per age class beside a column with their total."""
+    e = EPIDEMIC
+    rng = np.random.default_rng(7)
+    lines = ["date,code," + ",".join(f"cases_{g}" for g in ("0_19", "20_59", "60_plus", "total"))]
+    for t, day in enumerate(days()):
+        for k, (code, _, _, _) in enumerate(COUNTIES):
+            parts = rng.multinomial(int(e.daily[k, t]), [0.3, 0.5, 0.2])
+            lines.append(f"{day},{code}," + ",".join(str(p) for p in parts) + f",{e.daily[k, t]:.0f}")
+    return write(folder, {"cases_age_columns.csv": "\n".join(lines) + "\n"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -151,6 +151,8 @@ def ingest_table(
         coordinate_columns=coordinate_columns,
         files=table.files,
     )
+    rows_read = table.rows_read
+    table, filtered = filter_rows(table, schema)
     cells = table_cells(table.frame, schema, index)
     observations, quarantine = extract_observations(table, cells, schema)
     del cells
@@ -199,8 +201,27 @@ def ingest_table(
         cleaning=cleaning,
     )
     report["rows_summed"] = summed
+    report["rows_filtered"] = filtered
+    report["rows_read"] = rows_read
     report["stale"] = stale_report(stale, dates, published_until, stale_days)
     return IngestResult(series=series, report=report, data_version=version)
+
+
+def filter_rows(table: Table, schema: Schema) -> tuple[Table, int]:
+    """The table without the rows of other categories (tests, deaths, age classes beside a
+    total row); and how many rows were left out."""
+    if not schema.row_filters:
+        return table, 0
+    keep = schema.kept_rows(table.frame)
+    if keep.all():
+        return table, 0
+    kept = replace(
+        table,
+        frame=table.frame[keep].reset_index(drop=True),
+        files=table.files[keep],
+        lines=table.lines[keep],
+    )
+    return kept, int((~keep).sum())
 
 
 # --- validation -------------------------------------------------------------------------------

@@ -100,6 +100,7 @@ class Schema:
     value: ValueInference
     date_headers: tuple[str, ...] = ()  # wide: the columns holding one day each
     tract_headers: tuple[str, ...] = ()  # wide_by_tract: the columns holding one tract each
+    row_filters: tuple[RowFilter, ...] = ()  # long: rows kept by category (total, cases)
 
     def evidence(self) -> dict[str, Any]:
         """The evidence of every inference, keyed by role."""
@@ -107,7 +108,28 @@ class Schema:
             "date": self.date.evidence,
             "tract": self.tract.evidence,
             "value": self.value.evidence,
+            "categories": [f.evidence for f in self.row_filters],
         }
+
+    def kept_rows(self, frame: pd.DataFrame) -> np.ndarray:
+        """Which rows of the table the row filters keep (all rows without filters)."""
+        keep = np.ones(len(frame), dtype=bool)
+        for row_filter in self.row_filters:
+            keep &= row_filter.keeps(frame)
+        return keep
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """A category column splitting each area-day into rows (measure, age class, sex) and the
+    categories kept: the case measure, or the all-ages/total row."""
+
+    column: str
+    keep: tuple[str, ...]  # normalised category values kept
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def keeps(self, frame: pd.DataFrame) -> np.ndarray:
+        return normalise_keys(frame[self.column]).isin(self.keep).to_numpy()
 
 
 @dataclass(frozen=True, eq=False)
@@ -1141,16 +1163,79 @@ def infer_schema(
         tract = replace(tract, labels=label_columns(frame, exclude=used))
     areas = area_keys(frame, tract, layer)
     tract_keys = areas.keys.where(areas.tracts.notna(), "")  # judge counts on real tracts only
+    filters = infer_row_filters(frame, dates, tract_keys, exclude=used)
+    keep = Schema("long", date, tract, ValueInference(""), row_filters=filters).kept_rows(frame)
     value = infer_value_column(
-        frame,
-        dates,
-        tract_keys,
-        exclude=used,
+        frame[keep],
+        dates[keep],
+        tract_keys[keep],
+        exclude=used + [f.column for f in filters],
         column=value_column,
         kind=value_kind,
         populations=key_populations(tract, layer),
     )
-    return Schema(layout="long", date=date, tract=tract, value=value)
+    return Schema(layout="long", date=date, tract=tract, value=value, row_filters=filters)
+
+
+TOTAL_WORDS = frozenset(
+    "total totals all overall tot alle gesamt insgesamt tutti totale todos todas total_general "
+    "tous ensemble both any all_ages allages alle_altersgruppen".split()
+)
+
+
+def infer_row_filters(
+    frame: pd.DataFrame,
+    dates: pd.Series,
+    keys: pd.Series,
+    exclude: Sequence[str],
+    max_categories: int = 50,
+    min_repeated: float = 0.5,
+) -> tuple[RowFilter, ...]:
+    """Category columns that split area-days into rows: keep the case measure among several
+    measures (never tests or deaths), else the total row among classes (age, sex); without
+    either the parts stay, to be summed."""
+    valid = dates.notna().to_numpy() & (keys != "").to_numpy()
+    if not valid.any():
+        return ()
+    pairs = pd.DataFrame({"key": keys[valid].to_numpy(), "day": dates[valid].to_numpy()})
+    if pairs.duplicated(keep=False).mean() < min_repeated:
+        return ()
+    filters = []
+    sample = sample_rows(frame)
+    for name in frame.columns:
+        if name in exclude or parse_counts(sample[name].astype(object)).notna().mean() > 0.5:
+            continue
+        categories = normalise_keys(frame[name])[valid]
+        distinct = categories.unique()
+        if not 2 <= len(distinct) <= max_categories:
+            continue
+        split = pairs.assign(category=categories.to_numpy())
+        if split.duplicated().mean() > 0.05:  # the column does not tell the rows apart
+            continue
+        found = category_filter(name, frame[name][valid], categories)
+        if found is not None:
+            filters.append(found)
+    return tuple(filters)
+
+
+def category_filter(name: str, raw: pd.Series, categories: pd.Series) -> RowFilter | None:
+    """The categories to keep from one splitting column (None: keep every row, sum parts)."""
+    spelled = dict(zip(categories, raw.astype(str).str.strip(), strict=True))
+    roles = {c: name_role(spelled[c]) for c in spelled}
+    counts = categories.value_counts()
+    evidence: dict[str, Any] = {
+        "column": name,
+        "categories": {spelled[c]: int(n) for c, n in counts.head(20).items()},
+    }
+    cases = [c for c, r in roles.items() if r == "cases"]
+    if cases and any(r in ("other", "rate") for r in roles.values()):
+        evidence |= {"kind": "measures", "kept": [spelled[c] for c in cases]}
+        return RowFilter(name, tuple(cases), evidence)
+    totals = [c for c in spelled if c in TOTAL_WORDS or c.replace(" ", "_") in TOTAL_WORDS]
+    if len(totals) == 1:
+        evidence |= {"kind": "classes with a total row", "kept": [spelled[totals[0]]]}
+        return RowFilter(name, tuple(totals), evidence)
+    return None
 
 
 POPULATION_NAME = re.compile(
