@@ -141,7 +141,7 @@ LAST_UPDATE_FORMATS = ("{d:%Y-%m-%d %H:%M:%S}", "{d:%m/%d/%y %H:%M}", "{d:%Y-%m-
 def per_day_with_update_times(folder: Path, stale_after: int | None = None) -> Path:
     """One file per day named MM-DD-YYYY.csv; rows carry a Last_Update timestamp with times of
     day (next day in UTC, three formats across files), FIPS codes without leading zeros, an
-    Unassigned row per state, columns renamed midway; the epidemic's cumulative counts.
+    Unassigned row per state (FIPS 900xx), columns renamed midway; the epidemic's cumulative counts.
 
     With `stale_after`, every file after that day repeats that day's values (a stopped feed).
     """
@@ -165,8 +165,10 @@ def per_day_with_update_times(folder: Path, stale_after: int | None = None) -> P
                 f"{int(code)},{name},{region},US,{stamp},{confirmed:.0f},{deaths:.0f},"
                 f"{confirmed - deaths:.0f},{confirmed * 1e5 / population:.4f}"
             )
-        for region in ("Alabama", "California"):
-            lines.append(f",Unassigned,{region},US,{stamp},{3 + source_day},0,{3 + source_day},")
+        for fips, region in (("90001", "Alabama"), ("90006", "California")):
+            lines.append(
+                f"{fips},Unassigned,{region},US,{stamp},{3 + source_day},0,{3 + source_day},"
+            )
         files[f"{day:%m-%d-%Y}.csv"] = "\n".join(lines) + "\n"
     return write(folder, files)
 
@@ -262,7 +264,9 @@ def neutral_cumulative_and_daily(folder: Path) -> Path:
     for t, day in enumerate(days()):
         for k, (code, _, _, _) in enumerate(COUNTIES):
             previous = e.cumulative[k, t - 1] if t else e.before[k]
-            lines.append(f"{day},{code},{e.cumulative[k, t] - previous:.0f},{e.cumulative[k, t]:.0f}")
+            lines.append(
+                f"{day},{code},{e.cumulative[k, t] - previous:.0f},{e.cumulative[k, t]:.0f}"
+            )
     return write(folder, {"export.csv": "\n".join(lines) + "\n"})
 
 
@@ -297,9 +301,7 @@ def two_unrelated_counts(folder: Path) -> Path:
     lines = ["date,code,m1,m2"]
     for t, day in enumerate(days()):
         for k, (code, _, _, _) in enumerate(COUNTIES):
-            lines.append(
-                f"{day},{code},{e.cumulative[k, t]:.0f},{np.cumsum(e.tests[k])[t]:.0f}"
-            )
+            lines.append(f"{day},{code},{e.cumulative[k, t]:.0f},{np.cumsum(e.tests[k])[t]:.0f}")
     return write(folder, {"release.csv": "\n".join(lines) + "\n"})
 
 
@@ -340,5 +342,7 @@ def age_columns_with_total(folder: Path) -> Path:
     for t, day in enumerate(days()):
         for k, (code, _, _, _) in enumerate(COUNTIES):
             parts = rng.multinomial(int(e.daily[k, t]), [0.3, 0.5, 0.2])
-            lines.append(f"{day},{code}," + ",".join(str(p) for p in parts) + f",{e.daily[k, t]:.0f}")
+            lines.append(
+                f"{day},{code}," + ",".join(str(p) for p in parts) + f",{e.daily[k, t]:.0f}"
+            )
     return write(folder, {"cases_age_columns.csv": "\n".join(lines) + "\n"})

@@ -31,11 +31,12 @@ def events_table(kinds: tuple[str, ...]) -> sa.Table:
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("at", sa.String(40), nullable=False),
         sa.Column("kind", sa.String(20), nullable=False),
-        sa.Column("version", sa.String(64), nullable=False, index=True),
+        sa.Column("version", sa.String(64), nullable=False),
         sa.Column("from_version", sa.String(64), nullable=True),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("trigger", sa.String(40), nullable=False),
         sa.CheckConstraint(kinds_check(kinds), name="event_kind"),
+        sa.Index("ix_events_version", "version"),
     )
 
 
