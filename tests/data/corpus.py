@@ -346,3 +346,27 @@ def age_columns_with_total(folder: Path) -> Path:
                 f"{day},{code}," + ",".join(str(p) for p in parts) + f",{e.daily[k, t]:.0f}"
             )
     return write(folder, {"cases_age_columns.csv": "\n".join(lines) + "\n"})
+
+
+def write_layer(path: Path) -> Path:
+    """The six counties as a GeoJSON layer (invented unit squares side by side)."""
+    import json
+
+    features = []
+    for i, (code, name, region, population) in enumerate(COUNTIES):
+        x = float(i)
+        ring = [[x, 0.0], [x + 1, 0.0], [x + 1, 1.0], [x, 1.0], [x, 0.0]]
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {
+                    "code": code,
+                    "name": name,
+                    "region": region,
+                    "population": population,
+                },
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+            }
+        )
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return path

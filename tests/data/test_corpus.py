@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tests.data import corpus
 from tests.data.corpus import EPIDEMIC, CorpusLayer
+
 from tractcast.data.ingest import IngestResult, ingest_source
 from tractcast.errors import DataRejected
 
@@ -36,35 +36,38 @@ LAYOUTS: list[tuple[str, Callable[[Path], Path], str, str, str, dict[str, float]
     (
         "per_area_opaque_headers",
         lambda folder: corpus.per_area_with_rates(folder, opaque=True),
-        "date",
-        "c1",
-        "cumulative",
-        CUMULATIVE,
+        "date", "c1", "cumulative", CUMULATIVE,
     ),
     (
         "per_day_update_times",
         corpus.per_day_with_update_times,
-        FILE_DATE,
-        "Confirmed",
-        "cumulative",
-        CUMULATIVE,
+        FILE_DATE, "Confirmed", "cumulative", CUMULATIVE,
     ),
     ("long_name_region", corpus.long_by_name_and_region, "date", "cases", "cumulative", CUMULATIVE),
-    ("wide_dashboard", corpus.wide_dashboard, "[column headers]", "[cells]", "cumulative", CUMULATIVE),
+    (
+        "wide_dashboard",
+        corpus.wide_dashboard,
+        "[column headers]", "[cells]", "cumulative", CUMULATIVE,
+    ),
     ("age_rows_total", corpus.age_classes_with_total, "date", "new_cases", "daily", DAILY),
     (
         "age_rows_no_total",
         lambda folder: corpus.age_classes_with_total(folder, total_label=None),
-        "date",
-        "new_cases",
-        "daily",
-        DAILY,
+        "date", "new_cases", "daily", DAILY,
     ),
     ("age_columns_total", corpus.age_columns_with_total, "date", "cases_total", "daily", DAILY),
-    ("semicolon_decimal_comma", corpus.semicolon_decimal_comma, "Meldedatum", "AnzahlFall", "daily", DAILY),
+    (
+        "semicolon_decimal_comma",
+        corpus.semicolon_decimal_comma,
+        "Meldedatum", "AnzahlFall", "daily", DAILY,
+    ),
     ("measures_side_by_side", corpus.measures_side_by_side, "report_date", "cases", "daily", DAILY),
     ("long_measures", corpus.long_measures, "date", "value", "daily", DAILY),
-    ("neutral_cumulative_daily", corpus.neutral_cumulative_and_daily, "dt", "v_b", "cumulative", CUMULATIVE),
+    (
+        "neutral_cumulative_daily",
+        corpus.neutral_cumulative_and_daily,
+        "dt", "v_b", "cumulative", CUMULATIVE,
+    ),
     ("neutral_windows", corpus.neutral_daily_with_windows, "d", "x2", "daily", DAILY),
     ("wide_by_tract", corpus.wide_by_tract, "Date", "[cells]", "daily", DAILY),
 ]  # fmt: skip
@@ -231,9 +234,9 @@ def test_a_national_total_jumping_by_an_order_of_magnitude_is_refused(tmp_path):
 
 
 def test_relations_are_found_from_content_alone_whatever_the_headers():
-    from tractcast.data.relations import find_relations, value_grid
-
     import pandas as pd
+
+    from tractcast.data.relations import find_relations, value_grid
 
     days = pd.Series(pd.date_range("2021-01-01", periods=30).tolist() * 3)
     keys = pd.Series(np.repeat(["a", "b", "c"], 30))
