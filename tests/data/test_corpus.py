@@ -253,3 +253,18 @@ def test_relations_are_found_from_content_alone_whatever_the_headers():
     }
     assert ("r", "p", "difference") in found
     assert ("q", "p", "rate") in found or ("p", "q", "rate") in found
+
+
+def test_a_date_column_whose_format_changes_between_files_loses_no_row(tmp_path):
+    folder = corpus.per_day_frozen_tail(tmp_path / "r", fresh_days=corpus.DAYS)
+    for i, path in enumerate(sorted(folder.iterdir())):
+        day = corpus.days()[i]
+        written = f"{day:%Y-%m-%d}" if i < 20 else f"{day.day}.{day.month}.{day:%Y} 00:00"
+        header, *rows = path.read_text().splitlines()
+        path.write_text("\n".join([f"{header},stand", *(f"{r},{written}" for r in rows)]) + "\n")
+    result = ingest_source(folder, CorpusLayer())
+    assert result.report["date_column"] == "stand"  # the date written in the files
+    date = result.report["evidence"]["date"]
+    assert {date["format"], *date["other_formats"]} == {"%Y-%m-%d", "%d.%m.%Y"}
+    assert result.report["rows_quarantined"] == 0
+    assert final_totals(result) == CUMULATIVE

@@ -76,6 +76,11 @@ class ColumnInference:
 @dataclass(frozen=True)
 class DateInference(ColumnInference):
     date_format: str = "%Y-%m-%d"
+    other_formats: tuple[str, ...] = ()  # formats of the values the main one does not read
+
+    def parse(self, values: pd.Series) -> pd.Series:
+        """The column's days, each value read with the first of its formats that reads it."""
+        return parse_dates_in(values, (self.date_format, *self.other_formats))
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,38 @@ def parse_dates(values: pd.Series, date_format: str) -> pd.Series:
     plausible = parsed.where((parsed.dt.year >= 1900) & (parsed.dt.year <= 2100))
     table = np.append(plausible.to_numpy(dtype="datetime64[us]"), np.datetime64("NaT", "us"))
     return pd.Series(table[codes], index=values.index)
+
+
+def parse_dates_in(values: pd.Series, formats: Sequence[str]) -> pd.Series:
+    """Parse with the first format, then what is left with the next ones (files of one release
+    may write their dates differently)."""
+    parsed = parse_dates(values, formats[0])
+    for fmt in formats[1:]:
+        missing = parsed.isna().to_numpy()
+        if not missing.any():
+            break
+        parsed[missing] = parse_dates(values[missing], fmt).to_numpy()
+    return parsed
+
+
+def other_date_formats(values: pd.Series, primary: str, max_formats: int = 3) -> tuple[str, ...]:
+    """Formats reading most of the values the primary format leaves unread, one after another."""
+    formats: list[str] = []
+    text = pd.Series(pd.unique(values.astype(object)), dtype=object)
+    text = text[text.astype(str).str.strip() != ""]
+    left = text[parse_dates(text, primary).isna().to_numpy()]
+    while len(left) and len(formats) < max_formats:
+        readings = {fmt: parse_dates(left, fmt) for fmt in DATE_FORMATS}
+        shares = {fmt: float(days.notna().mean()) for fmt, days in readings.items()}
+        fmt = max(DATE_FORMATS, key=lambda key: shares[key])
+        if shares[fmt] < 0.5:
+            break
+        rivals = [f for f in DATE_FORMATS if f != fmt and shares[f] == shares[fmt]]
+        if any(not readings[f].equals(readings[fmt]) for f in rivals):
+            break  # day first or month first cannot be told: those values stay unread
+        formats.append(fmt)
+        left = left[parse_dates(left, fmt).isna().to_numpy()]
+    return tuple(formats)
 
 
 def detect_number_format(values: pd.Series) -> str:
@@ -327,8 +364,11 @@ def infer_date_column(
         if reports:  # a column written in the files first, the file name's date last
             best = max(reports, key=lambda n: (n != FILE_DATE, round(scores[n][1], 2)))
     date_format = scores[best][0]
-    share = float(parse_dates(frame[best], date_format).notna().mean())
+    others = other_date_formats(frame[best], date_format)
+    share = float(parse_dates_in(frame[best], (date_format, *others)).notna().mean())
     evidence: dict[str, Any] = {"format": date_format, "share_parsed": round(share, 4)}
+    if others:
+        evidence["other_formats"] = list(others)
     if column:
         evidence["override"] = True
     else:
@@ -341,7 +381,9 @@ def infer_date_column(
         raise DataRejected(
             f"no date column: the best candidate {best!r} parses as dates in {share:.0%} of rows"
         )
-    return DateInference(column=best, evidence=evidence, date_format=date_format)
+    return DateInference(
+        column=best, evidence=evidence, date_format=date_format, other_formats=others
+    )
 
 
 def has_time_of_day(values: pd.Series) -> float:
@@ -367,7 +409,8 @@ def date_roles(
     for name, (fmt, share) in scores.items():
         if share < min_share:
             continue
-        days = parse_dates(frame[name], fmt)
+        days = parse_dates_in(frame[name], (fmt, *other_date_formats(frame[name], fmt)))
+        share = float(days.notna().mean())
         per_file = pd.DataFrame({"file": files, "day": days}).dropna()
         if per_file.empty:
             continue
@@ -407,7 +450,8 @@ def date_agreement(
     for name in roles:
         if name == chosen:
             continue
-        other = parse_dates(frame[name], scores[name][0])
+        fmt = scores[name][0]
+        other = parse_dates_in(frame[name], (fmt, *other_date_formats(frame[name], fmt)))
         both = base.notna() & other.notna()
         if not both.any():
             continue
@@ -1017,7 +1061,7 @@ def long_cells(frame: pd.DataFrame, schema: Schema, layer: TractLayer) -> Cells:
 
     return Cells(
         rows=np.arange(len(frame)),
-        dates=parse_dates(frame[schema.date.column], schema.date.date_format),
+        dates=schema.date.parse(frame[schema.date.column]),
         areas=area_keys(frame, schema.tract, layer),
         values=values,
         empty=(text == "").to_numpy(),
@@ -1100,7 +1144,7 @@ def table_cells(frame: pd.DataFrame, schema: Schema, layer: TractLayer) -> Cells
         return grid_cells(
             frame,
             schema.tract_headers,
-            parse_dates(frame[schema.date.column], schema.date.date_format),
+            schema.date.parse(frame[schema.date.column]),
             None,
             None,
             header_areas(schema.tract_headers, schema.tract),
@@ -1148,7 +1192,7 @@ def infer_schema(
     if layout == "wide_by_tract" and not (tract_column or coordinate_columns):
         return infer_wide_by_tract_schema(frame, layer, value_kind)
     date = infer_date_column(frame, column=date_column, files=files)
-    dates = parse_dates(frame[date.column], date.date_format)
+    dates = date.parse(frame[date.column])
     max_keys = 2 * int(dates.value_counts().max()) + 10
     tract = infer_area(
         frame,
