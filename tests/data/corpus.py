@@ -370,3 +370,33 @@ def write_layer(path: Path) -> Path:
         )
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     return path
+
+
+def regional_bulletin(folder: Path) -> Path:
+    """An Italian-style bulletin: hospital, intensive care, home isolation, currently positive
+    (a subset of all cases), new positives, recovered, deaths, cases by detection route (only in
+    the later weeks), swabs and people tested, beside the cumulative case count."""
+    e = EPIDEMIC
+    header = (
+        "data,stato,codice_regione,denominazione_regione,ricoverati_con_sintomi,"
+        "terapia_intensiva,totale_ospedalizzati,isolamento_domiciliare,totale_positivi,"
+        "nuovi_positivi,dimessi_guariti,deceduti,casi_da_sospetto_diagnostico,"
+        "casi_da_screening,totale_casi,tamponi,casi_testati,note"
+    )
+    lines = [header]
+    for t, day in enumerate(days()):
+        for k, (code, name, _, _) in enumerate(COUNTIES):
+            total, new = e.cumulative[k, t], e.daily[k, t]
+            deaths = np.cumsum(e.deaths[k])[t]
+            recovered = int(total * 0.6)
+            positive = int(total - recovered - deaths)
+            hospital = positive // 20
+            icu = hospital // 10
+            swabs = int(np.cumsum(e.tests[k])[t])
+            routes = f"{int(total * 0.8)},{int(total - int(total * 0.8))}" if t > 20 else ","
+            lines.append(
+                f"{day}T17:00:00,ITA,{code},{name},{hospital - icu},{icu},{hospital},"
+                f"{positive - hospital},{positive},{new:.0f},{recovered},{deaths:.0f},{routes},"
+                f"{total:.0f},{swabs},{int(swabs * 0.7)},"
+            )
+    return write(folder, {"dpc-covid19-ita-regioni.csv": "\n".join(lines) + "\n"})

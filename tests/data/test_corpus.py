@@ -70,6 +70,11 @@ LAYOUTS: list[tuple[str, Callable[[Path], Path], str, str, str, dict[str, float]
     ),
     ("neutral_windows", corpus.neutral_daily_with_windows, "d", "x2", "daily", DAILY),
     ("wide_by_tract", corpus.wide_by_tract, "Date", "[cells]", "daily", DAILY),
+    (
+        "regional_bulletin",
+        corpus.regional_bulletin,
+        "data", "totale_casi", "cumulative", CUMULATIVE,
+    ),
 ]  # fmt: skip
 
 
@@ -179,6 +184,15 @@ def test_age_rows_beside_a_total_row_are_counted_once(tmp_path):
     (category,) = report["evidence"]["categories"]
     assert category["kept"] == ["all ages"]
     assert report["rows_filtered"] == len(corpus.AGE_GROUPS) * corpus.DAYS * len(corpus.COUNTIES)
+
+
+def test_a_bulletin_of_hospital_tests_and_current_positives_keeps_the_case_count(tmp_path):
+    report = ingest_source(corpus.regional_bulletin(tmp_path / "r"), CorpusLayer()).report
+    set_aside = report["evidence"]["value"]["rejected"]
+    assert "subset of 'totale_casi'" in set_aside["totale_positivi"]
+    assert "daily differences of 'totale_casi'" in set_aside["nuovi_positivi"]
+    for other in ("totale_ospedalizzati", "tamponi", "casi_testati", "deceduti"):
+        assert "another measure" in set_aside[other]
 
 
 def test_two_unrelated_counts_with_silent_headers_are_refused(tmp_path):

@@ -22,7 +22,7 @@ import pandas as pd
 WINDOWS = (3, 7, 14, 21, 28)  # rolling windows publishers use (days)
 MIN_CELLS = 12  # comparable non-zero cells needed before a relation is believed
 MIN_FIT = 0.95  # share of comparable cells within rounding of the relation
-MAX_GRID_CELLS = 4_000_000  # bigger grids are judged on a sample of tracts
+MAX_GRID_CELLS = 500_000  # bigger grids are judged on their first tracts (relations hold in each)
 
 
 @dataclass(frozen=True)
@@ -259,6 +259,7 @@ OTHER_MEASURE_STEMS = (
     "ricover", "icu", "intensiv", "terapia", "bed", "recover", "guarit", "genesen", "vacc",
     "impf", "dose", "popul", "abitant", "einwohner", "isol", "quarant", "active", "attualment",
     "current", "aktiv", "actif", "activ", "admission", "discharg", "dimess",
+    "ospedal", "krankenh", "hopital", "hospitali", "uci", "respirat", "ventil",
 )  # fmt: skip
 CASE_STEMS = (
     "case", "casi", "caso", "cas", "confirm", "infect", "infiz", "fall", "faell", "positiv",

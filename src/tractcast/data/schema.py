@@ -922,17 +922,6 @@ def choose_count(
         rejected[derived] = f"{describe_relation(relation, derived, source)}; {why}"
     pool = [c for c in candidates if c.name not in rejected]
     plain = [c for c in pool if c.role in ("cases", "")]
-    plain_names = {c.name for c in plain}
-    for relation in unresolved:
-        if relation.column in plain_names and relation.source in plain_names:
-            raise DataRejected(
-                f"ambiguous value column: {relation.column!r} is a per-tract constant multiple "
-                f"of {relation.source!r} (factor {relation.factor:.4g}, varying by "
-                f"{relation.factor_spread:.0%} across tracts, fit {relation.share_fit:.0%} of "
-                f"{relation.cells} cells), so one is a rate of the other, and neither their "
-                "names, a population in the tract layer nor their rounding tells which is the "
-                "count; set TRACTCAST_VALUE_COLUMN (and TRACTCAST_VALUE_KIND) to choose"
-            )
     for c in pool:
         if plain and c.role in ("rate", "other"):
             rejected[c.name] = (
@@ -948,7 +937,17 @@ def choose_count(
         )
     ranked = sorted(plain, key=lambda c: (c.role == "cases", c.kind == "cumulative", c.total))
     best = ranked[-1]
+    plain_names = {c.name for c in plain}
+    for relation in unresolved:  # only a relation of the would-be choice leaves it in doubt
+        pair = {relation.column, relation.source}
+        if best.name in pair and pair <= plain_names:
+            raise DataRejected(ambiguous_multiple(relation))
     rivals = [c for c in ranked[:-1] if (c.role, c.kind) == (best.role, best.kind)]
+    for rival in list(rivals):
+        share = share_not_larger(rival, best)
+        if share >= 0.99:  # never above the count: a subset of its cases (active, by test ...)
+            rejected[rival.name] = f"a subset of {best.name!r} (not larger in {share:.0%} of rows)"
+            rivals.remove(rival)
     if rivals:
         summed = sum_of_parts(best, rivals, candidates)
         if summed is None:
@@ -962,6 +961,31 @@ def choose_count(
         for c in rivals:
             rejected[c.name] = f"a part of {best.name!r} ({summed})"
     return best, roles
+
+
+def ambiguous_multiple(relation: Relation) -> str:
+    """Why a release is refused when two columns are multiples of each other."""
+    spread = (
+        f"varying by {relation.factor_spread:.0%} across tracts, as a rate per population does"
+        if relation.kind == "rate"
+        else "the same in every tract"
+    )
+    return (
+        f"ambiguous value column: {relation.column!r} is a constant multiple of "
+        f"{relation.source!r} (factor {relation.factor:.4g}, {spread}; fit "
+        f"{relation.share_fit:.0%} of {relation.cells} cells), so one derives from the other, "
+        "and neither their names, a population in the tract layer nor their rounding tells "
+        "which is the count; set TRACTCAST_VALUE_COLUMN (and TRACTCAST_VALUE_KIND) to choose"
+    )
+
+
+def share_not_larger(part: ValueCandidate, whole: ValueCandidate) -> float:
+    """Share of rows where `part` is at most `whole` (0 unless it is strictly smaller somewhere)."""
+    a, b = part.values.to_numpy(dtype=float), whole.values.to_numpy(dtype=float)
+    both = ~np.isnan(a) & ~np.isnan(b)
+    if both.sum() < MIN_CELLS or not (a[both] < b[both]).any():
+        return 0.0
+    return float((a[both] <= b[both]).mean())
 
 
 def sum_of_parts(
