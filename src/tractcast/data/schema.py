@@ -906,6 +906,42 @@ def choose_count(
     roles = {c.name: c.role for c in candidates}
     if len(candidates) == 1:
         return candidates[0], roles
+    unresolved = set_aside_derived(candidates, relations, rejected, populations)
+    pool = [c for c in candidates if c.name not in rejected]
+    plain = [c for c in pool if c.role in ("cases", "")]
+    if not plain:
+        names = ", ".join(repr(c.name) for c in pool)
+        raise DataRejected(
+            f"no case count column: the count columns left ({names}) are named as rates or as "
+            "other measures (tests, deaths ...); set TRACTCAST_VALUE_COLUMN to use one anyway"
+        )
+    for c in pool:
+        if c.role in ("rate", "other"):
+            rejected[c.name] = (
+                "named as a rate, share or rolling window"
+                if c.role == "rate"
+                else "named as another measure (tests, deaths, hospital ...), not cases"
+            )
+    ranked = sorted(plain, key=lambda c: (c.role == "cases", c.kind == "cumulative", c.total))
+    best = ranked[-1]
+    plain_names = {c.name for c in plain}
+    for relation in unresolved:  # only a relation of the would-be choice leaves it in doubt
+        pair = {relation.column, relation.source}
+        if best.name in pair and pair <= plain_names:
+            raise DataRejected(ambiguous_multiple(relation))
+    rivals = [c for c in ranked[:-1] if (c.role, c.kind) == (best.role, best.kind)]
+    settle_rivals(best, rivals, rejected)
+    return best, roles
+
+
+def set_aside_derived(
+    candidates: list[ValueCandidate],
+    relations: list[Relation],
+    rejected: dict[str, str],
+    populations: dict[str, float],
+) -> list[Relation]:
+    """Put every column derived from another into `rejected`; return the relations that
+    nothing orients (two columns that are multiples of each other)."""
     by_name = {c.name: c for c in candidates}
     unresolved = []
     for relation in relations:
@@ -920,47 +956,33 @@ def choose_count(
             continue
         source = relation.source if derived == relation.column else relation.column
         rejected[derived] = f"{describe_relation(relation, derived, source)}; {why}"
-    pool = [c for c in candidates if c.name not in rejected]
-    plain = [c for c in pool if c.role in ("cases", "")]
-    for c in pool:
-        if plain and c.role in ("rate", "other"):
-            rejected[c.name] = (
-                "named as a rate, share or rolling window"
-                if c.role == "rate"
-                else "named as another measure (tests, deaths, hospital ...), not cases"
-            )
-    if not plain:
-        names = ", ".join(repr(c.name) for c in pool)
-        raise DataRejected(
-            f"no case count column: the count columns left ({names}) are named as rates or as "
-            "other measures (tests, deaths ...); set TRACTCAST_VALUE_COLUMN to use one anyway"
-        )
-    ranked = sorted(plain, key=lambda c: (c.role == "cases", c.kind == "cumulative", c.total))
-    best = ranked[-1]
-    plain_names = {c.name for c in plain}
-    for relation in unresolved:  # only a relation of the would-be choice leaves it in doubt
-        pair = {relation.column, relation.source}
-        if best.name in pair and pair <= plain_names:
-            raise DataRejected(ambiguous_multiple(relation))
-    rivals = [c for c in ranked[:-1] if (c.role, c.kind) == (best.role, best.kind)]
-    for rival in list(rivals):
+    return unresolved
+
+
+def settle_rivals(
+    best: ValueCandidate, rivals: list[ValueCandidate], rejected: dict[str, str]
+) -> None:
+    """Columns of the same kind and name class as the choice: its parts (it is their sum) or
+    its subsets (never above it) are set aside; any other rival makes the choice a guess."""
+    summed = sum_of_parts(best, rivals)
+    if summed is not None:
+        rejected.update({c.name: f"a part of {best.name!r} ({summed})" for c in rivals})
+        return
+    left = []
+    for rival in rivals:
         share = share_not_larger(rival, best)
         if share >= 0.99:  # never above the count: a subset of its cases (active, by test ...)
             rejected[rival.name] = f"a subset of {best.name!r} (not larger in {share:.0%} of rows)"
-            rivals.remove(rival)
-    if rivals:
-        summed = sum_of_parts(best, rivals, candidates)
-        if summed is None:
-            names = ", ".join(repr(c.name) for c in [best, *rivals])
-            raise DataRejected(
-                f"ambiguous value column: {names} are all {best.kind} counts"
-                f"{' named as cases' if best.role == 'cases' else ''}, none derives from "
-                "another and none is the sum of the others; set TRACTCAST_VALUE_COLUMN "
-                "(and TRACTCAST_VALUE_KIND) to choose"
-            )
-        for c in rivals:
-            rejected[c.name] = f"a part of {best.name!r} ({summed})"
-    return best, roles
+        else:
+            left.append(rival)
+    if left:
+        names = ", ".join(repr(c.name) for c in [best, *left])
+        raise DataRejected(
+            f"ambiguous value column: {names} are all {best.kind} counts"
+            f"{' named as cases' if best.role == 'cases' else ''}, none derives from another, "
+            "none is the sum of the others and none stays below another; set "
+            "TRACTCAST_VALUE_COLUMN (and TRACTCAST_VALUE_KIND) to choose"
+        )
 
 
 def ambiguous_multiple(relation: Relation) -> str:
@@ -988,9 +1010,7 @@ def share_not_larger(part: ValueCandidate, whole: ValueCandidate) -> float:
     return float((a[both] <= b[both]).mean())
 
 
-def sum_of_parts(
-    best: ValueCandidate, parts: list[ValueCandidate], candidates: list[ValueCandidate]
-) -> str | None:
+def sum_of_parts(best: ValueCandidate, parts: list[ValueCandidate]) -> str | None:
     """Evidence that `best` is the row-wise sum of `parts` (age or sex columns and their total)."""
     if len(parts) < 2:
         return None
