@@ -83,7 +83,7 @@ def write_wide(out: Path, seed: int = 7) -> tuple[Path, Path]:
     return cases, layer
 
 
-def write_measures(out: Path, layer: Path, seed: int = 11) -> Path:
+def write_measures(out: Path, seed: int = 11) -> Path:
     """A long file over the wide case's grid layer: the cumulative count and 7 other columns."""
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -168,6 +168,8 @@ def print_table(rows: list[tuple[str, dict[str, object]]]) -> None:
         for n, f in rows
     )
     print(f"all within targets (time and {MEMORY_TARGET_MB:.0f} MB): {'yes' if ok else 'NO'}")
+    for name, figures in rows:
+        print(f"{name}: value column {figures['value_column']!r}, set aside {figures['set_aside']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             wide, grid = write_wide(work / "wide")
         measures = work / "measures" / "measures_long.csv"
         if not measures.is_file():
-            measures = write_measures(work / "measures", grid)
+            measures = write_measures(work / "measures")
         provinces = ITALY / "provinces.geojson"
         rows = [
             ("italy_long", in_child(ITALY / "cases_provinces.csv.gz", provinces, None)),
