@@ -2,7 +2,10 @@
 
 1. the Italy long file (262,807 rows, gzip);
 2. the same data as the portal publishes it: 1,781 daily files in a directory;
-3. a synthetic wide file, 3,000 tracts x 1,000 days, with a matching grid layer.
+3. a synthetic wide file, 3,000 tracts x 1,000 days, with a matching grid layer;
+4. a synthetic long file, 3,000 tracts x 365 days, whose count stands beside 7 columns derived
+   from it or measuring something else (per-100k rates, 7-day sums and means, daily differences,
+   deaths, tests): the cost of finding the relations between columns.
 
 Each case runs in its own child process, so its peak resident memory (ru_maxrss) is its own.
     .venv/bin/python -m bench.ingest [--keep DIR]
@@ -26,7 +29,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 ITALY = ROOT.parent / "shared" / "data" / "italy"
 NUTS_FROM = "20210115"  # the daily files gained three NUTS columns that day
-TARGETS = {"italy_long": 10.0, "italy_daily": 30.0, "wide": 20.0}
+TARGETS = {"italy_long": 10.0, "italy_daily": 30.0, "wide": 20.0, "measures": 30.0}
+MEASURE_DAYS = 365
 MEMORY_TARGET_MB = 1024.0
 WIDE_TRACTS, WIDE_DAYS, GRID_COLS = 3000, 1000, 60
 
@@ -79,6 +83,38 @@ def write_wide(out: Path, seed: int = 7) -> tuple[Path, Path]:
     return cases, layer
 
 
+def write_measures(out: Path, seed: int = 11) -> Path:
+    """A long file over the wide case's grid layer: the cumulative count and 7 other columns."""
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    population = rng.integers(20_000, 2_000_000, WIDE_TRACTS).astype(float)
+    daily = rng.poisson(
+        population[:, None] / 1e5 * 15 * (1.2 + np.sin(np.arange(MEASURE_DAYS) / 30))
+    )
+    cumulative = np.cumsum(daily, axis=1)
+    week = np.cumsum(daily, axis=1)
+    week[:, 7:] -= week[:, :-7]
+    per_100k = 1e5 / population[:, None]
+    dates = pd.date_range("2021-01-01", periods=MEASURE_DAYS, freq="D").strftime("%Y-%m-%d")
+    frame = pd.DataFrame(
+        {
+            "date": np.tile(dates, WIDE_TRACTS),
+            "geoid": np.repeat([f"{i + 1:05d}" for i in range(WIDE_TRACTS)], MEASURE_DAYS),
+            "cases_total": cumulative.ravel(),
+            "cases_new": daily.ravel(),
+            "cases_7d": week.ravel(),
+            "cases_7d_avg": np.round(week / 7).ravel().astype(int),
+            "cases_total_per_100k": np.round(cumulative * per_100k).ravel().astype(int),
+            "incidence_7d_per_100k": np.round(week * per_100k, 1).ravel(),
+            "deaths_total": np.cumsum(rng.binomial(daily, 0.01), axis=1).ravel(),
+            "tests_new": (daily * 8 + rng.poisson(30, daily.shape)).ravel(),
+        }
+    )
+    cases = out / "measures_long.csv"
+    frame.to_csv(cases, index=False)
+    return cases
+
+
 def run_case(source: str, layer: str, id_field: str | None) -> dict[str, object]:
     """Ingest one source in this process; seconds, peak memory and the report's key figures."""
     from tractcast.data.ingest import ingest_source
@@ -98,6 +134,8 @@ def run_case(source: str, layer: str, id_field: str | None) -> dict[str, object]
         "tracts_matched": report["tracts_matched"],
         "days": report["days"],
         "value_kind": report["value_kind"],
+        "value_column": report["value_column"],
+        "set_aside": sorted(report["evidence"]["value"].get("rejected", {})),
     }
 
 
@@ -118,6 +156,7 @@ def print_table(rows: list[tuple[str, dict[str, object]]]) -> None:
             "italy_long": "Italy long file (262,807 rows)",
             "italy_daily": "Italy as 1,781 daily files",
             "wide": "wide 3,000 tracts x 1,000 days",
+            "measures": "long 3,000 x 365, 8 count columns",
         }[name]
         size = f"{figures['rows_read']:,} rows / {figures['files']:,} files"
         print(
@@ -129,6 +168,8 @@ def print_table(rows: list[tuple[str, dict[str, object]]]) -> None:
         for n, f in rows
     )
     print(f"all within targets (time and {MEMORY_TARGET_MB:.0f} MB): {'yes' if ok else 'NO'}")
+    for name, figures in rows:
+        print(f"{name}: value column {figures['value_column']!r}, set aside {figures['set_aside']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,11 +189,15 @@ def main(argv: list[str] | None = None) -> int:
         wide, grid = work / "wide" / "time_series_wide.csv", work / "wide" / "grid.geojson"
         if not wide.is_file():
             wide, grid = write_wide(work / "wide")
+        measures = work / "measures" / "measures_long.csv"
+        if not measures.is_file():
+            measures = write_measures(work / "measures")
         provinces = ITALY / "provinces.geojson"
         rows = [
             ("italy_long", in_child(ITALY / "cases_provinces.csv.gz", provinces, None)),
             ("italy_daily", in_child(daily, provinces, None)),
             ("wide", in_child(wide, grid, None)),
+            ("measures", in_child(measures, grid, "geoid")),
         ]
     print("ingest_source, each case in a fresh child process (machine shared with other work)")
     print_table(rows)

@@ -10,7 +10,10 @@ import pytest
 from tractcast.cli import build_parser, main
 from tractcast.settings import Settings
 
-COMMANDS = ("ingest", "train", "backtest", "forecast", "versions", "promote", "rollback", "serve")
+COMMANDS = (
+    "ingest", "accept-data", "train", "backtest", "forecast", "versions", "promote", "rollback",
+    "serve",
+)  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -49,6 +52,20 @@ def test_ingest_json_summarises_the_italy_file(italy_cases, italy_provinces, tmp
     assert (summary["start"], summary["end"], summary["days"]) == ("2020-02-24", "2025-01-08", 1781)
     assert summary["rows_read"] == 262_807
     assert (tmp_path / "series.parquet").exists() and (tmp_path / "report.json").exists()
+    assert summary["value_column"] == "totale_casi"
+    assert summary["date_source"]["column"] == "data"
+    assert summary["stale"]["stale"] is False
+
+
+def test_accept_data_of_a_release_that_is_not_held_is_a_clear_error(tmp_path, capsys):
+    settings = Settings(
+        data_source=str(tmp_path / "cases.csv"),
+        tracts=str(tmp_path / "tracts.geojson"),
+        store=tmp_path / "store",
+    )
+    assert main(["accept-data", "0123456789abcdef", "--json"], settings=settings) == 2
+    error = json.loads(capsys.readouterr().err)
+    assert error["error"] == "not_found" and "0123456789abcdef" in error["message"]
 
 
 def test_versions_on_an_empty_store_lists_nothing(tmp_path, capsys):

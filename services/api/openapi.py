@@ -294,13 +294,38 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {
             "id": {"type": "integer"},
             "at": {"type": "string", "format": "date-time"},
-            "kind": {"enum": ["registered", "promoted", "rejected", "rolled_back"]},
-            "version": {"type": "string"},
+            "kind": {
+                "enum": [
+                    "registered",
+                    "promoted",
+                    "rejected",
+                    "rolled_back",
+                    "data_held",
+                    "data_accepted",
+                    "data_refused",
+                    "feed_stale",
+                ]
+            },
+            "version": {
+                "type": "string",
+                "description": "The model version; for data_* and feed_stale the data version.",
+            },
             "from_version": {"type": ["string", "null"]},
             "reason": {"type": "string"},
             "trigger": {"type": "string"},
         },
         "additionalProperties": True,
+    },
+    "AcceptDataRequest": {
+        "type": "object",
+        "required": ["data_version"],
+        "properties": {"data_version": {"type": "string", "description": "The held release."}},
+        "additionalProperties": False,
+    },
+    "AcceptDataResult": {
+        "type": "object",
+        "required": ["event", "pinned"],
+        "properties": {"event": _ref("Event"), "pinned": {"type": "string"}},
     },
     "EventList": {
         "type": "object",
@@ -690,6 +715,28 @@ def _paths() -> dict[str, Schema]:
                 "responses": {
                     "200": _json(_ref("AdminResult"), "The version now serving."),
                     **_errors(400, 401, 403, 404, 409, 415, 503),
+                },
+            }
+        },
+        "/v1/admin/data/accept": {
+            "post": {
+                "tags": ["admin"],
+                "operationId": "acceptData",
+                "summary": "Accept a held data release: it is pinned and the next retrain uses it.",
+                "description": (
+                    "A release inferred differently from the pinned one, or rewriting more of "
+                    "the published history than TRACTCAST_HISTORY_TOLERANCE allows, is held "
+                    "(a data_held event in /v1/events names it and why); the last good release "
+                    "keeps serving until an admin accepts the held one here."
+                ),
+                "security": ADMIN,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("AcceptDataRequest")}},
+                },
+                "responses": {
+                    "200": _json(_ref("AcceptDataResult"), "The event and the release now pinned."),
+                    **_errors(400, 401, 403, 404, 415, 503),
                 },
             }
         },

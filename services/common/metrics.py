@@ -120,6 +120,10 @@ EVENT_COUNTERS = {
     "promoted": ("tractcast_promotions", "Promotions of a version to champion."),
     "rolled_back": ("tractcast_rollbacks", "Rollbacks to an earlier version."),
     "rejected": ("tractcast_rejected_candidates", "Candidates the promotion gate refused."),
+    "data_held": ("tractcast_data_held_releases", "Data releases held for an admin to accept."),
+    "data_accepted": ("tractcast_data_accepted_releases", "Held data releases an admin accepted."),
+    "data_refused": ("tractcast_data_refused_releases", "Data releases ingestion refused."),
+    "feed_stale": ("tractcast_feed_stale", "Releases whose last days repeat the day before."),
 }
 
 

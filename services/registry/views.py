@@ -6,7 +6,8 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from services.common.http import json_body, require_admin
+from services.common.http import json_body, require_admin, settings_of
+from tractcast.data.watch import watcher_for
 from tractcast.errors import InvalidInput
 from tractcast.registry import lifecycle
 from tractcast.registry.metadata import SqlMetadataStore
@@ -75,6 +76,18 @@ def rollback() -> dict[str, Any]:
         reason=_text(body, "reason") or "rolled back by an admin",
     )
     return {"event": event.to_dict(), "current": lifecycle.current_model(*stores())}
+
+
+@blueprint.post("/v1/admin/data/accept")
+def accept_data() -> dict[str, Any]:
+    require_admin()
+    body = json_body()
+    version = _text(body, "data_version", required=True)
+    assert version is not None
+    _, metadata = stores()
+    watcher = watcher_for(settings_of(current_app))
+    event = lifecycle.accept_data_release(metadata, watcher, version, trigger="admin")
+    return {"event": event.to_dict(), "pinned": version}
 
 
 def _text(body: dict[str, Any], key: str, required: bool = False) -> str | None:

@@ -43,7 +43,41 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         "files", "unmatched_total", "days_imputed",
     )  # fmt: skip
     summary = {k: result.report.get(k) for k in summary_keys}
-    return {"data_version": result.data_version, "out": str(out), **summary}
+    return {
+        "data_version": result.data_version,
+        "out": str(out),
+        **summary,
+        **choices(result.report),
+    }
+
+
+def choices(report: dict[str, Any]) -> dict[str, Any]:
+    """What ingestion chose and why: the date source, the relations between the count columns,
+    the columns set aside, the categories kept, a stopped feed."""
+    date = report.get("evidence", {}).get("date", {})
+    value = report.get("evidence", {}).get("value", {})
+    return {
+        "date_source": {
+            "column": report.get("date_column"),
+            "role": date.get("source", "date"),
+            "other_dates": date.get("other_dates", {}),
+            "disagreement": date.get("disagreement"),
+        },
+        "relations": value.get("relations", []),
+        "columns_set_aside": value.get("rejected", {}),
+        "categories": report.get("evidence", {}).get("categories", []),
+        "stale": report.get("stale"),
+    }
+
+
+def cmd_accept_data(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """Accept a held data release: pin its schema; the next retrain uses it."""
+    from tractcast.data.watch import watcher_for
+    from tractcast.registry.lifecycle import accept_data_release, open_stores
+
+    _, metadata = open_stores(settings)
+    event = accept_data_release(metadata, watcher_for(settings), args.data_version, trigger="cli")
+    return dataclasses.asdict(event)
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
@@ -158,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--value-column", help="column holding the counts (default: inferred)")
     p.add_argument("--value-kind", choices=("cumulative", "daily"), help="default: inferred")
     p.add_argument("--coordinates", help="'LAT,LON' columns to map to tracts (default: inferred)")
+
+    p = add("accept-data", cmd_accept_data)
+    p.add_argument("data_version", help="the held release (its data version, see the events)")
 
     p = add("train", cmd_train)
     p.add_argument("--trigger", default="manual", help="recorded as what triggered the run")

@@ -64,6 +64,13 @@ class DataRejected(TractcastError):
     code = "data_rejected"
 
 
+class DataHeld(DataRejected):
+    """A release inferred differently from the pinned schema, or rewriting published history:
+    held until an admin accepts it; the last good data version stays in use."""
+
+    code = "data_held"
+
+
 class Unavailable(TractcastError):
     status = 503
     code = "unavailable"

@@ -29,7 +29,7 @@ from tractcast import progress
 from tractcast.data.demo import resolve_inputs
 from tractcast.data.ingest import IngestResult
 from tractcast.data.series import series_matrix
-from tractcast.data.watch import ingest_current_release
+from tractcast.data.watch import ingest_current_release, watcher_for
 from tractcast.errors import Conflict, TractcastError
 from tractcast.evaluation.backtest import (
     Backtest,
@@ -52,6 +52,7 @@ from tractcast.registry.integrity import verify_version_files
 from tractcast.registry.lifecycle import (
     open_stores,
     promote_version,
+    record_data_events,
     refresh_serving_bundle,
     register_version,
     reject_version,
@@ -297,6 +298,9 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
         store, metadata = open_stores(settings)
         progress.begin("ingest", 0, settings.data_source or "the demo data")
         index, ingested = load_inputs(settings)
+        record_data_events(
+            metadata, watcher_for(settings), ingested.report, ingested.data_version, trigger
+        )
         arrays = series_arrays(ingested)
         timings["ingest"] = _lap(started, timings)
         candidates = candidate_forecasters(settings, arrays.first_weekday)

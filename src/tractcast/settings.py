@@ -23,6 +23,8 @@ class Settings:
     value_column: str | None = None
     value_kind: str | None = None
     coordinate_columns: str | None = None
+    stale_days: int = 3
+    history_tolerance: float = 0.1
     store: Path = Path("var/store")
     database_url: str | None = None
     broker_url: str | None = None
@@ -114,6 +116,8 @@ class Settings:
             live_error_factor=float(env.get("TRACTCAST_LIVE_ERROR_FACTOR") or 1.5),
             rollback_margin=float(env.get("TRACTCAST_ROLLBACK_MARGIN") or 0.1),
             rollback_days=int(env.get("TRACTCAST_ROLLBACK_DAYS") or 14),
+            stale_days=int(env.get("TRACTCAST_STALE_DAYS") or 3),
+            history_tolerance=float(env.get("TRACTCAST_HISTORY_TOLERANCE") or 0.1),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -163,6 +167,8 @@ class Settings:
             "TRACTCAST_LIVE_ERROR_FACTOR": self.live_error_factor,
             "TRACTCAST_ROLLBACK_MARGIN": self.rollback_margin,
             "TRACTCAST_ROLLBACK_DAYS": self.rollback_days,
+            "TRACTCAST_STALE_DAYS": self.stale_days,
+            "TRACTCAST_HISTORY_TOLERANCE": self.history_tolerance,
         }
         return {k: str(v) for k, v in values.items() if v is not None and v != ""}
 

@@ -66,3 +66,50 @@ def test_ingest_of_a_refused_release_is_a_clear_error(tmp_path, italy_provinces,
     args = ["ingest", str(tmp_path / "cases.csv"), "--tracts", str(italy_provinces), "--json"]
     assert main([*args, "--out", str(tmp_path)], settings=Settings()) == 2
     assert json.loads(capsys.readouterr().err)["error"] == "data_rejected"
+
+
+def test_ingest_json_names_the_date_source_and_the_relations_between_columns(tmp_path, capsys):
+    from tests.data import corpus
+
+    layer_path = tmp_path / "counties.geojson"
+    corpus.write_layer(layer_path)
+    folder = corpus.per_day_with_update_times(tmp_path / "daily")
+    code = main(
+        [
+            "ingest",
+            str(folder),
+            "--tracts",
+            str(layer_path),
+            "--out",
+            str(tmp_path / "o"),
+            "--id-field",
+            "code",
+            "--json",
+        ]
+    )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["date_source"]["column"] == "[date in file name]"
+    assert summary["date_source"]["role"] == "report_date"
+    assert "'Last Update' (update time)" in summary["date_source"]["disagreement"]
+    assert summary["value_column"] == "Confirmed"
+    rates = corpus.per_area_with_rates(tmp_path / "areas")
+    code = main(
+        [
+            "ingest",
+            str(rates),
+            "--tracts",
+            str(layer_path),
+            "--out",
+            str(tmp_path / "p"),
+            "--id-field",
+            "code",
+            "--json",
+        ]
+    )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    relations = {(r["column"], r["source"], r["kind"]) for r in summary["relations"]}
+    assert ("new_cases", "total_cases", "difference") in relations
+    assert ("weekly_cases", "total_cases", "rolling_sum") in relations
+    assert "population" in summary["columns_set_aside"]["total_cases_per_million"]

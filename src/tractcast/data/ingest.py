@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,15 @@ import pandas as pd
 
 from tractcast.data.clean import clean_matrices
 from tractcast.data.layouts import Table, combine_tables, read_tables
-from tractcast.data.schema import Cells, Schema, TractLayer, infer_schema, table_cells
-from tractcast.data.series import build_matrices, series_frame
+from tractcast.data.schema import (
+    Cells,
+    Schema,
+    TractLayer,
+    infer_schema,
+    table_cells,
+    tract_populations,
+)
+from tractcast.data.series import build_matrices, series_frame, stale_tail
 from tractcast.data.sources import fetch_all, is_remote, local_files, open_source
 from tractcast.errors import DataRejected, InvalidInput
 from tractcast.settings import Settings
@@ -36,7 +43,7 @@ REASONS = (
     "missing_value",
     "non_numeric_value",
     "negative_value",
-)
+)  # and later: "conflicting_duplicate", "implausible_value"
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +65,7 @@ def ingest_source(
     value_kind: str | None = None,
     coordinate_columns: tuple[str, str] | None = None,
     today: date | None = None,
+    stale_days: int = 3,
 ) -> IngestResult:
     """Read a source (file, folder, glob, snapshot, URL, s3://); infer, validate, build, clean."""
     with source_files(source) as files:
@@ -74,6 +82,7 @@ def ingest_source(
         value_kind=value_kind,
         coordinate_columns=coordinate_columns,
         today=today,
+        stale_days=stale_days,
     )
     result.report["source"] = str(source)
     return result
@@ -96,6 +105,7 @@ def ingest_options(settings: Settings) -> dict[str, Any]:
         "value_column": settings.value_column,
         "value_kind": settings.value_kind,
         "coordinate_columns": coordinates,
+        "stale_days": settings.stale_days,
     }
 
 
@@ -124,8 +134,13 @@ def ingest_table(
     value_kind: str | None = None,
     coordinate_columns: tuple[str, str] | None = None,
     today: date | None = None,
+    stale_days: int = 3,
 ) -> IngestResult:
-    """Infer the schema of a combined table, then validate, build and clean its series."""
+    """Infer the schema of a combined table, then validate, build and clean its series.
+
+    A tail of at least `stale_days` days that repeat the day before (a stopped feed) is cut off
+    and reported under "stale"; 0 keeps every day.
+    """
     schema = infer_schema(
         table.frame,
         index,
@@ -134,7 +149,10 @@ def ingest_table(
         value_column=value_column,
         value_kind=value_kind,
         coordinate_columns=coordinate_columns,
+        files=table.files,
     )
+    rows_read = table.rows_read
+    table, filtered = filter_rows(table, schema)
     cells = table_cells(table.frame, schema, index)
     observations, quarantine = extract_observations(table, cells, schema)
     del cells
@@ -147,11 +165,26 @@ def ingest_table(
     quarantine = pd.concat([quarantine, conflicts[list(QUARANTINE_COLUMNS)]], ignore_index=True)
     quarantine = sort_quarantine(quarantine, table.names)
     matched, aggregated = aggregate_areas(matched)
+    matched, implausible = quarantine_implausible(matched, index, schema.value.kind)
+    if not implausible.empty:
+        implausible = implausible.assign(file=file_names(table, implausible["file"]))
+        quarantine = sort_quarantine(pd.concat([quarantine, implausible]), table.names)
     if matched.empty:
         raise DataRejected("no valid row belongs to a tract of the layer")
     tract_ids, dates, new, total, imputed = build_matrices(matched, schema.value.kind)
     del matched
+    raw = total if schema.value.kind == "cumulative" else new
+    stale = stale_tail(raw, ~imputed, stale_days) if stale_days else 0
+    published_until = dates[-1]
+    if stale:  # repeated days are not actuals: the series ends at the last fresh day
+        new, total, imputed, dates = (
+            new[:, :-stale],
+            total[:, :-stale],
+            imputed[:, :-stale],
+            dates[:-stale],
+        )
     new, total, flags, repairs = clean_matrices(tract_ids, dates, new, total, imputed)
+    refuse_national_jumps(dates, new)
     cleaning = {"days_filled": int(imputed.sum())} | repairs
     series = series_frame(tract_ids, dates, new, total, flags)
     del new, total, flags
@@ -168,7 +201,27 @@ def ingest_table(
         cleaning=cleaning,
     )
     report["rows_summed"] = summed
+    report["rows_filtered"] = filtered
+    report["rows_read"] = rows_read
+    report["stale"] = stale_report(stale, dates, published_until, stale_days)
     return IngestResult(series=series, report=report, data_version=version)
+
+
+def filter_rows(table: Table, schema: Schema) -> tuple[Table, int]:
+    """The table without the rows of other categories (tests, deaths, age classes beside a
+    total row); and how many rows were left out."""
+    if not schema.row_filters:
+        return table, 0
+    keep = schema.kept_rows(table.frame)
+    if keep.all():
+        return table, 0
+    kept = replace(
+        table,
+        frame=table.frame[keep].reset_index(drop=True),
+        files=table.files[keep],
+        lines=table.lines[keep],
+    )
+    return kept, int((~keep).sum())
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -307,6 +360,61 @@ def sum_disaggregated(
     return summed.drop(columns="largest"), int(len(observations) - len(summed))
 
 
+def quarantine_implausible(
+    matched: pd.DataFrame, layer: TractLayer, kind: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Quarantine the rows impossible for the layer: more new cases in a day than the tract has
+    inhabitants (when the layer carries populations). Returns the rows kept and those set aside.
+    """
+    prop, populations = tract_populations(layer)
+    empty = pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
+    if not populations or matched.empty:
+        return matched, empty
+    population = matched["tract_id"].astype(str).map(populations).to_numpy(dtype=float)
+    values = matched["value"].to_numpy(dtype=float)
+    if kind == "cumulative":  # the day's new cases: the rise since the tract's previous report
+        order = matched.sort_values(["tract_id", "date"]).index
+        rise = matched.loc[order].groupby("tract_id", observed=True)["value"].diff()
+        values = rise.reindex(matched.index).fillna(0.0).to_numpy()
+    bad = values > population  # NaN population compares False: no population, no check
+    if not bad.any():
+        return matched, empty
+    rows = matched[bad]
+    quarantined = pd.DataFrame(
+        {
+            "file": rows["file"].to_numpy(),
+            "line": rows["line"].to_numpy(),
+            "reason": "implausible_value",
+            "detail": [
+                f"{v:g} new cases on {d:%Y-%m-%d} > population {p:g} ({prop})"
+                for v, d, p in zip(values[bad], rows["date"], population[bad], strict=True)
+            ],
+        }
+    )
+    return matched[~bad].reset_index(drop=True), quarantined
+
+
+def refuse_national_jumps(
+    dates: pd.DatetimeIndex,
+    new: np.ndarray,
+    factor: float = 10.0,
+    window: int = 14,
+    floor: float = 50.0,
+) -> None:
+    """A national daily total ten times the largest of the fortnight before cannot be an
+    epidemic's growth: a unit or column error in the release; refuse it."""
+    national = np.nansum(new, axis=0)
+    for day in range(window, national.size):
+        before = float(national[day - window : day].max())
+        if before >= floor and national[day] > factor * before:
+            raise DataRejected(
+                f"implausible national total: {national[day]:g} new cases on "
+                f"{dates[day]:%Y-%m-%d}, more than {factor:g} times the largest day of the "
+                f"{window} days before ({before:g}); check the value column "
+                "(TRACTCAST_VALUE_COLUMN) and the units of the release"
+            )
+
+
 def split_by_tract(observations: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Observations whose area joins a tract and those whose area does not (pseudo-areas)."""
     joined = observations["tract_id"].notna().to_numpy()
@@ -385,6 +493,22 @@ def aggregate_areas(matched: pd.DataFrame) -> tuple[pd.DataFrame, int]:
         value=("value", "sum"), line=("line", "first"), file=("file", "first")
     )
     return summed, int(len(matched) - len(summed))
+
+
+def stale_report(
+    stale: int, dates: pd.DatetimeIndex, published_until: pd.Timestamp, min_days: int
+) -> dict[str, Any]:
+    """What the report says about a stopped feed: how many repeated days were cut, from when."""
+    report: dict[str, Any] = {"stale": bool(stale), "days": int(stale), "min_days": min_days}
+    if stale:
+        report["last_fresh_day"] = f"{dates[-1]:%Y-%m-%d}"
+        report["published_until"] = f"{published_until:%Y-%m-%d}"
+        report["reason"] = (
+            f"the last {stale} days repeat {dates[-1]:%Y-%m-%d} value for value in every tract: "
+            "the feed stopped while its files kept coming; those days are not actuals and were "
+            "cut from the series"
+        )
+    return report
 
 
 # --- report -----------------------------------------------------------------------------------

@@ -22,11 +22,16 @@ import numpy as np
 import pandas as pd
 
 from tractcast.data.reader import RawTable, decompress, parse_table
-from tractcast.data.schema import best_date_format, normalise_keys, parse_counts, parse_dates
+from tractcast.data.schema import (
+    FILE_DATE,
+    best_date_format,
+    normalise_keys,
+    parse_counts,
+    parse_dates,
+)
 from tractcast.data.sources import snapshot_version
 from tractcast.errors import DataRejected
 
-FILE_DATE = "[date in file name]"
 FILE_KEY = "[file name]"
 _DATE_TOKENS = (
     (re.compile(r"(?<!\d)(\d{4})[-_.]?(\d{2})[-_.]?(\d{2})(?!\d)"), ("%Y", "%m", "%d")),
@@ -249,11 +254,16 @@ def stem(name: str) -> str:
     return _DATA_EXTENSIONS.sub("", name)
 
 
-def date_in_name(name: str) -> str:
-    """The last date written in a file name, as YYYY-MM-DD ("" when none)."""
+def date_in_name(name: str, day_first: bool = True) -> str:
+    """The last date written in a file name, as YYYY-MM-DD ("" when none).
+
+    Names like 03-01-2021 are read day first unless `day_first` is False (month first).
+    """
     base = stem(name)
     found = ""
     for pattern, order in _DATE_TOKENS:
+        if not day_first and order[0] == "%d":
+            order = ("%m", "%d", "%Y")
         for match in pattern.finditer(base):
             parts = dict(zip(order, match.groups(), strict=True))
             try:
@@ -265,6 +275,18 @@ def date_in_name(name: str) -> str:
             if 1900 <= day.year <= 2100:
                 found = f"{day:%Y-%m-%d}"
     return found
+
+
+def dates_in_names(names: list[str]) -> list[str]:
+    """The date of every file name, day-first or month-first, whichever reads more names and,
+    among equals, lays the files on the fewest distinct months (a daily series is contiguous)."""
+    readings = [[date_in_name(n, day_first) for n in names] for day_first in (True, False)]
+
+    def score(dates: list[str]) -> tuple[int, int]:
+        found = [d for d in dates if d]
+        return len(found), -len({d[:7] for d in found})
+
+    return max(readings, key=score)  # ties: day first (the earlier reading)
 
 
 def varying_parts(names: list[str]) -> list[str]:
@@ -284,7 +306,7 @@ def varying_parts(names: list[str]) -> list[str]:
 def name_columns(names: list[str]) -> dict[str, list[str]]:
     """Columns read from file names: the date in each name, and (several files) the varying part."""
     columns: dict[str, list[str]] = {}
-    dates = [date_in_name(n) for n in names]
+    dates = dates_in_names(names)
     if any(dates):
         columns[FILE_DATE] = dates
     if len(names) > 1:

@@ -16,6 +16,13 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from tractcast.data.relations import (
+    MIN_CELLS,
+    Relation,
+    find_relations,
+    name_role,
+    value_grid,
+)
 from tractcast.errors import DataRejected, InvalidInput
 
 DATE_FORMATS = (
@@ -26,10 +33,12 @@ VALUE_KINDS = ("cumulative", "daily")
 LAYOUTS = ("long", "wide", "wide_by_tract")
 NUMBER_FORMATS = ("plain", "thousands_comma", "decimal_comma")
 HEADERS = "[column headers]"
+FILE_DATE = "[date in file name]"
 CELLS = "[cells]"
 _TIME_PART = re.compile(
     r"(T|\s+)\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|UTC|[+-]\d{2}(:?\d{2})?)?$", re.IGNORECASE
 )
+_MIDNIGHT = re.compile(r"^(T|\s+)0?0:00(:00(\.0+)?)?\s*(Z|UTC|[+-]00(:?00)?)?$", re.IGNORECASE)
 _DECIMAL_COMMA = re.compile(r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$")
 _THOUSANDS_COMMA = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _THOUSANDS_DOT = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+$")
@@ -67,6 +76,11 @@ class ColumnInference:
 @dataclass(frozen=True)
 class DateInference(ColumnInference):
     date_format: str = "%Y-%m-%d"
+    other_formats: tuple[str, ...] = ()  # formats of the values the main one does not read
+
+    def parse(self, values: pd.Series) -> pd.Series:
+        """The column's days, each value read with the first of its formats that reads it."""
+        return parse_dates_in(values, (self.date_format, *self.other_formats))
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,7 @@ class Schema:
     value: ValueInference
     date_headers: tuple[str, ...] = ()  # wide: the columns holding one day each
     tract_headers: tuple[str, ...] = ()  # wide_by_tract: the columns holding one tract each
+    row_filters: tuple[RowFilter, ...] = ()  # long: rows kept by category (total, cases)
 
     def evidence(self) -> dict[str, Any]:
         """The evidence of every inference, keyed by role."""
@@ -98,7 +113,28 @@ class Schema:
             "date": self.date.evidence,
             "tract": self.tract.evidence,
             "value": self.value.evidence,
+            "categories": [f.evidence for f in self.row_filters],
         }
+
+    def kept_rows(self, frame: pd.DataFrame) -> np.ndarray:
+        """Which rows of the table the row filters keep (all rows without filters)."""
+        keep = np.ones(len(frame), dtype=bool)
+        for row_filter in self.row_filters:
+            keep &= row_filter.keeps(frame)
+        return keep
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """A category column splitting each area-day into rows (measure, age class, sex) and the
+    categories kept: the case measure, or the all-ages/total row."""
+
+    column: str
+    keep: tuple[str, ...]  # normalised category values kept
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def keeps(self, frame: pd.DataFrame) -> np.ndarray:
+        return normalise_keys(frame[self.column]).isin(self.keep).to_numpy()
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,6 +196,38 @@ def parse_dates(values: pd.Series, date_format: str) -> pd.Series:
     plausible = parsed.where((parsed.dt.year >= 1900) & (parsed.dt.year <= 2100))
     table = np.append(plausible.to_numpy(dtype="datetime64[us]"), np.datetime64("NaT", "us"))
     return pd.Series(table[codes], index=values.index)
+
+
+def parse_dates_in(values: pd.Series, formats: Sequence[str]) -> pd.Series:
+    """Parse with the first format, then what is left with the next ones (files of one release
+    may write their dates differently)."""
+    parsed = parse_dates(values, formats[0])
+    for fmt in formats[1:]:
+        missing = parsed.isna().to_numpy()
+        if not missing.any():
+            break
+        parsed[missing] = parse_dates(values[missing], fmt).to_numpy()
+    return parsed
+
+
+def other_date_formats(values: pd.Series, primary: str, max_formats: int = 3) -> tuple[str, ...]:
+    """Formats reading most of the values the primary format leaves unread, one after another."""
+    formats: list[str] = []
+    text = pd.Series(pd.unique(values.astype(object)), dtype=object)
+    text = text[text.astype(str).str.strip() != ""]
+    left = text[parse_dates(text, primary).isna().to_numpy()]
+    while len(left) and len(formats) < max_formats:
+        readings = {fmt: parse_dates(left, fmt) for fmt in DATE_FORMATS}
+        shares = {fmt: float(days.notna().mean()) for fmt, days in readings.items()}
+        fmt = max(DATE_FORMATS, key=lambda key: shares[key])
+        if shares[fmt] < 0.5:
+            break
+        rivals = [f for f in DATE_FORMATS if f != fmt and shares[f] == shares[fmt]]
+        if any(not readings[f].equals(readings[fmt]) for f in rivals):
+            break  # day first or month first cannot be told: those values stay unread
+        formats.append(fmt)
+        left = left[parse_dates(left, fmt).isna().to_numpy()]
+    return tuple(formats)
 
 
 def detect_number_format(values: pd.Series) -> str:
@@ -272,27 +340,138 @@ def detect_layout(
 
 
 def infer_date_column(
-    frame: pd.DataFrame, column: str | None = None, min_share: float = 0.8
+    frame: pd.DataFrame,
+    column: str | None = None,
+    min_share: float = 0.8,
+    files: np.ndarray | None = None,
 ) -> DateInference:
     """The column whose values parse as dates for the most rows (at least min_share of them);
-    among equals, the one with the most distinct days."""
+    among equals, the one with the most distinct days.
+
+    With several files (`files`: the file of every row), a date constant within each file (a
+    column, else the date in the file name) is the report date and beats a column whose values
+    vary within a file (an update time, often with times of day and the next day in UTC).
+    """
     columns = [column] if column else list(frame.columns)
     sample = sample_rows(frame)
     scores = {name: best_date_format(sample[name]) for name in columns}
     distinct = {name: sample[name].nunique() if scores[name][1] > 0 else 0 for name in columns}
     best = max(columns, key=lambda name: (round(scores[name][1], 2), distinct[name]))
+    roles: dict[str, dict[str, Any]] = {}
+    if column is None and files is not None and len(np.unique(files)) > 1:
+        roles = date_roles(frame, scores, files)
+        reports = [n for n, r in roles.items() if r["role"] == "report_date"]
+        if reports:  # a column written in the files first, the file name's date last
+            best = max(reports, key=lambda n: (n != FILE_DATE, round(scores[n][1], 2)))
     date_format = scores[best][0]
-    share = float(parse_dates(frame[best], date_format).notna().mean())
+    others = other_date_formats(frame[best], date_format)
+    share = float(parse_dates_in(frame[best], (date_format, *others)).notna().mean())
     evidence: dict[str, Any] = {"format": date_format, "share_parsed": round(share, 4)}
+    if others:
+        evidence["other_formats"] = list(others)
     if column:
         evidence["override"] = True
     else:
         evidence["candidates"] = {n: round(s, 4) for n, (_, s) in scores.items() if s > 0}
+    if roles:
+        evidence["source"] = roles.get(best, {}).get("role", "date")
+        evidence["roles"] = roles
+        evidence |= date_agreement(frame, best, date_format, roles, scores)
     if share < (0.01 if column else min_share):
         raise DataRejected(
             f"no date column: the best candidate {best!r} parses as dates in {share:.0%} of rows"
         )
-    return DateInference(column=best, evidence=evidence, date_format=date_format)
+    return DateInference(
+        column=best, evidence=evidence, date_format=date_format, other_formats=others
+    )
+
+
+def has_time_of_day(values: pd.Series) -> float:
+    """Share of distinct values that carry a time of day other than midnight."""
+    unique = pd.Series(pd.unique(values.astype(object)), dtype=object).astype(str).str.strip()
+    unique = unique[unique != ""]
+    if unique.empty:
+        return 0.0
+    found = [_TIME_PART.search(u) for u in unique]
+    clock = [m.group(0) for m in found if m is not None]
+    return sum(1 for c in clock if not _MIDNIGHT.search(c)) / len(unique)
+
+
+def date_roles(
+    frame: pd.DataFrame,
+    scores: dict[str, tuple[str, float]],
+    files: np.ndarray,
+    min_share: float = 0.5,
+) -> dict[str, dict[str, Any]]:
+    """Per date-like column: "report_date" (one day per file, varying across files) or
+    "update_time" (varying within files), with its share constant per file and of times of day."""
+    roles = {}
+    for name, (fmt, share) in scores.items():
+        if share < min_share:
+            continue
+        days = parse_dates_in(frame[name], (fmt, *other_date_formats(frame[name], fmt)))
+        share = float(days.notna().mean())
+        per_file = pd.DataFrame({"file": files, "day": days}).dropna()
+        if per_file.empty:
+            continue
+        counts = per_file.groupby("file")["day"].nunique()
+        constant = float((counts <= 1).mean())
+        times = has_time_of_day(sample_rows(frame[[name]])[name])
+        text = pd.DataFrame({"file": files, "text": frame[name].to_numpy()})
+        same_text = float((text.groupby("file")["text"].nunique() <= 1).mean())
+        varies = per_file["day"].nunique() > 1
+        if times > 0 and same_text < 0.99:  # clock times that differ within a file: updates
+            role = "update_time"
+        elif constant >= 0.99 and varies and share >= 0.8:
+            role = "report_date"
+        else:
+            role = "update_time" if constant < 0.99 else "constant"
+        roles[name] = {
+            "role": role,
+            "share_parsed": round(share, 4),
+            "share_files_one_day": round(constant, 4),
+            "share_times_of_day": round(times, 4),
+            "share_files_one_text": round(same_text, 4),
+        }
+    return roles
+
+
+def date_agreement(
+    frame: pd.DataFrame,
+    chosen: str,
+    chosen_format: str,
+    roles: dict[str, dict[str, Any]],
+    scores: dict[str, tuple[str, float]],
+) -> dict[str, Any]:
+    """How the other date-like columns differ from the chosen report date, in days."""
+    base = parse_dates(frame[chosen], chosen_format)
+    offsets: dict[str, Any] = {}
+    notes = []
+    for name in roles:
+        if name == chosen:
+            continue
+        fmt = scores[name][0]
+        other = parse_dates_in(frame[name], (fmt, *other_date_formats(frame[name], fmt)))
+        both = base.notna() & other.notna()
+        if not both.any():
+            continue
+        delta = (other[both] - base[both]).dt.days
+        counts = delta.value_counts()
+        share = float((delta != 0).mean())
+        offsets[name] = {
+            "share_rows_other_day": round(share, 4),
+            "days_offset": {str(int(k)): int(v) for k, v in counts.head(5).items()},
+        }
+        if share > 0:
+            usual = int(counts.index[0])
+            notes.append(
+                f"{name!r} ({roles[name]['role'].replace('_', ' ')}) falls on another day than "
+                f"{chosen!r} in {share:.0%} of rows (most often {usual:+d} days)"
+            )
+    found: dict[str, Any] = {"other_dates": offsets}
+    if notes:
+        found["disagreement"] = "; ".join(notes)
+    return found
 
 
 # --- tract key --------------------------------------------------------------------------------
@@ -639,6 +818,19 @@ def check_kind(kind: str | None) -> None:
         raise InvalidInput(f"value_kind must be one of {VALUE_KINDS}, got {kind!r}")
 
 
+@dataclass(frozen=True, eq=False)
+class ValueCandidate:
+    """A column that holds counts per tract: its values, kind, implied total and evidence."""
+
+    name: str
+    kind: str
+    total: float
+    evidence: dict[str, Any]
+    number_format: str
+    values: pd.Series
+    role: str  # what its name says: "cases", "other", "rate" or ""
+
+
 def infer_value_column(
     frame: pd.DataFrame,
     dates: pd.Series,
@@ -648,13 +840,20 @@ def infer_value_column(
     column: str | None = None,
     kind: str | None = None,
     min_rising: float = 0.9,
+    populations: dict[str, float] | None = None,
 ) -> ValueInference:
-    """The count column (cumulative first, then largest total) and whether it is cumulative."""
+    """The raw case count among the count columns, and whether it is cumulative.
+
+    Columns that derive from another (rates per population, rolling sums and means, daily
+    differences of a cumulative column) are set aside by content (relations.py); then other
+    measures (tests, deaths ...) by name; among what is left the cumulative column with the
+    largest total wins, unless two columns stay indistinguishable: then the release is refused.
+    """
     check_kind(kind)
     sample = sample_rows(frame)
     columns = [column] if column else [name for name in frame.columns if name not in exclude]
     rejected: dict[str, str] = {}
-    candidates = []
+    candidates: list[ValueCandidate] = []
     for name in columns:
         number_format = detect_number_format(sample[name])
         screen = screen_count_column(sample[name], number_format)
@@ -671,17 +870,210 @@ def infer_value_column(
         evidence = {k: round(v, 4) for k, v in screen.items()} | steps
         evidence["number_format"] = number_format
         total = magnitude(values, keys, chosen_kind)
-        candidates.append((name, chosen_kind, total, evidence, number_format))
+        role = name_role(name)
+        candidates.append(
+            ValueCandidate(name, chosen_kind, total, evidence, number_format, values, role)
+        )
     if not candidates:
         raise DataRejected("no value column: no column holds non-negative integer counts per tract")
-    ranked = sorted(candidates, key=lambda c: (c[1] == "cumulative", c[2]), reverse=True)
-    name, chosen_kind, total, evidence, number_format = ranked[0]
-    evidence = {**evidence, "implied_total": total, "override": bool(column), "rejected": rejected}
-    evidence["kind_override"] = kind is not None
-    evidence["other_candidates"] = [c[0] for c in ranked[1:]]
+    relations: list[Relation] = []
+    if column is None and len(candidates) > 1:
+        grid = value_grid(dates, keys, {c.name: c.values for c in candidates})
+        relations = find_relations(grid, {c.name: c.kind for c in candidates})
+    chosen, roles = choose_count(candidates, relations, rejected, populations or {})
+    evidence = {
+        **chosen.evidence,
+        "implied_total": chosen.total,
+        "override": bool(column),
+        "rejected": rejected,
+        "kind_override": kind is not None,
+        "name_roles": roles,
+        "relations": [r.to_dict() for r in relations],
+        "other_candidates": [c.name for c in candidates if c.name != chosen.name],
+    }
     return ValueInference(
-        column=name, evidence=evidence, kind=chosen_kind, number_format=number_format
+        column=chosen.name, evidence=evidence, kind=chosen.kind, number_format=chosen.number_format
     )
+
+
+def choose_count(
+    candidates: list[ValueCandidate],
+    relations: list[Relation],
+    rejected: dict[str, str],
+    populations: dict[str, float],
+) -> tuple[ValueCandidate, dict[str, str]]:
+    """The raw case count among candidates; what was set aside goes into `rejected`."""
+    roles = {c.name: c.role for c in candidates}
+    if len(candidates) == 1:
+        return candidates[0], roles
+    unresolved = set_aside_derived(candidates, relations, rejected, populations)
+    pool = [c for c in candidates if c.name not in rejected]
+    plain = [c for c in pool if c.role in ("cases", "")]
+    if not plain:
+        names = ", ".join(repr(c.name) for c in pool)
+        raise DataRejected(
+            f"no case count column: the count columns left ({names}) are named as rates or as "
+            "other measures (tests, deaths ...); set TRACTCAST_VALUE_COLUMN to use one anyway"
+        )
+    for c in pool:
+        if c.role in ("rate", "other"):
+            rejected[c.name] = (
+                "named as a rate, share or rolling window"
+                if c.role == "rate"
+                else "named as another measure (tests, deaths, hospital ...), not cases"
+            )
+    ranked = sorted(plain, key=lambda c: (c.role == "cases", c.kind == "cumulative", c.total))
+    best = ranked[-1]
+    plain_names = {c.name for c in plain}
+    for relation in unresolved:  # only a relation of the would-be choice leaves it in doubt
+        pair = {relation.column, relation.source}
+        if best.name in pair and pair <= plain_names:
+            raise DataRejected(ambiguous_multiple(relation))
+    rivals = [c for c in ranked[:-1] if (c.role, c.kind) == (best.role, best.kind)]
+    settle_rivals(best, rivals, rejected)
+    return best, roles
+
+
+def set_aside_derived(
+    candidates: list[ValueCandidate],
+    relations: list[Relation],
+    rejected: dict[str, str],
+    populations: dict[str, float],
+) -> list[Relation]:
+    """Put every column derived from another into `rejected`; return the relations that
+    nothing orients (two columns that are multiples of each other)."""
+    by_name = {c.name: c for c in candidates}
+    unresolved = []
+    for relation in relations:
+        if relation.column in rejected or relation.source in rejected:
+            continue
+        if not relation.symmetric or relation.kind == "copy":
+            rejected[relation.column] = describe_relation(relation)
+            continue
+        derived, why = orient_relation(relation, by_name, populations)
+        if derived is None:
+            unresolved.append(relation)
+            continue
+        source = relation.source if derived == relation.column else relation.column
+        rejected[derived] = f"{describe_relation(relation, derived, source)}; {why}"
+    return unresolved
+
+
+def settle_rivals(
+    best: ValueCandidate, rivals: list[ValueCandidate], rejected: dict[str, str]
+) -> None:
+    """Columns of the same kind and name class as the choice: its parts (it is their sum) or
+    its subsets (never above it) are set aside; any other rival makes the choice a guess."""
+    summed = sum_of_parts(best, rivals)
+    if summed is not None:
+        rejected.update({c.name: f"a part of {best.name!r} ({summed})" for c in rivals})
+        return
+    left = []
+    for rival in rivals:
+        share = share_not_larger(rival, best)
+        if share >= 0.99:  # never above the count: a subset of its cases (active, by test ...)
+            rejected[rival.name] = f"a subset of {best.name!r} (not larger in {share:.0%} of rows)"
+        else:
+            left.append(rival)
+    if left:
+        names = ", ".join(repr(c.name) for c in [best, *left])
+        raise DataRejected(
+            f"ambiguous value column: {names} are all {best.kind} counts"
+            f"{' named as cases' if best.role == 'cases' else ''}, none derives from another, "
+            "none is the sum of the others and none stays below another; set "
+            "TRACTCAST_VALUE_COLUMN (and TRACTCAST_VALUE_KIND) to choose"
+        )
+
+
+def ambiguous_multiple(relation: Relation) -> str:
+    """Why a release is refused when two columns are multiples of each other."""
+    spread = (
+        f"varying by {relation.factor_spread:.0%} across tracts, as a rate per population does"
+        if relation.kind == "rate"
+        else "the same in every tract"
+    )
+    return (
+        f"ambiguous value column: {relation.column!r} is a constant multiple of "
+        f"{relation.source!r} (factor {relation.factor:.4g}, {spread}; fit "
+        f"{relation.share_fit:.0%} of {relation.cells} cells), so one derives from the other, "
+        "and neither their names, a population in the tract layer nor their rounding tells "
+        "which is the count; set TRACTCAST_VALUE_COLUMN (and TRACTCAST_VALUE_KIND) to choose"
+    )
+
+
+def share_not_larger(part: ValueCandidate, whole: ValueCandidate) -> float:
+    """Share of rows where `part` is at most `whole` (0 unless it is strictly smaller somewhere)."""
+    a, b = part.values.to_numpy(dtype=float), whole.values.to_numpy(dtype=float)
+    both = ~np.isnan(a) & ~np.isnan(b)
+    if both.sum() < MIN_CELLS or not (a[both] < b[both]).any():
+        return 0.0
+    return float((a[both] <= b[both]).mean())
+
+
+def sum_of_parts(best: ValueCandidate, parts: list[ValueCandidate]) -> str | None:
+    """Evidence that `best` is the row-wise sum of `parts` (age or sex columns and their total)."""
+    if len(parts) < 2:
+        return None
+    total = best.values.to_numpy(dtype=float)
+    summed = np.nansum([p.values.to_numpy(dtype=float) for p in parts], axis=0)
+    both = ~np.isnan(total)
+    if both.sum() < MIN_CELLS:
+        return None
+    share = float((np.abs(total[both] - summed[both]) <= 0.5).mean())
+    return f"the sum of {len(parts)} columns in {share:.0%} of rows" if share >= 0.95 else None
+
+
+def describe_relation(relation: Relation, derived: str = "", source: str = "") -> str:
+    """How one column derives from another, in words."""
+    derived, source = derived or relation.column, source or relation.source
+    over = {"identity": "", "difference": " of the daily differences"}.get(
+        relation.transform, f" of the {relation.transform.split('_')[-1]}-day sums"
+    )
+    words = {
+        "copy": f"a copy of {source!r}",
+        "difference": f"the daily differences of {source!r}",
+        "rolling_sum": f"the {relation.transform.split('_')[-1]}-day rolling sum of {source!r}",
+        "rolling_mean": f"the {relation.transform.split('_')[-1]}-day rolling mean of {source!r}",
+        "rate": f"a rate per population{over} of {source!r}",
+        "scaled": f"a constant multiple (x{relation.factor:.4g}){over} of {source!r}",
+    }
+    return f"derived: {words[relation.kind]} (fits {relation.share_fit:.0%} of {relation.cells})"
+
+
+def orient_relation(
+    relation: Relation, by_name: dict[str, ValueCandidate], populations: dict[str, float]
+) -> tuple[str | None, str]:
+    """Which column of a symmetric multiple-of relation is the derived one, and why."""
+    a, b = by_name[relation.column], by_name[relation.source]
+    power = population_power(relation.factors, populations)
+    if power is not None:
+        derived = a.name if power > 0 else b.name
+        return derived, f"x population of the tract = 10^{abs(power)} (per-capita rate)"
+    roles = {a.role, b.role}
+    if "rate" in roles and len(roles) == 2:
+        derived = a.name if a.role == "rate" else b.name
+        return derived, "its name says rate"
+    integer = {c.name: c.evidence["share_integer"] >= 0.999 for c in (a, b)}
+    if integer[a.name] != integer[b.name]:
+        derived = b.name if integer[a.name] else a.name
+        return derived, "it has decimals, the other is whole counts"
+    return None, ""
+
+
+def population_power(factors: dict[str, float], populations: dict[str, float]) -> int | None:
+    """n when factor x population is 10^n for every tract (derived is per 10^n inhabitants),
+    -n when factor / population is 10^-n (the source is the rate), else None."""
+    pairs = [(f, populations[k]) for k, f in factors.items() if k in populations and f > 0]
+    if len(pairs) < 2:
+        return None
+    factor, population = (np.array(x, dtype=float) for x in zip(*pairs, strict=True))
+    for sign, products in ((1, factor * population), (-1, population / factor)):
+        median = float(np.median(products))
+        exponent = np.log10(median) if median > 0 else 0.0
+        spread = float(np.median(np.abs(products / median - 1)))
+        if spread <= 0.02 and abs(exponent - round(exponent)) <= 0.01 and round(exponent) >= 2:
+            return sign * int(round(exponent))
+    return None
 
 
 def infer_cell_values(
@@ -713,7 +1105,7 @@ def long_cells(frame: pd.DataFrame, schema: Schema, layer: TractLayer) -> Cells:
 
     return Cells(
         rows=np.arange(len(frame)),
-        dates=parse_dates(frame[schema.date.column], schema.date.date_format),
+        dates=schema.date.parse(frame[schema.date.column]),
         areas=area_keys(frame, schema.tract, layer),
         values=values,
         empty=(text == "").to_numpy(),
@@ -796,7 +1188,7 @@ def table_cells(frame: pd.DataFrame, schema: Schema, layer: TractLayer) -> Cells
         return grid_cells(
             frame,
             schema.tract_headers,
-            parse_dates(frame[schema.date.column], schema.date.date_format),
+            schema.date.parse(frame[schema.date.column]),
             None,
             None,
             header_areas(schema.tract_headers, schema.tract),
@@ -823,8 +1215,12 @@ def infer_schema(
     value_column: str | None = None,
     value_kind: str | None = None,
     coordinate_columns: tuple[str, str] | None = None,
+    files: np.ndarray | None = None,
 ) -> Schema:
-    """Infer layout, date, tract key and value columns of a text table; overrides skip inference."""
+    """Infer layout, date, tract key and value columns of a text table; overrides skip inference.
+
+    `files` (the file of every row) lets a date constant within each file beat update times.
+    """
     for column, role in ((date_column, "date"), (tract_column, "tract"), (value_column, "value")):
         require_column(frame, column, role)
     for column in coordinate_columns or ():
@@ -839,8 +1235,8 @@ def infer_schema(
         return infer_wide_schema(frame, layer, tract_column, value_kind, coordinate_columns)
     if layout == "wide_by_tract" and not (tract_column or coordinate_columns):
         return infer_wide_by_tract_schema(frame, layer, value_kind)
-    date = infer_date_column(frame, column=date_column)
-    dates = parse_dates(frame[date.column], date.date_format)
+    date = infer_date_column(frame, column=date_column, files=files)
+    dates = date.parse(frame[date.column])
     max_keys = 2 * int(dates.value_counts().max()) + 10
     tract = infer_area(
         frame,
@@ -855,10 +1251,111 @@ def infer_schema(
         tract = replace(tract, labels=label_columns(frame, exclude=used))
     areas = area_keys(frame, tract, layer)
     tract_keys = areas.keys.where(areas.tracts.notna(), "")  # judge counts on real tracts only
+    filters = infer_row_filters(frame, dates, tract_keys, exclude=used)
+    keep = Schema("long", date, tract, ValueInference(""), row_filters=filters).kept_rows(frame)
     value = infer_value_column(
-        frame, dates, tract_keys, exclude=used, column=value_column, kind=value_kind
+        frame[keep],
+        dates[keep],
+        tract_keys[keep],
+        exclude=used + [f.column for f in filters],
+        column=value_column,
+        kind=value_kind,
+        populations=key_populations(tract, layer),
     )
-    return Schema(layout="long", date=date, tract=tract, value=value)
+    return Schema(layout="long", date=date, tract=tract, value=value, row_filters=filters)
+
+
+TOTAL_WORDS = frozenset(
+    "total totals all overall tot alle gesamt insgesamt tutti totale todos todas total_general "
+    "tous ensemble both any all_ages allages alle_altersgruppen".split()
+)
+
+
+def infer_row_filters(
+    frame: pd.DataFrame,
+    dates: pd.Series,
+    keys: pd.Series,
+    exclude: Sequence[str],
+    max_categories: int = 50,
+    min_repeated: float = 0.5,
+) -> tuple[RowFilter, ...]:
+    """Category columns that split area-days into rows: keep the case measure among several
+    measures (never tests or deaths), else the total row among classes (age, sex); without
+    either the parts stay, to be summed."""
+    valid = dates.notna().to_numpy() & (keys != "").to_numpy()
+    if not valid.any():
+        return ()
+    pairs = pd.DataFrame({"key": keys[valid].to_numpy(), "day": dates[valid].to_numpy()})
+    if pairs.duplicated(keep=False).mean() < min_repeated:
+        return ()
+    filters = []
+    sample = sample_rows(frame)
+    for name in frame.columns:
+        if name in exclude or parse_counts(sample[name].astype(object)).notna().mean() > 0.5:
+            continue
+        categories = normalise_keys(frame[name])[valid]
+        distinct = categories.unique()
+        if not 2 <= len(distinct) <= max_categories:
+            continue
+        split = pairs.assign(category=categories.to_numpy())
+        if split.duplicated().mean() > 0.05:  # the column does not tell the rows apart
+            continue
+        found = category_filter(name, frame[name][valid], categories)
+        if found is not None:
+            filters.append(found)
+    return tuple(filters)
+
+
+def category_filter(name: str, raw: pd.Series, categories: pd.Series) -> RowFilter | None:
+    """The categories to keep from one splitting column (None: keep every row, sum parts)."""
+    spelled = dict(zip(categories, raw.astype(str).str.strip(), strict=True))
+    roles = {c: name_role(spelled[c]) for c in spelled}
+    counts = categories.value_counts()
+    evidence: dict[str, Any] = {
+        "column": name,
+        "categories": {spelled[c]: int(n) for c, n in counts.head(20).items()},
+    }
+    cases = [c for c, r in roles.items() if r == "cases"]
+    if cases and any(r in ("other", "rate") for r in roles.values()):
+        evidence |= {"kind": "measures", "kept": [spelled[c] for c in cases]}
+        return RowFilter(name, tuple(cases), evidence)
+    totals = [c for c in spelled if c in TOTAL_WORDS or c.replace(" ", "_") in TOTAL_WORDS]
+    if len(totals) == 1:
+        evidence |= {"kind": "classes with a total row", "kept": [spelled[totals[0]]]}
+        return RowFilter(name, tuple(totals), evidence)
+    return None
+
+
+POPULATION_NAME = re.compile(
+    r"pop|inhabit|resident|einwohner|abitant|habitant|poblaci|bevolking|ludnos|residenti",
+    re.IGNORECASE,
+)
+
+
+def tract_populations(layer: TractLayer) -> tuple[str, dict[str, float]]:
+    """The layer property holding each tract's population (named so, positive numbers for at
+    least 90% of tracts) and tract id -> population; ("", {}) when the layer has none."""
+    properties = layer.properties()
+    names = [
+        n for n in dict.fromkeys(k for p in properties for k in p) if POPULATION_NAME.search(n)
+    ]
+    for name in names:
+        values = {}
+        for props, tract in zip(properties, layer.tracts, strict=True):
+            number = parse_counts(pd.Series([str(props.get(name, ""))], dtype=object)).iat[0]
+            if number > 0:
+                values[tract.id] = float(number)
+        if len(values) >= 0.9 * max(len(layer.tracts), 1):
+            return name, values
+    return "", {}
+
+
+def key_populations(tract: TractKeyInference, layer: TractLayer) -> dict[str, float]:
+    """Normalised area key -> population of its tract, when the layer carries populations."""
+    _, populations = tract_populations(layer)
+    if not populations or tract.coordinates is not None:
+        return {}
+    return {k: populations[t] for k, t in tract.key_map.items() if t in populations}
 
 
 def infer_wide_schema(

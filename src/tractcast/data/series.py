@@ -202,6 +202,26 @@ def build_matrices(
     return tract_ids, dates, new, total, imputed
 
 
+def stale_tail(
+    values: np.ndarray, observed: np.ndarray, min_days: int, min_share: float = 0.5
+) -> int:
+    """How many trailing days repeat the day before value for value in every tract (a feed
+    that stopped while its files kept coming); 0 when fewer than min_days do.
+
+    A day counts only when most tracts were observed on it and on the day before.
+    """
+    n_tracts, n_days = values.shape
+    count = 0
+    for day in range(n_days - 1, 0, -1):
+        both = observed[:, day] & observed[:, day - 1]
+        if both.sum() < max(1, min_share * n_tracts):
+            break
+        if not np.array_equal(values[both, day], values[both, day - 1]):
+            break
+        count += 1
+    return count if count >= max(min_days, 1) else 0
+
+
 def build_series(
     observations: pd.DataFrame,
     kind: str,

@@ -30,7 +30,7 @@ from tractcast.data.sources import (
     state_hashes,
     utc_now,
 )
-from tractcast.errors import DataRejected, InvalidInput
+from tractcast.errors import DataHeld, DataRejected, InvalidInput, NotFound
 from tractcast.settings import Settings
 
 if TYPE_CHECKING:
@@ -117,9 +117,9 @@ class DataWatcher:
                 shutil.copy2(source, target)
 
     def latest_good(self) -> Release | None:
-        """The newest release not marked rejected (None before the first good download)."""
+        """The newest release neither rejected nor held (None before the first good download)."""
         state = self.read_state()
-        rejected = state.get("rejected", {})
+        rejected = {**state.get("rejected", {}), **state.get("held", {})}
         releases = state.get("releases", {})
         for version, info in sorted(
             releases.items(), key=lambda kv: kv[1]["fetched_at"], reverse=True
@@ -139,6 +139,46 @@ class DataWatcher:
     def rejections(self) -> dict[str, dict[str, str]]:
         """Data version -> why it was refused and when."""
         return dict(self.read_state().get("rejected", {}))
+
+    def pinned(self) -> dict[str, Any] | None:
+        """The accepted schema and published history new releases are compared with."""
+        return self.read_state().get("pinned")
+
+    def pin(self, version: str, schema: dict[str, str], history: dict[str, float]) -> None:
+        """Accept a release: its schema and history become what later ones are compared with."""
+        with self.locked():
+            state = self.read_state()
+            pinned = {"data_version": version, "schema": schema, "history": history}
+            held = {k: v for k, v in state.get("held", {}).items() if k != version}
+            self.write_state({**state, "pinned": pinned | {"at": utc_now()}, "held": held})
+
+    def hold(
+        self, release: Release, reason: str, schema: dict[str, str], history: dict[str, float]
+    ) -> None:
+        """Keep a release aside until an admin accepts it; the last good one stays in use."""
+        with self.locked():
+            state = self.read_state()
+            held = state.get("held", {})
+            held[release.data_version] = {
+                "reason": reason,
+                "at": utc_now(),
+                "schema": schema,
+                "history": history,
+            }
+            self.write_state({**state, "held": held})
+
+    def held(self) -> dict[str, dict[str, Any]]:
+        """Data version -> why it is held, when, and the schema it was inferred with."""
+        return dict(self.read_state().get("held", {}))
+
+    def accept(self, version: str) -> dict[str, Any]:
+        """An admin accepts a held release: it is pinned and becomes usable (NotFound if not
+        held)."""
+        record = self.held().get(version)
+        if record is None:
+            raise NotFound(f"no held data release {version!r} (held: {sorted(self.held())})")
+        self.pin(version, record["schema"], record["history"])
+        return {"data_version": version, "reason": record["reason"], "schema": record["schema"]}
 
     def snapshot_dir(self, version: str) -> Path:
         return self.root / version
@@ -191,30 +231,116 @@ def current_release(settings: Settings) -> Release:
     return release
 
 
-def ingest_current_release(settings: Settings, index: TractLayer) -> tuple[Release, IngestResult]:
-    """Ingest the newest release; a refused one is marked rejected and the last good one is used.
+SCHEMA_KEYS = (
+    "format", "table_layout", "date_column", "tract_column", "layer_property", "value_column",
+    "value_kind",
+)  # fmt: skip
 
-    The report of a fallback names the refused release and why (`refused_release`).
+
+def schema_signature(report: dict[str, Any]) -> dict[str, str]:
+    """What a release was inferred to be: layout, columns (spelling ignored), kind, date source."""
+    from tractcast.data.layouts import canonical_header
+
+    signature = {key: canonical_header(report.get(key) or "") for key in SCHEMA_KEYS}
+    signature["date_source"] = str(report.get("evidence", {}).get("date", {}).get("source", ""))
+    return signature
+
+
+def national_history(series: Any) -> dict[str, float]:
+    """National new cases per day (YYYY-MM-DD -> count) of an ingested series."""
+    daily = series.groupby("date")["new_cases"].sum()
+    return {f"{day:%Y-%m-%d}": round(float(value), 3) for day, value in daily.items()}
+
+
+def rewritten_share(old: dict[str, float], new: dict[str, float]) -> tuple[float, int]:
+    """Share of the cases already published that a new history moves or changes (sum of the
+    absolute daily changes over the days both hold, over their cases), and those days."""
+    days = [day for day in old if day in new]
+    published = sum(abs(old[day]) for day in days)
+    changed = sum(abs(new[day] - old[day]) for day in days)
+    return (changed / published if published else 0.0), len(days)
+
+
+def guard_release(
+    watcher: DataWatcher, release: Release, result: IngestResult, tolerance: float
+) -> None:
+    """Pin the first accepted release; hold (DataHeld) one that infers differently from the pin
+    or rewrites more than `tolerance` of the published national daily cases."""
+    schema = schema_signature(result.report)
+    history = national_history(result.series)
+    pinned = watcher.pinned()
+    if pinned is None or pinned["data_version"] == release.data_version:
+        watcher.pin(release.data_version, schema, history)
+        return
+    reasons = []
+    changed = {
+        key: f"{pinned['schema'].get(key)!r} -> {value!r}"
+        for key, value in schema.items()
+        if pinned["schema"].get(key) != value
+    }
+    if changed:
+        reasons.append(
+            "it is inferred differently from the pinned release "
+            f"{pinned['data_version']} ({', '.join(f'{k}: {v}' for k, v in changed.items())})"
+        )
+    share, days = rewritten_share(pinned["history"], history)
+    if share > tolerance:
+        reasons.append(
+            f"it rewrites {share:.1%} of the national daily cases already published over "
+            f"{days} days (more than TRACTCAST_HISTORY_TOLERANCE={tolerance:g})"
+        )
+    if reasons:
+        reason = (
+            f"release {release.data_version} held: {'; '.join(reasons)}; the last good release "
+            f"stays in use until an admin accepts it (tractcast accept-data "
+            f"{release.data_version}, or POST /v1/admin/data/accept)"
+        )
+        watcher.hold(release, reason, schema, history)
+        raise DataHeld(reason)
+    watcher.pin(release.data_version, schema, history)
+
+
+def ingest_release(
+    watcher: DataWatcher, release: Release, index: TractLayer, settings: Settings
+) -> IngestResult:
+    """Ingest a new release and guard it against the pinned one; a release ingestion refuses is
+    marked rejected, one the guard holds waits for an admin (both raise DataRejected)."""
+    from tractcast.data.ingest import ingest_options, ingest_source
+
+    try:
+        result = ingest_source(release.path, index, **ingest_options(settings))
+    except DataRejected as exc:
+        watcher.mark_rejected(release, exc.message)
+        raise
+    guard_release(watcher, release, result, settings.history_tolerance)
+    return result
+
+
+def ingest_current_release(settings: Settings, index: TractLayer) -> tuple[Release, IngestResult]:
+    """Ingest the newest release; a refused or held one leaves the last good one in use.
+
+    The report of a fallback names the release set aside and why (`refused_release`, or
+    `held_release` for one that waits for an admin).
     """
     from tractcast.data.ingest import ingest_options, ingest_source
 
     watcher = watcher_for(settings)
-    options = ingest_options(settings)
     new = watcher.check()
     refused: DataRejected | None = None
     if new is not None:
         try:
-            return new, ingest_source(new.path, index, **options)
+            return new, ingest_release(watcher, new, index, settings)
         except DataRejected as exc:
-            watcher.mark_rejected(new, exc.message)
             refused = exc
     good = watcher.latest_good()
     if good is None:
         raise refused or DataRejected("no release of the data source can be used")
-    result = ingest_source(good.path, index, **options)
+    result = ingest_source(good.path, index, **ingest_options(settings))
+    if watcher.pinned() is None:  # a store from before pinning: its release in use is the pin
+        watcher.pin(
+            good.data_version, schema_signature(result.report), national_history(result.series)
+        )
     if refused is not None and new is not None:
-        result.report["refused_release"] = {
-            "data_version": new.data_version,
-            "reason": refused.message,
-        }
+        key = "held_release" if isinstance(refused, DataHeld) else "refused_release"
+        result.report[key] = {"data_version": new.data_version, "reason": refused.message}
     return good, result

@@ -42,6 +42,7 @@ from tractcast.monitoring.live_error import (
 from tractcast.registry.lifecycle import (
     open_stores,
     previous_champion,
+    record_data_events,
     rollback_if_degraded,
     serving_version,
 )
@@ -148,6 +149,13 @@ def _check(
     report: dict[str, Any] = {"at": now.isoformat(timespec="seconds"), "scheduled": scheduled}
     watcher = watcher_for(settings)
     release, ingested, problems = newest_data(watcher, settings)
+    record_data_events(
+        metadata,
+        watcher,
+        ingested.report if ingested else None,
+        ingested.data_version if ingested else None,
+        "data_check",
+    )
     if problems:
         report["problems"] = problems
     versions = store.list_versions()
@@ -207,18 +215,15 @@ def newest_data(
 def ingest_release(
     watcher: DataWatcher, release: Release, settings: Settings
 ) -> tuple[Release, IngestResult]:
-    """Ingest a release; one that ingestion refuses is marked rejected, never used again."""
+    """Ingest a release; one that ingestion refuses is marked rejected, never used again, and
+    one inferred differently from the pinned release is held for an admin (watch.py)."""
     from tractcast.data.demo import resolve_inputs
-    from tractcast.data.ingest import ingest_options, ingest_source
+    from tractcast.data.watch import ingest_release as ingest_guarded
     from tractcast.geo.index import TractIndex
 
     _, tracts = resolve_inputs(settings)
     index = TractIndex.from_file(tracts, id_field=settings.tract_id_field)
-    try:
-        return release, ingest_source(release.path, index, **ingest_options(settings))
-    except DataRejected as exc:
-        watcher.mark_rejected(release, exc.message)
-        raise
+    return release, ingest_guarded(watcher, release, index, settings)
 
 
 def champion_signals(

@@ -14,6 +14,7 @@ from tractcast.errors import Conflict, NotFound, Unavailable
 from tractcast.registry.integrity import verify_version_files, with_checksums
 from tractcast.registry.metadata import (
     CHAMPION_KINDS,
+    DATA_EVENT_KINDS,
     Event,
     SqlMetadataStore,
     metadata_store_from_url,
@@ -23,6 +24,7 @@ from tractcast.serving.bundle import Bundle
 from tractcast.settings import Settings
 
 if TYPE_CHECKING:
+    from tractcast.data.watch import DataWatcher
     from tractcast.monitoring.live_error import Comparison
 
 
@@ -249,4 +251,44 @@ def _make_champion(
     metadata.record_version(found)
     return metadata.record_event(
         kind, found.version, from_version=previous, reason=reason, trigger=trigger
+    )
+
+
+def record_data_events(
+    metadata: SqlMetadataStore,
+    watcher: DataWatcher,
+    report: dict[str, Any] | None = None,
+    data_version: str | None = None,
+    trigger: str = "manual",
+) -> list[Event]:
+    """Events for what the watcher set aside (held and refused releases) and for a stale feed
+    in the release in use; each recorded once, whichever process notices first."""
+    seen = {(e.kind, e.version) for e in metadata.list_events(limit=None, kinds=DATA_EVENT_KINDS)}
+    found = [("data_held", v, info) for v, info in watcher.held().items()]
+    found += [("data_refused", v, info) for v, info in watcher.rejections().items()]
+    stale = (report or {}).get("stale") or {}
+    if stale.get("stale") and data_version:
+        found.append(("feed_stale", data_version, {"reason": stale["reason"]}))
+    pinned = (watcher.pinned() or {}).get("data_version")
+    return [
+        metadata.record_event(
+            kind, version, from_version=pinned, reason=str(info.get("reason", "")), trigger=trigger
+        )
+        for kind, version, info in found
+        if (kind, version) not in seen
+    ]
+
+
+def accept_data_release(
+    metadata: SqlMetadataStore, watcher: DataWatcher, data_version: str, trigger: str = "manual"
+) -> Event:
+    """An admin accepts a held data release: it is pinned and the next retrain uses it."""
+    previous = (watcher.pinned() or {}).get("data_version")
+    accepted = watcher.accept(data_version)
+    return metadata.record_event(
+        "data_accepted",
+        data_version,
+        from_version=previous,
+        reason=f"accepted by an admin; it was held because: {accepted['reason']}",
+        trigger=trigger,
     )

@@ -30,7 +30,10 @@ from tractcast.errors import InvalidInput, NotFound, Unavailable
 from tractcast.registry.migrations import upgrade_schema
 from tractcast.registry.store import ModelVersion
 
-EVENT_KINDS = ("registered", "promoted", "rejected", "rolled_back")
+MODEL_EVENT_KINDS = ("registered", "promoted", "rejected", "rolled_back")
+# events about data releases: their `version` is the data version
+DATA_EVENT_KINDS = ("data_held", "data_accepted", "data_refused", "feed_stale")
+EVENT_KINDS = MODEL_EVENT_KINDS + DATA_EVENT_KINDS
 CHAMPION_KINDS = ("promoted", "rolled_back")
 
 SCHEMA = MetaData()  # the models; migrations/ creates and evolves them
