@@ -80,6 +80,7 @@ def test_the_gateway_has_exactly_nginx_s_locations_with_the_same_targets_and_lim
         ("/v1/models/current", "registry"),
         ("/v1/admin/rollback", "registry"),
         ("/v1/admin/retrain", "retrainer"),
+        ("/v1/admin/data/accept", "registry"),
         ("/v1/admin/anything", "404"),
         ("/v1/dashboard/tracts", "api"),
         ("/", "index"),

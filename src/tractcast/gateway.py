@@ -75,7 +75,9 @@ ROUTES: tuple[Route, ...] = (
     Route("=", "/v1/tracts/replica", "404"),
     Route("", "/v1/models", "registry", burst=20),
     Route("", "/v1/events", "registry", burst=20),
-    Route("~", "^/v1/admin/(promote|rollback)$", "registry", "admin", 5, True, ADMIN_BODY),
+    Route(
+        "~", "^/v1/admin/(promote|rollback|data/accept)$", "registry", "admin", 5, True, ADMIN_BODY
+    ),
     Route("=", "/v1/admin/retrain", "retrainer", "admin", 5, True, ADMIN_BODY),
     Route("", "/v1/admin/", "404", "admin", 5),
     Route("", "/v1/dashboard/", "api", burst=20),
