@@ -146,7 +146,7 @@ def _project_directory(base: Path, italy_cases: Path, italy_provinces: Path) -> 
             "TRACTCAST_DATA_SOURCE=/data/cases.csv.gz",
             "TRACTCAST_TRACTS=/data/provinces.geojson",
             "TRACTCAST_EPOCHS=3",
-            "TRACTCAST_BACKTEST_ORIGINS=2",
+            "TRACTCAST_BACKTEST_ORIGINS=1",
             "TRACTCAST_WORKERS=1",
             # the load below comes from one client: nginx's per-client limits would refuse it
             "TRACTCAST_RATE_LIMIT=2000r/s",
@@ -215,14 +215,19 @@ def trained(stack: Stack) -> dict[str, Any]:
     assert queued.status_code == 202, queued.text
     assert queued.json()["status"] == "queued"
     task_id = queued.json()["task_id"]
-    logs = _wait_for(
-        lambda: _task_ended(stack.compose("logs", "--no-color", "retrainer-worker"), task_id),
-        300, "the retrain task to end on the worker", every=5,
-    )  # fmt: skip
-    assert f"Task tractcast.retrain[{task_id}] succeeded" in logs, logs[-3000:]
+    _wait_for_task(stack, task_id)
     current = _current(stack)
     assert current is not None
     return {"task_id": task_id, "current": current}
+
+
+def _wait_for_task(stack: Stack, task_id: str) -> None:
+    """Wait until the worker has run the retrain task; it must have succeeded."""
+    logs = _wait_for(
+        lambda: _task_ended(stack.compose("logs", "--no-color", "retrainer-worker"), task_id),
+        300, f"retrain {task_id} to end on the worker", every=5,
+    )  # fmt: skip
+    assert f"Task tractcast.retrain[{task_id}] succeeded" in logs, logs[-3000:]
 
 
 def _task_ended(logs: str, task_id: str) -> str | None:
@@ -367,9 +372,12 @@ def test_the_api_keeps_answering_while_a_backend_is_killed_and_recovers(
     assert (rows[service]["State"], rows[service]["Health"]) == ("running", "healthy")
     for path in OUTAGES[service]:
         recovered = _wait_for(
-            lambda p=path: _route(stack, p).status_code in {200, 202}, 60, f"{path} back"
+            lambda p=path: (r := _route(stack, p)).status_code in {200, 202} and r,
+            60,
+            f"{path} back",
         )
-        assert recovered
+        if path == "/v1/admin/retrain":  # queued again: let it finish before the next steps
+            _wait_for_task(stack, recovered.json()["task_id"])
 
 
 def _route(stack: Stack, path: str) -> requests.Response:
@@ -387,6 +395,7 @@ def test_three_api_replicas_share_requests_and_twenty_swaps_fail_none(
     stack.compose("kill", "-s", "HUP", "nginx")  # a graceful reload: nginx finds the replicas
     time.sleep(2)
     versions = [v["version"] for v in stack.get("/v1/models").json()["versions"]][:2]
+    before = stack.get("/v1/models").json()["current"]
     failures: list[str] = []
     answered: list[str] = []
     stop = threading.Event()
@@ -417,7 +426,8 @@ def test_three_api_replicas_share_requests_and_twenty_swaps_fail_none(
         for client in clients:
             client.join(timeout=30)
     assert failures == []
-    assert set(answered) == set(versions)  # both versions served while they swapped
+    # both versions served while they swapped (and, before the first swap, the one serving then)
+    assert set(versions) <= set(answered) <= {*versions, before}
     upstreams = {
         json.loads(line.split("| ", 1)[1])["upstream"]
         for line in stack.compose("logs", "--no-color", "--since", "5m", "nginx").splitlines()
