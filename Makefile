@@ -26,22 +26,22 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-up: install ## train a first model if the store is empty, then run every service and nginx on 127.0.0.1
+up: $(VENV)/.installed ## train a first model if the store is empty, then run every service and nginx on 127.0.0.1
 	$(BIN)/tractcast serve
 
 down: ## stop what `make up` started
 	$(BIN)/tractcast serve --stop
 
-worker: install ## a Celery worker on TRACTCAST_BROKER_URL (queues train and default), in the foreground
+worker: $(VENV)/.installed ## a Celery worker on TRACTCAST_BROKER_URL (queues train and default), in the foreground
 	$(BIN)/celery -A services.retrainer.celery_app:celery worker -Q train,default --concurrency 1 --loglevel INFO
 
-mlflow: install ## an MLflow tracking server on 127.0.0.1:5000 (runs and artifacts under var/mlflow)
+mlflow: $(VENV)/.installed ## an MLflow tracking server on 127.0.0.1:5000 (runs and artifacts under var/mlflow)
 	mkdir -p var/mlflow
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlflow server --host 127.0.0.1 --port 5000 --workers 1 \
 		--backend-store-uri sqlite:///$(CURDIR)/var/mlflow/mlflow.db \
 		--artifacts-destination $(CURDIR)/var/mlflow/artifacts --serve-artifacts
 
-migrate: install ## bring the metadata database (TRACTCAST_DATABASE_URL, else SQLite in the store) to the newest schema
+migrate: $(VENV)/.installed ## bring the metadata database (TRACTCAST_DATABASE_URL, else SQLite in the store) to the newest schema
 	$(BIN)/python -m tractcast.registry.migrations upgrade
 
 test: install ## run the whole test suite (unit, services, end to end through nginx)

@@ -188,6 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_with_progress(args: argparse.Namespace, settings: Settings) -> Any:
+    """Run a long command showing its progress on stderr; stdout keeps only the result."""
+    from tractcast import progress
+
+    native_log = Path(settings.run_dir).resolve() / "logs" / "tensorflow.log"
+    progress.divert_native_stderr(native_log)
+    with progress.showing():
+        return args.func(args, settings)
+
+
 def print_result(result: Any, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=2, default=str))
@@ -200,11 +210,25 @@ def print_result(result: Any, as_json: bool) -> None:
         print(result)
 
 
-def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+#: Commands that load TensorFlow and work for minutes: they show their progress on a console.
+LONG_COMMANDS = ("train", "backtest")
+
+
+def console_main() -> int:
+    """The `tractcast` program: `main` with progress shown and TensorFlow's C++ noise in a log."""
+    return main(console=True)
+
+
+def main(
+    argv: Sequence[str] | None = None, settings: Settings | None = None, console: bool = False
+) -> int:
     args = build_parser().parse_args(argv)
     settings = settings or Settings.from_env()
     try:
-        result = args.func(args, settings)
+        if console and args.command in LONG_COMMANDS:
+            result = run_with_progress(args, settings)
+        else:
+            result = args.func(args, settings)
     except TractcastError as exc:
         if args.json:
             print(json.dumps(exc.to_dict()), file=sys.stderr)
@@ -218,4 +242,4 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

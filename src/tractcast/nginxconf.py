@@ -38,7 +38,7 @@ def render_nginx_conf(template: Path, values: dict[str, str]) -> str:
     return rendered
 
 
-def _connect_host(host: str) -> str:
+def connect_host(host: str) -> str:
     """The address nginx dials for a service bound to host (a wildcard bind means loopback)."""
     if host in {"0.0.0.0", ""}:
         return "127.0.0.1"
@@ -58,7 +58,7 @@ def check_rate(name: str, rate: str) -> str:
 
 def nginx_values(settings: Settings, run_dir: Path, web_dir: Path = WEB_DIR) -> dict[str, str]:
     """Placeholder values of nginx.conf.template for services running on settings.host."""
-    host = _connect_host(settings.host)
+    host = connect_host(settings.host)
     return {
         "RATE_LIMIT": check_rate("TRACTCAST_RATE_LIMIT", settings.rate_limit),
         "ADMIN_RATE_LIMIT": check_rate("TRACTCAST_ADMIN_RATE_LIMIT", settings.admin_rate_limit),

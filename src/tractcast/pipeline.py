@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tractcast import progress
 from tractcast.data.demo import resolve_inputs
 from tractcast.data.ingest import IngestResult
 from tractcast.data.series import series_matrix
@@ -204,6 +205,7 @@ def register_candidate(
     trigger: str,
 ) -> ModelVersion:
     """Fit a copy of the prototype on all the data; register it with its metrics and a bundle."""
+    progress.advance("final fit and bundles", prototype.family)
     forecaster = clone_forecaster(prototype)
     forecaster.fit(arrays.history)
     version = register_version(
@@ -293,6 +295,7 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
     timings: dict[str, float] = {}
     with retrain_lock(Path(settings.store)):
         store, metadata = open_stores(settings)
+        progress.begin("ingest", 0, settings.data_source or "the demo data")
         index, ingested = load_inputs(settings)
         arrays = series_arrays(ingested)
         timings["ingest"] = _lap(started, timings)
@@ -306,6 +309,7 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
         )
         timings["backtest"] = _lap(started, timings)
         manifest = run_manifest(index, ingested, arrays, trigger)
+        progress.begin("final fit and bundles", len(candidates), "on all the data")
         versions = {
             family: register_candidate(
                 store,
@@ -321,6 +325,7 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
         }
         timings["final_fit"] = _lap(started, timings)
         champion = serving_version(store)
+        progress.begin("gate", 0, f"candidates against champion {champion or '(none yet)'}")
         champion_scores, how = (None, "")
         if champion is not None:
             champion_scores, how = evaluate_champion(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 import requests
 import shapely.geometry
 
-from tractcast.nginxconf import nginx_command, write_nginx_conf
+from tractcast.nginxconf import connect_host, nginx_command, write_nginx_conf
 from tractcast.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,13 +57,25 @@ def has_current(settings: Settings) -> bool:
 
 
 def train_first_model(settings: Settings) -> None:
-    """Train in a child process, so TensorFlow never lives in the long-running supervisor."""
+    """Train in a child process, so TensorFlow never lives in the long-running supervisor.
+
+    The child shows its progress on stderr; its result comes back as JSON and is summed up here.
+    """
     print("no model in the store yet: training the first one ...", flush=True)
-    subprocess.run(
-        [sys.executable, "-m", "tractcast.cli", "train", "--trigger", "first-start"],
+    done = subprocess.run(
+        [sys.executable, "-m", "tractcast.cli", "train", "--trigger", "first-start", "--json"],
         env=child_env(settings),
         cwd=ROOT,
-        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the first training failed (exit {done.returncode}); see above")
+    outcome = json.loads(done.stdout)
+    print(
+        f"first model: {outcome['champion']} serves ({outcome['reason']}; "
+        f"{outcome['seconds']:.0f} s)",
+        flush=True,
     )
 
 
@@ -92,7 +105,7 @@ def start_stack(settings: Settings, *, with_nginx: bool | None = None) -> Stack:
             "worker", "-Q", "train,default", "--concurrency", "1", "--loglevel", "INFO",
         ]  # fmt: skip
         _spawn(stack, "worker", worker, env, log_dir)
-    nginx = find_nginx()
+    nginx = find_nginx(settings.nginx)
     if with_nginx is None:
         with_nginx = nginx is not None
     if with_nginx:
@@ -103,17 +116,35 @@ def start_stack(settings: Settings, *, with_nginx: bool | None = None) -> Stack:
         conf = write_nginx_conf(settings, run_dir / "nginx", tls=tls)
         _spawn(stack, "nginx", nginx_command(conf, run_dir / "nginx", nginx), env, log_dir)
         stack.nginx = True
+    else:
+        _spawn(stack, "gateway", gateway_command(settings), env, log_dir)
     return stack
 
 
-def find_nginx() -> str | None:
-    """nginx on the PATH, or where Debian puts it (/usr/sbin is not on every user's PATH)."""
+def gateway_command(settings: Settings) -> list[str]:
+    """nginx's front door served by services/gateway, for machines without nginx."""
+    return [
+        sys.executable, "-m", "gunicorn", "services.gateway.wsgi:app",
+        "--bind", f"{settings.host}:{settings.http_port}",
+        # One process, so the rate limits hold per client as nginx's shared zones do.
+        "--workers", "1", "--threads", "16",
+        "--chdir", str(ROOT), "--graceful-timeout", "5", "--timeout", "60",
+        "--config", "python:services.common.gunicorn_conf",
+    ]  # fmt: skip
+
+
+def find_nginx(choice: str | None = None) -> str | None:
+    """TRACTCAST_NGINX's binary, none for "off", else nginx on the PATH or in /usr/sbin."""
+    if choice and choice.lower() in {"off", "no", "none", "false", "0"}:
+        return None
+    if choice:
+        return shutil.which(choice)
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 
 
-def public_url(settings: Settings, stack: Stack) -> str:
-    port = settings.http_port if stack.nginx else settings.api_port
-    return f"http://{settings.host}:{port}"
+def public_url(settings: Settings) -> str:
+    """The one entry point: nginx, or the gateway standing in for it, on TRACTCAST_HTTP_PORT."""
+    return f"http://{connect_host(settings.host)}:{settings.http_port}"
 
 
 def wait_ready(url: str, stack: Stack, timeout: float = 120.0) -> float:
@@ -147,7 +178,7 @@ def serve_forever(settings: Settings, train_if_empty: bool = True) -> int:
     signal.signal(signal.SIGTERM, _stop)
     (stack.run_dir / "supervisor.pid").write_text(str(os.getpid()))
     try:
-        url = public_url(settings, stack)
+        url = public_url(settings)
         wait_ready(url, stack)
         print_welcome(url, settings, time.monotonic() - began, stack.nginx)
         while not stopping and not stack.dead():
@@ -171,19 +202,18 @@ def example_point(url: str) -> tuple[float, float]:
 
 
 def print_welcome(url: str, settings: Settings, seconds: float, nginx: bool) -> None:
-    via = "nginx" if nginx else "the api directly (nginx not installed)"
+    via = "nginx" if nginx else "tractcast's own gateway (nginx not installed)"
     print(f"\ntractcast is ready after {seconds:.1f} s at {url} (through {via})\n")
     lat, lon = example_point(url)
-    if nginx:
-        print(f"dashboard: {url}/\n")
+    print(f"dashboard: {url}/\n")
     print("try:")
     print(f"  curl '{url}/v1/forecast?lat={lat}&lon={lon}'")
     print(f"  curl '{url}/v1/stats/radius?lat={lat}&lon={lon}&radius_km=50'")
     print(f"  curl '{url}/v1/tracts/lookup?lat={lat}&lon={lon}'")
     print(f"  curl '{url}/v1/models/current'")
     if settings.admin_token:
-        auth = "Authorization: Bearer $TRACTCAST_ADMIN_TOKEN"
-        print(f"  curl -X POST -H '{auth}' {url}/v1/admin/rollback")
+        print("admin (Authorization: Bearer $TRACTCAST_ADMIN_TOKEN): POST /v1/admin/rollback,")
+        print('  /v1/admin/promote {"version": ...} and /v1/admin/retrain (README, Public API)')
     print("\nCtrl-C or `make down` stops everything.", flush=True)
 
 

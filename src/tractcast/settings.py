@@ -34,6 +34,7 @@ class Settings:
     admin_token: str | None = None
     dev_mode: bool = False
     http_port: int = 8080
+    nginx: str | None = None
     host: str = "127.0.0.1"
     api_port: int = 8001
     geo_port: int = 8002
@@ -88,6 +89,7 @@ class Settings:
             admin_token=token,
             dev_mode=env.get("TRACTCAST_DEV_MODE", "").lower() in {"1", "true", "yes"},
             http_port=int(env.get("TRACTCAST_HTTP_PORT") or 8080),
+            nginx=_opt(env, "TRACTCAST_NGINX"),
             host=env.get("TRACTCAST_HOST") or "127.0.0.1",
             api_port=int(env.get("TRACTCAST_API_PORT") or 8001),
             geo_port=int(env.get("TRACTCAST_GEO_PORT") or 8002),
@@ -136,6 +138,7 @@ class Settings:
             "TRACTCAST_ADMIN_TOKEN": self.admin_token,
             "TRACTCAST_DEV_MODE": "1" if self.dev_mode else "",
             "TRACTCAST_HTTP_PORT": self.http_port,
+            "TRACTCAST_NGINX": self.nginx,
             "TRACTCAST_HOST": self.host,
             "TRACTCAST_API_PORT": self.api_port,
             "TRACTCAST_GEO_PORT": self.geo_port,

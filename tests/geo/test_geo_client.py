@@ -192,9 +192,15 @@ def test_with_no_copy_and_geo_down_a_radius_is_unavailable() -> None:
         client.tracts_within_radius(*MILAN, 20.0)
 
 
-def test_input_geo_rejects_is_invalid_input_with_its_message(client: GeoClient) -> None:
-    with pytest.raises(InvalidInput, match="lat must be within"):
-        client.tract_for_point(91.0, 9.0)
+def test_input_geo_rejects_is_invalid_input_with_its_message(
+    geo_server: GeoServer, client: GeoClient
+) -> None:
+    geo_server.app.config["replica_gate"].clear()  # no copy yet: the point goes to geo
+    try:
+        with pytest.raises(InvalidInput, match="lat must be within"):
+            client.tract_for_point(91.0, 9.0)
+    finally:
+        geo_server.app.config["replica_gate"].set()
 
 
 def test_ready_when_geo_answers(client: GeoClient) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tractcast import progress
 from tractcast.errors import InvalidInput
 from tractcast.evaluation.metrics import score_forecast
 from tractcast.models.base import Forecast, Forecaster, check_history, clone_forecaster
@@ -114,7 +115,8 @@ def forecasts_at_origins(
 ) -> list[Forecast]:
     """A fresh copy of the prototype fitted before each origin, and its forecast from there."""
     forecasts = []
-    for origin in origins:
+    for k, origin in enumerate(origins, start=1):
+        progress.advance("backtest", f"{prototype.family}, origin {k} of {len(origins)}")
         forecaster = clone_forecaster(prototype)
         forecaster.fit(history[:, :origin])
         forecasts.append(forecaster.predict(history[:, :origin]))
@@ -181,6 +183,7 @@ def run_backtest(
             )
         check_origins(history, origins, prototype.min_days, horizon)
     mask = None if mask is None else np.asarray(mask, dtype=bool)
+    progress.begin("backtest", len(candidates) * len(origins), ", ".join(candidates))
     scores = {
         name: score_origins(
             history, forecasts_at_origins(history, prototype, origins), origins, horizon, mask

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from tractcast import progress
 from tractcast.errors import InvalidInput
 from tractcast.models.base import QUANTILES, Forecast, check_history
 
@@ -161,6 +162,19 @@ def conformal_adjustment(targets: np.ndarray, quantiles: np.ndarray) -> np.ndarr
     return np.quantile(scores, QUANTILES[1] - QUANTILES[0], axis=0).astype(float)
 
 
+def epoch_progress(epochs: int) -> Any:
+    """A Keras callback that shows each epoch's loss as the detail of the current step."""
+    import keras
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            loss = (logs or {}).get("loss")
+            shown = f" loss {loss:.4f}" if loss is not None else ""
+            progress.detail(f"epoch {epoch + 1}/{epochs}{shown}")
+
+    return EpochProgress()
+
+
 class LSTMForecaster:
     """Global LSTM on log1p cases relative to each window's mean, with quantile outputs."""
 
@@ -254,7 +268,7 @@ class LSTMForecaster:
             validation_data=(x_valid, y_valid),
             epochs=self.epochs,
             batch_size=self.batch_for(len(x_train)),
-            callbacks=[stop],
+            callbacks=[stop, epoch_progress(self.epochs)],
             shuffle=True,
             verbose=0,
         )

@@ -1,0 +1,3 @@
+from services.gateway.app import create_app
+
+app = create_app()
