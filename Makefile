@@ -68,6 +68,17 @@ bench: install ## run the benchmarks and print their figures (long: about an hou
 bench-postgis: install ## point -> tract against PostGIS (needs postgresql-15-postgis-3 on 127.0.0.1:5432)
 	$(BIN)/python -m bench.postgis
 
+compose-env: ## write .env for docker compose from .env.example with a fresh admin token (kept if it exists)
+	docker/make-env
+
+images: ## build every image docker-compose.yml names from Debian and PyPI packages (no registry needed)
+	docker/build-offline-images
+
+image-gpu: ## build the GPU worker image tractcast:gpu (TensorFlow with CUDA: downloads gigabytes)
+	docker build --network host -f docker/Dockerfile --target train \
+		--build-arg 'TENSORFLOW=tensorflow[and-cuda]' -t tractcast:gpu .
+
 clean: ## remove local state (models, demo data, logs); keeps .venv
 	rm -rf var
-.PHONY: help install up down worker mlflow migrate test lint k8s bench bench-postgis clean
+.PHONY: help install up down worker mlflow migrate test lint k8s bench bench-postgis compose-env \
+	images image-gpu clean

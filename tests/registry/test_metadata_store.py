@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
-from tests.faults.processes import missing_server
+from tests.faults.processes import free_port, missing_server
 
-from tractcast.errors import InvalidInput, NotFound
+from tractcast.errors import InvalidInput, NotFound, Unavailable
 from tractcast.registry.metadata import Event, SqlMetadataStore, metadata_store_from_url
 from tractcast.registry.store import ModelVersion
 
@@ -138,3 +138,11 @@ def test_sqlite_parent_directory_is_created(tmp_path: Path) -> None:
     store.ping()
     store.close()
     assert (tmp_path / "a" / "b").is_dir()
+
+
+def test_reads_from_a_database_that_does_not_answer_are_unavailable() -> None:
+    down = SqlMetadataStore(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/test")
+    with pytest.raises(Unavailable, match="does not answer"):
+        down.list_events()
+    with pytest.raises(Unavailable, match="does not answer"):
+        down.get_version("v0001-lstm")

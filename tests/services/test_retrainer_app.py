@@ -65,6 +65,19 @@ def test_admin_retrain_queues_a_task_on_the_train_queue_of_redis(tmp_path, broke
     assert messages[0]["headers"]["task"] == "tractcast.retrain"
 
 
+def test_retrain_answers_503_json_when_the_broker_is_down(tmp_path):
+    from tests.faults.processes import free_port
+
+    closed = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    app = create_app(Settings(store=tmp_path, admin_token="secret", broker_url=closed))
+    response = app.test_client().post(
+        "/v1/admin/retrain", headers={"Authorization": "Bearer secret"}
+    )
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "unavailable"
+    assert "task queue" in response.get_json()["message"]
+
+
 def test_enqueue_records_what_triggered_the_run(tmp_path, broker):
     queued = enqueue_retrain(Settings(store=tmp_path, broker_url=REDIS_URL), "schedule")
     message = json.loads(broker.lrange("train", 0, -1)[0])

@@ -12,6 +12,7 @@ TensorFlow and Keras are imported inside functions only, so importing tractcast.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ OUTPUT_QUANTILES = (QUANTILES[0], 0.5, QUANTILES[1])  # lower bound, point, uppe
 LEVEL_SCALE = 10.0  # log1p of ~20,000 cases; keeps the level feature near [0, 1]
 MAX_LOG_CASES = 30.0  # guards expm1 against overflow on a runaway output
 MIN_STEPS, MIN_BATCH = 32, 16  # small histories train on smaller batches, not on fewer steps
+
+log = logging.getLogger(__name__)
 
 
 def window_features(
@@ -127,6 +130,17 @@ def build_model(lookback: int, horizon: int, units: int) -> Any:
     )
     outputs = layers.Permute((2, 1), name="log_cases")(layers.Reshape((3, horizon))(stacked))
     return keras.Model(inputs, outputs, name="tractcast_lstm")
+
+
+def training_device() -> str:
+    """What Keras trains on here: the first GPU TensorFlow sees, else the CPU."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU (TensorFlow sees no GPU)"
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return f"{gpus[0].name} ({details.get('device_name', 'unnamed')}; {len(gpus)} GPU(s) visible)"
 
 
 def seed_everything(seed: int) -> None:
@@ -225,6 +239,7 @@ class LSTMForecaster:
         import keras
 
         history = check_history(history, self.min_days)
+        log.info("training the LSTM on %s", training_device())
         n_tracts, n_days = history.shape
         split = n_days - max(self.validation_days, self.horizon)
         seed_everything(self.seed)

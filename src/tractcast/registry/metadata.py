@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,8 +23,8 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from tractcast.errors import InvalidInput, NotFound, Unavailable
 from tractcast.registry.migrations import upgrade_schema
@@ -112,7 +112,7 @@ class SqlMetadataStore:
 
     def get_version(self, version: str) -> ModelVersion:
         """The recorded version, or NotFound."""
-        with self._tables().connect() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 select(versions_table).where(versions_table.c.version == version)
             ).first()
@@ -161,7 +161,7 @@ class SqlMetadataStore:
             query = query.where(events_table.c.kind.in_(list(kinds)))
         if limit is not None:
             query = query.limit(limit)
-        with self._tables().connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(query).all()
         return [
             Event(
@@ -183,7 +183,7 @@ class SqlMetadataStore:
             .where(events_table.c.kind.in_(CHAMPION_KINDS))
             .order_by(events_table.c.id)
         )
-        with self._tables().connect() as conn:
+        with self._read() as conn:
             return [row.version for row in conn.execute(query)]
 
     def ping(self) -> None:
@@ -196,6 +196,15 @@ class SqlMetadataStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A connection for reading; Unavailable (not a driver error) when the database is down."""
+        try:
+            with self._tables().connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise Unavailable("the metadata database does not answer") from exc
 
     def _tables(self) -> Engine:
         # migrated on first use, not at construction, so opening a store is free
