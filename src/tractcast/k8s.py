@@ -42,8 +42,8 @@ MONITORING_SERVICES = frozenset({"prometheus", "grafana"})
 SINGLETONS = frozenset({"retrainer-scheduler"})
 #: Settings kept in the Secret, never in the ConfigMap.
 SECRET_SETTINGS = ("TRACTCAST_ADMIN_TOKEN", "TRACTCAST_DATABASE_URL")
-#: Settings of the local runner only (the image sets its own container paths).
-LOCAL_ONLY_SETTINGS = frozenset({"TRACTCAST_NGINX", "TRACTCAST_RUN_DIR", "TRACTCAST_DEMO_DIR"})
+#: Settings of the local runner only (`make up` choosing nginx or the gateway).
+LOCAL_ONLY_SETTINGS = frozenset({"TRACTCAST_NGINX"})
 #: values.external key -> the setting it fills.
 EXTERNAL_SETTINGS = {
     "brokerUrl": "TRACTCAST_BROKER_URL",

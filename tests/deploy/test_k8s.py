@@ -539,7 +539,7 @@ def test_make_k8s_writes_one_file_per_part_and_removes_stale_ones(
     assert (out / "10-settings.yaml").stat().st_mode & 0o077 == 0
     api = list(yaml.safe_load_all((out / "30-api.yaml").read_text()))
     image = api[0]["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert image == "registry.example.org/health/tractcast:1.4"
+    assert image == "registry.example.org/health/tractcast-serve:1.4"  # api: the serve image
     for path in out.glob("*.yaml"):
         for obj in yaml.safe_load_all(path.read_text()):
             assert schema_errors(obj, K8S_VERSIONS[0]) == []
