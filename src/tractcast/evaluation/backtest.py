@@ -20,9 +20,15 @@ import numpy as np
 import pandas as pd
 
 from tractcast.errors import InvalidInput
-from tractcast.evaluation.metrics import score_forecast
-from tractcast.models.base import Forecast, Forecaster, check_history, clone_forecaster
-from tractcast.models.baselines import seasonal_naive_point
+from tractcast.evaluation.metrics import geometric_mean, ratio, score_forecast
+from tractcast.models.base import (
+    Forecast,
+    Forecaster,
+    check_history,
+    fit_shared,
+    make_forecaster,
+    stack_forecasts,
+)
 
 REFERENCE = "seasonal_naive"
 ORIGIN_STEP = 7  # days between the default recent origins: one a week
@@ -115,10 +121,14 @@ def forecasts_at_origins(
     """A fresh copy of the prototype fitted before each origin, and its forecast from there."""
     forecasts = []
     for origin in origins:
-        forecaster = clone_forecaster(prototype)
-        forecaster.fit(history[:, :origin])
+        forecaster = fit_shared(prototype, history[:, :origin])
         forecasts.append(forecaster.predict(history[:, :origin]))
     return forecasts
+
+
+def reference_forecasts(history: np.ndarray, origins: list[int], horizon: int) -> list[Forecast]:
+    """The weekly seasonal naive's forecasts (point and intervals) at each origin."""
+    return forecasts_at_origins(history, make_forecaster(REFERENCE, horizon=horizon), origins)
 
 
 def stack_windows(array: np.ndarray, origins: list[int], horizon: int) -> np.ndarray:
@@ -132,32 +142,35 @@ def score_origins(
     origins: list[int],
     horizon: int,
     mask: np.ndarray | None = None,
+    references: list[Forecast] | None = None,
 ) -> dict[str, Any]:
-    """Pooled metrics (overall, per horizon, relative MAE) and the same again per origin."""
+    """Pooled metrics (overall, per horizon, relative to the seasonal naive), the same per origin,
+    and the robust relative skill: the geometric mean over origins of each origin's ratio."""
     actual = stack_windows(history, origins, horizon)
     scored = None if mask is None else stack_windows(mask, origins, horizon)
-    reference = np.concatenate(
-        [seasonal_naive_point(history[:, :origin], horizon) for origin in origins], axis=0
-    )
-    pooled = Forecast(
-        point=np.concatenate([f.point for f in forecasts], axis=0),
-        lower=np.concatenate([f.lower for f in forecasts], axis=0),
-        upper=np.concatenate([f.upper for f in forecasts], axis=0),
-    )
-    scores = score_forecast(actual, pooled, scored, reference)
+    if references is None:
+        references = reference_forecasts(history, origins, horizon)
+    reference = stack_forecasts(references)
+    scores = score_forecast(actual, stack_forecasts(forecasts), scored, reference)
     n_tracts = history.shape[0]
     per_origin = []
     for k, origin in enumerate(origins):
         rows = slice(k * n_tracts, (k + 1) * n_tracts)
-        one = score_forecast(
-            actual[rows],
-            forecasts[k],
-            None if scored is None else scored[rows],
-            reference[rows],
-        )
+        part = None if scored is None else scored[rows]
+        one = score_forecast(actual[rows], forecasts[k], part, None)
+        naive = score_forecast(actual[rows], references[k], part, None)
         one.pop("per_horizon")
+        one["relative_mae"] = ratio(one["mae"], naive["mae"])
+        one["relative_wis"] = ratio(one["wis"], naive["wis"])
         per_origin.append({"origin": origin, **one})
     scores["per_origin"] = per_origin
+    for key in ("mae", "wis"):
+        scores[f"robust_relative_{key}"] = geometric_mean(
+            [entry[f"relative_{key}"] for entry in per_origin]
+        )
+    covered = [entry["coverage"] for entry in per_origin if np.isfinite(entry["coverage"])]
+    scores["coverage_min"] = min(covered) if covered else float("nan")
+    scores["coverage_max"] = max(covered) if covered else float("nan")
     return scores
 
 
@@ -181,9 +194,15 @@ def run_backtest(
             )
         check_origins(history, origins, prototype.min_days, horizon)
     mask = None if mask is None else np.asarray(mask, dtype=bool)
+    references = reference_forecasts(history, origins, horizon)
     scores = {
         name: score_origins(
-            history, forecasts_at_origins(history, prototype, origins), origins, horizon, mask
+            history,
+            forecasts_at_origins(history, prototype, origins),
+            origins,
+            horizon,
+            mask,
+            references,
         )
         for name, prototype in candidates.items()
     }
@@ -192,14 +211,18 @@ def run_backtest(
 
 def report_table(report: dict[str, Any]) -> str:
     """The backtest report as a table for people: one row per candidate."""
-    columns = ("mae", "rmse", "mse", "mape", "wape", "relative_mae", "coverage")
+    columns = (
+        "mae", "wape", "wis", "relative_mae", "relative_wis", "robust_relative_mae",
+        "robust_relative_wis", "coverage",
+    )  # fmt: skip
     lines = [
         f"origins: {', '.join(report['origins'])}",
-        f"{'candidate':<16}" + "".join(f"{name:>14}" for name in columns),
+        f"{'candidate':<16}"
+        + "".join(f"{name.replace('robust_relative', 'rob.rel'):>14}" for name in columns),
     ]
     for name, scores in report["candidates"].items():
         cells = "".join(
-            f"{'-':>14}" if scores[key] is None else f"{scores[key]:>14.4g}" for key in columns
+            f"{'-':>14}" if scores.get(key) is None else f"{scores[key]:>14.4g}" for key in columns
         )
         lines.append(f"{name:<16}{cells}")
     lines.append(f"champion (what the promotion gate would serve): {report['champion']}")

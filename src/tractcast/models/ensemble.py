@@ -1,0 +1,230 @@
+"""An ensemble candidate: per horizon, a weighted combination of the LSTM and the baselines.
+
+Fitting fits every member on the history (a fit shared with the members' own candidates when the
+history is the same), then forecasts from each daily origin of the newest `calibration_days`
+(the days the LSTM holds out of its training) and picks, for each horizon, the weights on a grid
+over the simplex with the lowest MAE there. Weights of 1 on one member are on the grid, so at
+each horizon the ensemble can also simply choose a family. Quantiles are combined with the same
+weights (quantile averaging), and a scaled conformal step on the same origins then calibrates
+each interval level per horizon. Everything is fitted on the history it is given, so within a
+backtest the weights come from days before the origin only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tractcast.errors import InvalidInput
+from tractcast.models.base import (
+    BASELINE_FAMILIES,
+    INTERVAL,
+    INTERVALS,
+    Forecast,
+    Forecaster,
+    check_history,
+    fit_shared,
+    forecaster_from_params,
+    load_forecaster,
+    scaled_interval_factors,
+    stack_forecasts,
+)
+
+STATE_FILE = "ensemble.json"
+MEMBERS_DIR = "members"
+DEFAULT_MEMBERS = ("lstm", *BASELINE_FAMILIES)
+
+
+def simplex_grid(n_members: int, step: float) -> np.ndarray:
+    """Every weight vector of `n_members` non-negative multiples of `step` that sum to 1."""
+    units = round(1.0 / step)
+    rows = [
+        combo for combo in itertools.product(range(units + 1), repeat=n_members)
+        if sum(combo) == units
+    ]  # fmt: skip
+    return np.asarray(rows, dtype=float) / units
+
+
+def best_weights(points: np.ndarray, actual: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Per horizon, the grid row whose weighted points have the lowest MAE: (horizon, members).
+
+    `points` is (members, rows, horizon), `actual` (rows, horizon); the first best row wins a tie.
+    """
+    combined = np.einsum("gm,mrh->grh", grid, points)
+    errors = np.nanmean(np.abs(combined - actual[None]), axis=1)  # (grid, horizon)
+    return grid[np.argmin(errors, axis=0)]
+
+
+def combine(forecasts: list[Forecast], weights: np.ndarray) -> Forecast:
+    """The members' points and interval bounds averaged with per-horizon weights (h, members)."""
+
+    def mix(arrays: list[np.ndarray]) -> np.ndarray:
+        return np.einsum("hm,mrh->rh", weights, np.stack(arrays))
+
+    levels = set.intersection(*(set(f.bands) for f in forecasts))
+    return Forecast(
+        point=mix([f.point for f in forecasts]),
+        lower=mix([f.lower for f in forecasts]),
+        upper=mix([f.upper for f in forecasts]),
+        bands={
+            level: (mix([f.bands[level][0] for f in forecasts]),
+                    mix([f.bands[level][1] for f in forecasts]))
+            for level in sorted(levels)
+        },
+    )  # fmt: skip
+
+
+class EnsembleForecaster:
+    """Per-horizon weighted combination of member forecasters, weights fitted on recent origins."""
+
+    family = "ensemble"
+
+    def __init__(
+        self,
+        horizon: int = 14,
+        members: dict[str, dict[str, Any]] | None = None,
+        calibration_days: int = 42,
+        step: float = 0.1,
+        first_weekday: int = 0,
+    ) -> None:
+        self.horizon = horizon
+        self.calibration_days = calibration_days
+        self.step = step
+        self._first_weekday = first_weekday
+        chosen = members or {family: {} for family in DEFAULT_MEMBERS}
+        self.members: dict[str, dict[str, Any]] = {
+            family: self.member_params(family, params) for family, params in chosen.items()
+        }
+        self.fitted: dict[str, Forecaster] = {}
+        self.weights: np.ndarray | None = None  # (horizon, members)
+        self.scales: dict[float, np.ndarray] = {}
+
+    @property
+    def first_weekday(self) -> int:
+        """Weekday (0 = Monday) of column 0 of every history; members that read it follow it."""
+        return self._first_weekday
+
+    @first_weekday.setter
+    def first_weekday(self, weekday: int) -> None:
+        self._first_weekday = weekday
+        for member in self.fitted.values():
+            if hasattr(member, "first_weekday"):
+                member.first_weekday = weekday
+
+    def member_params(self, family: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A member's hyperparameters with the ensemble's horizon and weekday."""
+        prototype = forecaster_from_params(
+            family, params, horizon=self.horizon, first_weekday=self.first_weekday
+        )
+        return prototype.params()
+
+    def prototypes(self) -> dict[str, Forecaster]:
+        return {
+            family: forecaster_from_params(family, params)
+            for family, params in self.members.items()
+        }
+
+    @property
+    def min_days(self) -> int:
+        """Enough for every member to fit before the first calibration origin."""
+        deepest = max(p.min_days for p in self.prototypes().values())
+        return deepest + self.calibration_days
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "horizon": self.horizon,
+            "members": self.members,
+            "calibration_days": self.calibration_days,
+            "step": self.step,
+            "first_weekday": self.first_weekday,
+        }
+
+    def calibration_origins(self, n_days: int) -> list[int]:
+        """Every day of the newest `calibration_days` with `horizon` observed days after it."""
+        return list(range(n_days - self.calibration_days, n_days - self.horizon + 1))
+
+    def fit(self, history: np.ndarray) -> None:
+        history = check_history(history, self.min_days)
+        self.fitted = {
+            family: fit_shared(prototype, history)
+            for family, prototype in self.prototypes().items()
+        }
+        origins = self.calibration_origins(history.shape[1])
+        per_member = [
+            stack_forecasts([member.predict(history[:, :t]) for t in origins])
+            for member in self.fitted.values()
+        ]
+        actual = np.concatenate([history[:, t : t + self.horizon] for t in origins], axis=0)
+        points = np.stack([forecast.point for forecast in per_member])
+        self.weights = best_weights(points, actual, simplex_grid(len(per_member), self.step))
+        mixed = combine(per_member, self.weights)
+        self.scales = {
+            level: scaled_interval_factors(
+                mixed.point, mixed.point - lower, upper - mixed.point, actual, level
+            )
+            for level, (lower, upper) in mixed.intervals().items()
+        }
+
+    def predict(self, history: np.ndarray) -> Forecast:
+        if self.weights is None or not self.fitted:
+            raise RuntimeError("ensemble forecaster must be fitted before predicting")
+        history = check_history(history, 1)
+        mixed = combine([member.predict(history) for member in self.fitted.values()], self.weights)
+        point = np.clip(mixed.point, 0.0, None)
+        bands = {
+            level: (
+                np.clip(point - self.scales[level] * (mixed.point - lower), 0.0, point),
+                np.maximum(point + self.scales[level] * (upper - mixed.point), point),
+            )
+            for level, (lower, upper) in mixed.intervals().items()
+            if level in self.scales
+        }
+        lower, upper = bands.pop(INTERVAL)
+        return Forecast(point=point, lower=lower, upper=upper, bands=bands)
+
+    def weights_table(self) -> dict[str, list[float]]:
+        """Each member's weight per horizon (1..horizon), for people and the manifest."""
+        if self.weights is None:
+            return {}
+        return {
+            family: [round(float(w), 3) for w in self.weights[:, k]]
+            for k, family in enumerate(self.members)
+        }
+
+    def save(self, directory: Path) -> None:
+        if self.weights is None:
+            raise RuntimeError("ensemble forecaster must be fitted before saving")
+        directory = Path(directory)
+        for family, member in self.fitted.items():
+            member.save(directory / MEMBERS_DIR / family)
+        state = {
+            "family": self.family,
+            "params": self.params(),
+            "weights": self.weights.tolist(),
+            "weights_by_member": self.weights_table(),
+            "scales": {str(level): scale.tolist() for level, scale in self.scales.items()},
+            "intervals": list(INTERVALS),
+        }
+        (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> EnsembleForecaster:
+        """Rebuild a fitted ensemble and its members from what save wrote."""
+        directory = Path(directory)
+        state = json.loads((directory / STATE_FILE).read_text())
+        forecaster = cls(**state["params"])
+        forecaster.fitted = {
+            family: load_forecaster(directory / MEMBERS_DIR / family, family)
+            for family in forecaster.members
+        }
+        forecaster.weights = np.asarray(state["weights"], dtype=float)
+        if forecaster.weights.shape != (forecaster.horizon, len(forecaster.members)):
+            raise InvalidInput(f"{directory} holds ensemble weights of another shape")
+        forecaster.scales = {
+            float(level): np.asarray(scale, dtype=float) for level, scale in state["scales"].items()
+        }
+        return forecaster
