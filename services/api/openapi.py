@@ -132,9 +132,23 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {
             "date": {"type": "string", "format": "date"},
             "new_cases": {"type": "number", "description": "Forecast new cases that day."},
-            "lower": {"type": "number", "description": "Lower bound of the interval."},
-            "upper": {"type": "number", "description": "Upper bound of the interval."},
+            "lower": {"type": "number", "description": "Lower bound of the 80% interval."},
+            "upper": {"type": "number", "description": "Upper bound of the 80% interval."},
+            "intervals": {
+                "type": "object",
+                "description": (
+                    "Every central prediction interval of the day, keyed by its level in percent "
+                    '("50", "80", "95"); "80" repeats lower/upper. A model registered before the '
+                    'other levels existed gives "80" only.'
+                ),
+                "additionalProperties": _ref("Interval"),
+            },
         },
+    },
+    "Interval": {
+        "type": "object",
+        "required": ["lower", "upper"],
+        "properties": {"lower": {"type": "number"}, "upper": {"type": "number"}},
     },
     "Forecast": {
         "type": "object",

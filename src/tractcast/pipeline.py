@@ -334,7 +334,10 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
                 store, champion, candidates, backtest, arrays, settings
             )
         timings["champion"] = _lap(started, timings)
-        chosen = gate(candidates, backtest, champion, champion_scores, how, settings, store)
+        chosen = gate(
+            candidates, backtest, champion, champion_scores, how, settings,
+            store, ingested.data_version,
+        )  # fmt: skip
         manifest = run_manifest(index, ingested, arrays, trigger)
         versions = {
             family: register_candidate(
@@ -481,7 +484,7 @@ def backtest_report(
             "champion": choose_candidate(backtest.scores, BASELINE_FAMILIES),
             "origins": [iso_day(arrays.dates, origin) for origin in backtest.origins],
             "candidates": {
-                name: {key: scores[key] for key in REPORT_KEYS}
+                name: {key: dated_scores(scores, arrays.dates)[key] for key in REPORT_KEYS}
                 for name, scores in backtest.scores.items()
             },
         }
@@ -507,6 +510,7 @@ def gate(
     how: str,
     settings: Settings,
     store: LocalModelStore | None = None,
+    data_version: str | None = None,
 ) -> GateDecision:
     """The gate's decision on this run's best candidate (named by family; the champion by version).
 
@@ -525,7 +529,7 @@ def gate(
         level=settings.promotion_level,
         min_effect=settings.promotion_min_effect,
         lags=overlap_lags(backtest.origins, settings.horizon),
-        same_recipe=same_recipe(store, champion, candidates[candidate]),
+        same_recipe=newer_fit_of_champion(store, champion, candidates[candidate], data_version),
     )
     if champion is None:
         return decision
@@ -540,14 +544,21 @@ def gate(
     )
 
 
-def same_recipe(store: LocalModelStore | None, champion: str | None, prototype: Forecaster) -> bool:
-    """Whether the champion is the prototype's family with the same hyperparameters."""
-    if store is None or champion is None:
+def newer_fit_of_champion(
+    store: LocalModelStore | None,
+    champion: str | None,
+    prototype: Forecaster,
+    data_version: str | None,
+) -> bool:
+    """Whether the prototype is the champion's family and hyperparameters, on other data."""
+    if store is None or champion is None or data_version is None:
         return False
     try:
         found = store.get_version(champion)
     except TractcastError:
         return False
+    if found.data_version == data_version:
+        return False  # the same recipe on the same data is the same model
     saved = dict(found.manifest.get("hyperparameters", {}))
     return found.family == prototype.family and saved == json_safe(
         json.loads(json.dumps(prototype.params(), default=str))

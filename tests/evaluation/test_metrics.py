@@ -11,11 +11,11 @@ import pytest
 from tractcast.errors import InvalidInput
 from tractcast.evaluation.metrics import (
     coverage,
+    geometric_mean,
+    interval_score,
     mae,
     mape,
     mse,
-    geometric_mean,
-    interval_score,
     relative_mae,
     rmse,
     score_forecast,

@@ -35,7 +35,8 @@ def test_identical_losses_are_never_an_improvement() -> None:
 
 def test_a_consistent_improvement_on_every_origin_is_significant() -> None:
     champion = [10.0, 50.0, 200.0, 30.0, 15.0, 12.0, 80.0, 25.0]
-    candidate = [v * f for v, f in zip(champion, [0.8, 0.82, 0.79, 0.81, 0.8, 0.78, 0.83, 0.8])]
+    factors = [0.8, 0.82, 0.79, 0.81, 0.8, 0.78, 0.83, 0.8]
+    candidate = [v * f for v, f in zip(champion, factors, strict=True)]
     result = diebold_mariano(candidate, champion, lags=1)
     assert result.better and result.p_value < 0.001
     assert result.ratio_low < 0.81 < result.ratio_high < 0.83
