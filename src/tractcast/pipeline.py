@@ -517,7 +517,7 @@ def gate(
     The candidate is tested against the champion at the settings' level and minimum effect,
     with as many HAC lags as the origins' scoring windows overlap.
     """
-    scores = {family: backtest.scores[family] for family in candidates}
+    scores = {family: backtest.scores[family] for family in candidates if family in backtest.scores}
     baselines = {family for family in BASELINE_FAMILIES if family in scores}
     candidate = choose_candidate(scores, baselines)
     decision = decide_promotion(
