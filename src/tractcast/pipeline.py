@@ -52,6 +52,7 @@ from tractcast.models.base import (
     forecaster_from_params,
     load_forecaster,
     make_forecaster,
+    shared_fit,
 )
 from tractcast.monitoring.drift import reference_sample
 from tractcast.registry.integrity import verify_version_files
@@ -219,9 +220,14 @@ def register_candidate(
     metrics: dict[str, Any],
     manifest: dict[str, Any],
     trigger: str,
+    last_origin: int | None = None,
 ) -> ModelVersion:
-    """Fit a copy of the prototype on all the data; register it with its metrics and a bundle."""
-    forecaster = fit_shared(prototype, arrays.history)
+    """Fit a copy of the prototype on all the data; register it with its metrics and a bundle.
+
+    The fit starts from the fit before the last backtest origin where the model can (a warm start).
+    """
+    warm = shared_fit(prototype, arrays.history[:, :last_origin]) if last_origin else None
+    forecaster = fit_shared(prototype, arrays.history, warm=warm)
     version = register_version(
         store,
         metadata,
@@ -352,6 +358,7 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
                 ),
                 manifest,
                 trigger,
+                backtest.origins[-1],
             ).version
             for family, prototype in candidates.items()
         }  # fmt: skip

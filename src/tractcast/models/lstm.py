@@ -172,6 +172,7 @@ class LSTMForecaster:
         validation_days: int = 42,
         patience: int = 4,
         first_weekday: int = 0,
+        warm_epochs: int = 8,
     ) -> None:
         self.horizon = horizon
         self.lookback = lookback
@@ -186,6 +187,9 @@ class LSTMForecaster:
         self.patience = patience
         # weekday (0 = Monday) of column 0 of every history this model sees
         self.first_weekday = first_weekday
+        # a fit that starts from an earlier fit's weights trains for at most this many epochs
+        self.warm_epochs = warm_epochs
+        self.initial_weights: list[np.ndarray] | None = None
         self.model: Any = None
         # per interval level, the factor on the quantile heads' gaps (scaled conformal)
         self.scales: dict[float, np.ndarray] = {}
@@ -205,12 +209,22 @@ class LSTMForecaster:
             "validation_days": self.validation_days,
             "patience": self.patience,
             "first_weekday": self.first_weekday,
+            "warm_epochs": self.warm_epochs,
         }
 
     @property
     def min_days(self) -> int:
         """The shortest history fit accepts: a few training windows before the held-out days."""
         return self.lookback + 2 * self.horizon + max(self.validation_days, self.horizon)
+
+    def warm_start(self, other: Any) -> None:
+        """Start the next fit from another fitted LSTM's weights (same layout), fewer epochs."""
+        same = getattr(other, "model", None) is not None and (
+            other.lookback,
+            other.horizon,
+            other.units,
+        ) == (self.lookback, self.horizon, self.units)
+        self.initial_weights = other.model.get_weights() if same else None
 
     def batch_for(self, n_windows: int) -> int:
         """`batch_size`, or smaller on little data so that an epoch has MIN_STEPS steps."""
@@ -236,6 +250,10 @@ class LSTMForecaster:
             log_history, log_total, valid, self.lookback, self.horizon, self.first_weekday
         )
         model = build_model(self.lookback, self.horizon, self.units)
+        epochs = self.epochs
+        if self.initial_weights is not None:
+            model.set_weights(self.initial_weights)
+            epochs = min(self.epochs, self.warm_epochs)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), loss=pinball_loss
         )
@@ -246,7 +264,7 @@ class LSTMForecaster:
             x_train,
             y_train,
             validation_data=(x_valid, y_valid),
-            epochs=self.epochs,
+            epochs=epochs,
             batch_size=self.batch_for(len(x_train)),
             callbacks=[stop],
             shuffle=True,
