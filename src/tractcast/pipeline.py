@@ -164,9 +164,9 @@ def backtest_origins(
     n_days = arrays.history.shape[1]
     room = max(c.min_days for c in candidates.values())
     count = max(1, settings.backtest_origins)
-    while count > 1 and n_days - settings.horizon - 7 * (count - 1) < room:
+    while count > 1 and n_days - settings.horizon - 6 - 7 * (count - 1) < room:
         count -= 1
-    return recent_origins(n_days, count, settings.horizon)
+    return recent_origins(n_days, count, settings.horizon, aligned=True)
 
 
 def git_commit() -> str:

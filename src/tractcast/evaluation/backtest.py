@@ -53,10 +53,16 @@ def spread_origins(first: int, last: int, count: int) -> list[int]:
 
 
 def recent_origins(
-    n_days: int, count: int, horizon: int = 14, step: int = ORIGIN_STEP
+    n_days: int, count: int, horizon: int = 14, step: int = ORIGIN_STEP, aligned: bool = False
 ) -> list[int]:
-    """The `count` most recent weekly origins whose `horizon` days are all in the history."""
+    """The `count` most recent weekly origins whose `horizon` days are all in the history.
+
+    `aligned` puts every origin on a multiple of `step` from day 0, so the next release (a month
+    later) shares most origins with this one, and a fit made then on the same days is reused.
+    """
     last = n_days - horizon
+    if aligned:
+        last -= last % step
     origins = [last - step * k for k in range(count)][::-1]
     if origins[0] < 1:
         raise InvalidInput(
