@@ -52,7 +52,6 @@ from tractcast.models.base import (
     forecaster_from_params,
     load_forecaster,
     make_forecaster,
-    shared_fit,
 )
 from tractcast.monitoring.drift import reference_sample
 from tractcast.registry.integrity import verify_version_files
@@ -220,13 +219,13 @@ def register_candidate(
     metrics: dict[str, Any],
     manifest: dict[str, Any],
     trigger: str,
-    last_origin: int | None = None,
+    warm: Forecaster | None = None,
 ) -> ModelVersion:
     """Fit a copy of the prototype on all the data; register it with its metrics and a bundle.
 
-    The fit starts from the fit before the last backtest origin where the model can (a warm start).
+    `warm` is the candidate's fit before the last backtest origin: where the final fit starts
+    from, for a model that can (a warm start).
     """
-    warm = shared_fit(prototype, arrays.history[:, :last_origin]) if last_origin else None
     forecaster = fit_shared(prototype, arrays.history, warm=warm)
     version = register_version(
         store,
@@ -358,7 +357,7 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
                 ),
                 manifest,
                 trigger,
-                backtest.origins[-1],
+                backtest.last_fits.get(family),
             ).version
             for family, prototype in candidates.items()
         }  # fmt: skip

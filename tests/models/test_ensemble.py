@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tractcast.evaluation.backtest import run_backtest
 from tractcast.models import load_forecaster, make_forecaster
+from tractcast.models.base import clear_fits
 from tractcast.models.ensemble import best_weights, simplex_grid
 
 MEMBERS = {"persistence": {}, "seasonal_naive": {}, "moving_average": {}}
@@ -101,3 +103,21 @@ def test_the_same_history_gives_the_same_weights_and_scales(weekly_history: np.n
     second.fit(weekly_history[:, :150].copy())
     np.testing.assert_array_equal(first.weights, second.weights)
     np.testing.assert_array_equal(first.scales[0.8], second.scales[0.8])
+
+
+@pytest.mark.slow
+def test_the_ensembles_scores_do_not_depend_on_which_fits_were_made_before() -> None:
+    """Same data and configuration, same metrics: shared fits are the fits it would make."""
+    rng = np.random.default_rng(5)
+    week = np.array([1.4, 1.3, 1.2, 1.1, 1.0, 0.4, 0.3])
+    history = rng.poisson(rng.uniform(20, 200, (6, 1)) * np.tile(week, 40)[:260]).astype(float)
+    small = {"units": 8, "epochs": 3, "max_windows": 600, "warm_epochs": 2}
+    lstm = make_forecaster("lstm", **small)
+    members = {"lstm": lstm.params(), **MEMBERS}
+    candidates = {"lstm": lstm, "ensemble": make_forecaster("ensemble", members=members)}
+    origins = [232, 239]
+    clear_fits()
+    together = run_backtest(history, candidates, origins).scores["ensemble"]
+    clear_fits()
+    alone = run_backtest(history, {"ensemble": candidates["ensemble"]}, origins).scores["ensemble"]
+    assert alone["wis"] == together["wis"] and alone["mae"] == together["mae"]

@@ -14,7 +14,7 @@ and configuration give the same scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,10 +37,15 @@ ORIGIN_STEP = 7  # days between the default recent origins: one a week
 
 @dataclass(frozen=True)
 class Backtest:
-    """Scores of each candidate over the same origins (oldest first)."""
+    """Scores of each candidate over the same origins (oldest first).
+
+    `last_fits` holds each candidate's fit before the last origin: where a final fit on all the
+    data warm-starts from.
+    """
 
     origins: list[int]
     scores: dict[str, dict[str, Any]]
+    last_fits: dict[str, Forecaster] = field(default_factory=dict, compare=False, repr=False)
 
 
 def spread_origins(first: int, last: int, count: int) -> list[int]:
@@ -123,15 +128,23 @@ def check_origins(history: np.ndarray, origins: list[int], min_days: int, horizo
 
 
 def forecasts_at_origins(
-    history: np.ndarray, prototype: Forecaster, origins: list[int]
+    history: np.ndarray,
+    prototype: Forecaster,
+    origins: list[int],
+    fits: dict[str, Forecaster] | None = None,
 ) -> list[Forecast]:
-    """A fresh copy of the prototype fitted before each origin, and its forecast from there."""
+    """A fresh copy of the prototype fitted before each origin, and its forecast from there.
+
+    The first origin's fit starts cold, each later one from the one before (a warm start: it saw
+    earlier days only); the last fit goes into `fits` under "last" when given.
+    """
     forecasts = []
     previous = None
     for origin in sorted(origins):
-        # each origin's fit may start from the previous one's (a warm start): earlier data only
         previous = fit_shared(prototype, history[:, :origin], warm=previous)
         forecasts.append(previous.predict(history[:, :origin]))
+    if fits is not None and previous is not None:
+        fits["last"] = previous
     return forecasts
 
 
@@ -204,18 +217,13 @@ def run_backtest(
         check_origins(history, origins, prototype.min_days, horizon)
     mask = None if mask is None else np.asarray(mask, dtype=bool)
     references = reference_forecasts(history, origins, horizon)
-    scores = {
-        name: score_origins(
-            history,
-            forecasts_at_origins(history, prototype, origins),
-            origins,
-            horizon,
-            mask,
-            references,
-        )
-        for name, prototype in candidates.items()
-    }
-    return Backtest(origins=origins, scores=scores)
+    scores, last_fits = {}, {}
+    for name, prototype in candidates.items():
+        fits: dict[str, Forecaster] = {}
+        forecasts = forecasts_at_origins(history, prototype, origins, fits)
+        scores[name] = score_origins(history, forecasts, origins, horizon, mask, references)
+        last_fits[name] = fits["last"]
+    return Backtest(origins=origins, scores=scores, last_fits=last_fits)
 
 
 def report_table(report: dict[str, Any]) -> str:

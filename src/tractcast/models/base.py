@@ -183,9 +183,11 @@ def clone_forecaster(forecaster: Forecaster, **changes: Any) -> Forecaster:
     return clone
 
 
-# fitted forecasters by (family, hyperparameters, history): fitting is deterministic, so a
-# backtest, an ensemble's members and a champion's re-evaluation share one fit per history
-_FITTED: OrderedDict[tuple[str, str, str], Forecaster] = OrderedDict()
+# fitted forecasters by (family, hyperparameters, history, warm start): fitting is deterministic,
+# so a backtest, an ensemble's members and the final fits share one fit per history. The warm
+# start is part of the key, so a fit is the same whichever context asks for it first.
+FitKey = tuple[str, str, str, Any]
+_FITTED: OrderedDict[FitKey, Forecaster] = OrderedDict()
 FIT_CACHE_SIZE = 256  # a 12-origin backtest of five candidates holds ~80 fits
 
 
@@ -197,17 +199,9 @@ def history_digest(history: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _fit_key(prototype: Forecaster, history: np.ndarray) -> tuple[str, str, str]:
-    return (
-        prototype.family,
-        json.dumps(prototype.params(), sort_keys=True, default=str),
-        history_digest(history),
-    )
-
-
-def shared_fit(prototype: Forecaster, history: np.ndarray) -> Forecaster | None:
-    """The fit of the prototype on `history` made earlier in this process, if any."""
-    return _FITTED.get(_fit_key(prototype, history))
+def clear_fits() -> None:
+    """Forget every shared fit (what a fresh process starts with)."""
+    _FITTED.clear()
 
 
 def fit_shared(
@@ -215,18 +209,25 @@ def fit_shared(
 ) -> Forecaster:
     """A fresh copy of the prototype fitted on `history`, or the same fit made earlier.
 
-    `warm`, a fit on an earlier part of the same history, is where a model that can (the LSTM)
-    starts training from when no fit is at hand; it saw no day that `history` does not hold.
+    `warm`, a fit (made here) on an earlier part of the same history, is where a model that can
+    (the LSTM, the ensemble's LSTM) starts training from; it saw no day `history` does not hold.
     The returned forecaster may be shared: callers predict with it and never refit or change it.
     """
-    key = _fit_key(prototype, history)
+    warm_key = getattr(warm, "fit_key", None) if hasattr(prototype, "warm_start") else None
+    key: FitKey = (
+        prototype.family,
+        json.dumps(prototype.params(), sort_keys=True, default=str),
+        history_digest(history),
+        warm_key,
+    )
     if key in _FITTED:
         _FITTED.move_to_end(key)
         return _FITTED[key]
     forecaster = clone_forecaster(prototype)
-    if warm is not None and hasattr(forecaster, "warm_start"):
-        forecaster.warm_start(warm)
+    if warm_key is not None:
+        forecaster.warm_start(warm)  # type: ignore[attr-defined]
     forecaster.fit(history)
+    forecaster.fit_key = key  # type: ignore[attr-defined]
     _FITTED[key] = forecaster
     while len(_FITTED) > FIT_CACHE_SIZE:
         _FITTED.popitem(last=False)

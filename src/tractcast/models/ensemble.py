@@ -100,6 +100,7 @@ class EnsembleForecaster:
             family: self.member_params(family, params) for family, params in chosen.items()
         }
         self.fitted: dict[str, Forecaster] = {}
+        self.warm_members: dict[str, Forecaster] = {}  # an earlier fit's members, to start from
         self.weights: np.ndarray | None = None  # (horizon, members)
         self.scales: dict[float, np.ndarray] = {}
 
@@ -143,6 +144,10 @@ class EnsembleForecaster:
             "first_weekday": self.first_weekday,
         }
 
+    def warm_start(self, other: Any) -> None:
+        """Start each member's next fit from another fitted ensemble's member, where it can."""
+        self.warm_members = dict(getattr(other, "fitted", {}))
+
     def calibration_origins(self, n_days: int) -> list[int]:
         """Every day of the newest `calibration_days` with `horizon` observed days after it."""
         return list(range(n_days - self.calibration_days, n_days - self.horizon + 1))
@@ -150,7 +155,7 @@ class EnsembleForecaster:
     def fit(self, history: np.ndarray) -> None:
         history = check_history(history, self.min_days)
         self.fitted = {
-            family: fit_shared(prototype, history)
+            family: fit_shared(prototype, history, warm=self.warm_members.get(family))
             for family, prototype in self.prototypes().items()
         }
         origins = self.calibration_origins(history.shape[1])
