@@ -37,7 +37,9 @@ def test_each_horizon_gets_the_weights_with_the_lowest_error() -> None:
     # member 0 is exact at horizon 1, member 1 at horizon 2
     points = np.array([[[10.0, 0.0]], [[0.0, 10.0]]])
     weights = best_weights(points, actual, simplex_grid(2, 0.5))
-    np.testing.assert_allclose(weights, [[1.0, 0.0], [0.0, 1.0]])
+    assert weights.shape == (7, 2, 2)  # the same for every weekday of the forecast day
+    for weekday in range(7):
+        np.testing.assert_allclose(weights[weekday], [[1.0, 0.0], [0.0, 1.0]])
 
 
 def test_on_a_weekly_series_the_ensemble_leans_on_the_seasonal_naive(
@@ -121,3 +123,13 @@ def test_the_ensembles_scores_do_not_depend_on_which_fits_were_made_before() -> 
     clear_fits()
     alone = run_backtest(history, {"ensemble": candidates["ensemble"]}, origins).scores["ensemble"]
     assert alone["wis"] == together["wis"] and alone["mae"] == together["mae"]
+
+
+def test_weights_by_weekday_follow_the_weekday_each_member_gets_right() -> None:
+    actual = np.array([[10.0, 10.0], [10.0, 10.0]])
+    # member 0 is exact on the row whose days are weekday 0, member 1 on weekday 1
+    points = np.array([[[10.0, 10.0], [0.0, 0.0]], [[0.0, 0.0], [10.0, 10.0]]])
+    groups = np.array([[0, 0], [1, 1]])
+    weights = best_weights(points, actual, simplex_grid(2, 0.5), groups)
+    np.testing.assert_allclose(weights[0], [[1.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_allclose(weights[1], [[0.0, 1.0], [0.0, 1.0]])

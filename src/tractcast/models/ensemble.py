@@ -2,8 +2,9 @@
 
 Fitting fits every member on the history (a fit shared with the members' own candidates when the
 history is the same), then forecasts from each daily origin of the newest `calibration_days`
-(the days the LSTM holds out of its training) and picks, for each horizon, the weights on a grid
-over the simplex with the lowest MAE there. Weights of 1 on one member are on the grid, so at
+(the days the LSTM holds out of its training) and picks, for each horizon (and with `by_weekday`
+for each weekday of the forecast day too), the weights on a grid over the simplex with the
+lowest MAE there. Weights of 1 on one member are on the grid, so at
 each horizon the ensemble can also simply choose a family. Quantiles are combined with the same
 weights (quantile averaging), and a scaled conformal step on the same origins then calibrates
 each interval level per horizon. Everything is fitted on the history it is given, so within a
@@ -49,21 +50,40 @@ def simplex_grid(n_members: int, step: float) -> np.ndarray:
     return np.asarray(rows, dtype=float) / units
 
 
-def best_weights(points: np.ndarray, actual: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Per horizon, the grid row whose weighted points have the lowest MAE: (horizon, members).
+def best_weights(
+    points: np.ndarray, actual: np.ndarray, grid: np.ndarray, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Per group and horizon, the grid row whose weighted points have the lowest MAE.
 
-    `points` is (members, rows, horizon), `actual` (rows, horizon); the first best row wins a tie.
+    `points` is (members, rows, horizon), `actual` (rows, horizon); `groups` (rows, horizon)
+    names each point's group (the weekday of its day), 0..6; without it every point is in every
+    group. Returns (7, horizon, members); the first best row wins a tie, and a group without
+    points takes the weights fitted on all of them.
     """
     combined = np.einsum("gm,mrh->grh", grid, points)
-    errors = np.nanmean(np.abs(combined - actual[None]), axis=1)  # (grid, horizon)
-    return grid[np.argmin(errors, axis=0)]
+    errors = np.abs(combined - actual[None])  # (grid, rows, horizon)
+    pooled = grid[np.argmin(errors.mean(axis=1), axis=0)]  # (horizon, members)
+    weights = np.repeat(pooled[None], 7, axis=0)
+    if groups is None:
+        return weights
+    for group in range(7):
+        for h in range(actual.shape[1]):
+            rows = groups[:, h] == group
+            if rows.any():
+                weights[group, h] = grid[np.argmin(errors[:, rows, h].mean(axis=1))]
+    return weights
+
+
+def row_weights(weights: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """(rows, horizon, members) weights of each point, from (7, horizon, members) by its group."""
+    return weights[groups, np.arange(groups.shape[1])[None, :]]
 
 
 def combine(forecasts: list[Forecast], weights: np.ndarray) -> Forecast:
-    """The members' points and interval bounds averaged with per-horizon weights (h, members)."""
+    """The members' points and interval bounds averaged with each point's weights (r, h, m)."""
 
     def mix(arrays: list[np.ndarray]) -> np.ndarray:
-        return np.einsum("hm,mrh->rh", weights, np.stack(arrays))
+        return np.einsum("rhm,mrh->rh", weights, np.stack(arrays))
 
     levels = set.intersection(*(set(f.bands) for f in forecasts))
     return Forecast(
@@ -90,8 +110,12 @@ class EnsembleForecaster:
         calibration_days: int = 42,
         step: float = 0.1,
         first_weekday: int = 0,
+        by_weekday: bool = False,
     ) -> None:
         self.horizon = horizon
+        # weights per weekday of the forecast day as well (off by default: on Italy's 12
+        # origins it traded a better horizon 6 for a worse horizon 1, baselines only)
+        self.by_weekday = by_weekday
         self.calibration_days = calibration_days
         self.step = step
         self._first_weekday = first_weekday
@@ -101,7 +125,7 @@ class EnsembleForecaster:
         }
         self.fitted: dict[str, Forecaster] = {}
         self.warm_members: dict[str, Forecaster] = {}  # an earlier fit's members, to start from
-        self.weights: np.ndarray | None = None  # (horizon, members)
+        self.weights: np.ndarray | None = None  # (weekday of the day, horizon, members)
         self.scales: dict[float, np.ndarray] = {}
 
     @property
@@ -142,6 +166,7 @@ class EnsembleForecaster:
             "calibration_days": self.calibration_days,
             "step": self.step,
             "first_weekday": self.first_weekday,
+            "by_weekday": self.by_weekday,
         }
 
     def warm_start(self, other: Any) -> None:
@@ -165,8 +190,11 @@ class EnsembleForecaster:
         ]
         actual = np.concatenate([history[:, t : t + self.horizon] for t in origins], axis=0)
         points = np.stack([forecast.point for forecast in per_member])
-        self.weights = best_weights(points, actual, simplex_grid(len(per_member), self.step))
-        mixed = combine(per_member, self.weights)
+        n_tracts = history.shape[0]
+        groups = np.concatenate([np.repeat(self.weekdays(t)[None], n_tracts, 0) for t in origins])
+        grid = simplex_grid(len(per_member), self.step)
+        self.weights = best_weights(points, actual, grid, groups if self.by_weekday else None)
+        mixed = combine(per_member, row_weights(self.weights, groups))
         self.scales = {
             level: scaled_interval_factors(
                 mixed.point, mixed.point - lower, upper - mixed.point, actual, level
@@ -178,7 +206,9 @@ class EnsembleForecaster:
         if self.weights is None or not self.fitted:
             raise RuntimeError("ensemble forecaster must be fitted before predicting")
         history = check_history(history, 1)
-        mixed = combine([member.predict(history) for member in self.fitted.values()], self.weights)
+        groups = np.repeat(self.weekdays(history.shape[1])[None], history.shape[0], axis=0)
+        forecasts = [member.predict(history) for member in self.fitted.values()]
+        mixed = combine(forecasts, row_weights(self.weights, groups))
         point = np.clip(mixed.point, 0.0, None)
         bands = {
             level: (
@@ -191,12 +221,16 @@ class EnsembleForecaster:
         lower, upper = bands.pop(INTERVAL)
         return Forecast(point=point, lower=lower, upper=upper, bands=bands)
 
+    def weekdays(self, origin: int) -> np.ndarray:
+        """The weekday (0 = Monday) of each forecast day from an origin (a column index)."""
+        return (self.first_weekday + origin + np.arange(self.horizon)) % 7
+
     def weights_table(self) -> dict[str, list[float]]:
-        """Each member's weight per horizon (1..horizon), for people and the manifest."""
+        """Each member's weight per horizon (1..horizon), the mean over weekdays, for people."""
         if self.weights is None:
             return {}
         return {
-            family: [round(float(w), 3) for w in self.weights[:, k]]
+            family: [round(float(w), 3) for w in self.weights[:, :, k].mean(axis=0)]
             for k, family in enumerate(self.members)
         }
 
@@ -227,7 +261,7 @@ class EnsembleForecaster:
             for family in forecaster.members
         }
         forecaster.weights = np.asarray(state["weights"], dtype=float)
-        if forecaster.weights.shape != (forecaster.horizon, len(forecaster.members)):
+        if forecaster.weights.shape != (7, forecaster.horizon, len(forecaster.members)):
             raise InvalidInput(f"{directory} holds ensemble weights of another shape")
         forecaster.scales = {
             float(level): np.asarray(scale, dtype=float) for level, scale in state["scales"].items()
