@@ -63,7 +63,7 @@ def recent_origins(
     """The `count` most recent weekly origins whose `horizon` days are all in the history.
 
     `aligned` puts every origin on a multiple of `step` from day 0, so the next release (a month
-    later) shares most origins with this one, and a fit made then on the same days is reused.
+    later) scores mostly the same weeks as this one (and reuses the baselines' fits there).
     """
     last = n_days - horizon
     if aligned:
