@@ -372,6 +372,25 @@ SCHEMAS: dict[str, Schema] = {
             "version": {"type": "string"},
             "data_version": {"type": "string"},
             "bundle_id": {"type": "string", "examples": ["v0003-lstm@3f2a9c"]},
+            "live_skill": _ref("LiveSkill"),
+        },
+        "additionalProperties": True,
+    },
+    "LiveSkill": {
+        "type": "object",
+        "description": (
+            "The serving version's live MAE over the weekly seasonal naive's on the same days and "
+            "tracts (below 1: better than the naive), over its most recent scored days, overall "
+            "and per horizon; null figures until actuals arrive."
+        ),
+        "properties": {
+            "version": {"type": "string"},
+            "days": {"type": "integer"},
+            "points": {"type": "integer"},
+            "mae": {"type": ["number", "null"]},
+            "naive_mae": {"type": ["number", "null"]},
+            "relative_mae": {"type": ["number", "null"]},
+            "per_horizon": {"type": "array", "items": {"type": "object"}},
         },
         "additionalProperties": True,
     },
