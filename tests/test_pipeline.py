@@ -17,6 +17,7 @@ from tractcast.pipeline import (
     RetrainOutcome,
     candidate_forecasters,
     evaluate_champion,
+    fitting_candidates,
     gate,
     load_inputs,
     refresh_champion,
@@ -233,3 +234,12 @@ def test_a_kept_champion_serves_its_forecast_from_the_newest_data(
     assert bundle_id == f"{champion}@{ingested.data_version}"
     assert store.current_bundle_id() == bundle_id and serving_version(store) == champion
     assert len(metadata.list_events(limit=None)) == events  # the champion did not change
+
+
+def test_a_short_first_release_leaves_out_the_candidates_it_cannot_backtest() -> None:
+    candidates = candidate_forecasters(Settings(), 0)
+    ensemble_days, lstm_days = candidates["ensemble"].min_days, candidates["lstm"].min_days
+    assert ensemble_days > lstm_days
+    short = fitting_candidates(candidates, lstm_days + 14 + 7, Settings())
+    assert "ensemble" not in short and "lstm" in short and "seasonal_naive" in short
+    assert set(fitting_candidates(candidates, ensemble_days + 21, Settings())) == set(candidates)

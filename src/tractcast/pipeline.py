@@ -156,6 +156,20 @@ def candidate_forecasters(settings: Settings, first_weekday: int) -> dict[str, F
     return candidates
 
 
+def fitting_candidates(
+    candidates: dict[str, Forecaster], n_days: int, settings: Settings
+) -> dict[str, Forecaster]:
+    """The candidates that can be backtested on a history this long (at least one origin).
+
+    A short first release leaves out what needs more days before its first origin (the
+    ensemble needs the LSTM's days and its own calibration days) rather than failing the run.
+    """
+    last = n_days - settings.horizon
+    last -= last % 7
+    kept = {name: c for name, c in candidates.items() if c.min_days <= last}
+    return kept or candidates  # none fits: let the backtest say why
+
+
 def backtest_origins(
     arrays: SeriesArrays, candidates: dict[str, Forecaster], settings: Settings
 ) -> list[int]:
@@ -323,7 +337,9 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
         index, ingested = load_inputs(settings)
         arrays = series_arrays(ingested)
         timings["ingest"] = _lap(started, timings)
-        candidates = candidate_forecasters(settings, arrays.first_weekday)
+        candidates = fitting_candidates(
+            candidate_forecasters(settings, arrays.first_weekday), arrays.history.shape[1], settings
+        )
         backtest = run_backtest(
             arrays.history,
             candidates,
