@@ -12,7 +12,7 @@ rollbacks, and for each release the forecast served after it (scored on the 14 d
 followed, against the newest data) next to the first champion frozen: the same model
 forecasting from each release's data, never retrained.
 
-    .venv/bin/python -m bench.replay [--start 2021-06-30] [--months 24] [--epochs 3]
+    .venv/bin/python -m bench.replay [--start 2021-06-30] [--months 24] [--epochs N] [--origins N]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from tractcast.data.ingest import ingest_options, ingest_source
 from tractcast.data.watch import watcher_for
+from tractcast.errors import TractcastError
 from tractcast.geo.index import TractIndex
 from tractcast.models.base import load_forecaster
 from tractcast.monitoring.live_error import live_error, observed_actuals, scored_points
@@ -141,10 +142,13 @@ def run(args: argparse.Namespace, base: Path) -> Replay:
         store=base / "store",
         demo_dir=base / "demo",
         run_dir=base / "run",
-        epochs=args.epochs,
-        backtest_origins=args.origins,
         rollback_days=DAYS,
     )
+    # the gate as configured by default unless told otherwise
+    if args.epochs:
+        settings = settings.with_(epochs=args.epochs)
+    if args.origins:
+        settings = settings.with_(backtest_origins=args.origins)
     replay = Replay(settings, portal)
     start = date.fromisoformat(args.start)
     releases = [start]
@@ -262,10 +266,43 @@ def report(replay: Replay, seconds: float) -> None:
     if pairs:
         served_mean = float(np.mean([s for s, _ in pairs]))
         frozen_mean = float(np.mean([f for _, f in pairs]))
+        ratio = served_mean / frozen_mean if frozen_mean else float("nan")
         print(
             f"mean WAPE over {len(pairs)} releases: served {served_mean:.3f}, "
-            f"frozen {frozen_mean:.3f}"
+            f"frozen {frozen_mean:.3f}: served / frozen {ratio:.3f} (goal <= 0.95)"
         )
+    report_promotions(store, events, actuals)
+
+
+def report_promotions(store: Any, events: list[Any], actuals: pd.Series) -> None:
+    """Each gate promotion against the champion it replaced, on the forecasts both made from the
+    same release (the replaced champion forecasts from that data too), over the days after it."""
+    print("\npromotions by the gate: promoted vs replaced champion, same release, same days")
+    print(f"{'version':<22}{'replaced':<22}{'as of':<12}{'MAE':>8}{'before':>8}  verdict")
+    worse = 0
+    for event in events:
+        if event.kind != "promoted" or event.from_version is None or event.trigger == "manual":
+            continue
+        mine = store.latest_bundle_for(event.version)
+        if mine is None:
+            continue
+        bundle = store.bundle(mine)
+        theirs = f"{event.from_version}@{bundle.data_version}"
+        try:
+            before = store.bundle(theirs)
+        except TractcastError:
+            continue
+        mae, _ = score(bundle, actuals)
+        old_mae, _ = score(before, actuals)
+        if mae is None or old_mae is None:
+            continue
+        verdict = "worse" if mae > old_mae else "better"
+        worse += mae > old_mae
+        print(
+            f"{event.version:<22}{event.from_version:<22}{bundle.as_of:<12}{mae:>8.1f}"
+            f"{old_mae:>8.1f}  {verdict}"
+        )
+    print(f"promoted models worse than the champion they replaced: {worse} (goal <= 2 of 24)")
 
 
 def _shown(value: float | None, spec: str) -> str:
@@ -277,8 +314,10 @@ def main() -> None:
     parser.add_argument("--start", default="2021-06-30", help="last day of the first release")
     parser.add_argument("--months", type=int, default=24, help="monthly releases after it")
     parser.add_argument("--release-day", type=int, default=2, help="day of the month published")
-    parser.add_argument("--epochs", type=int, default=3, help="LSTM epochs per fit")
-    parser.add_argument("--origins", type=int, default=2, help="backtest origins per retrain")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the settings' 30")
+    parser.add_argument(
+        "--origins", type=int, default=None, help="backtest origins per retrain (settings': 8)"
+    )
     parser.add_argument("--keep", default=None, help="keep the store in this directory")
     args = parser.parse_args()
     began = time.monotonic()

@@ -10,11 +10,14 @@ import pytest
 
 from tractcast.cli import main
 from tractcast.evaluation.backtest import Backtest
+from tractcast.evaluation.gate import choose_candidate
 from tractcast.models.base import BASELINE_FAMILIES
 from tractcast.pipeline import (
+    REPORT_KEYS,
     RetrainOutcome,
     candidate_forecasters,
     evaluate_champion,
+    fitting_candidates,
     gate,
     load_inputs,
     refresh_champion,
@@ -31,7 +34,7 @@ from tractcast.settings import Settings
 
 pytestmark = pytest.mark.slow
 
-FAMILIES = ("lstm", *BASELINE_FAMILIES)
+FAMILIES = ("lstm", *BASELINE_FAMILIES, "ensemble")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         demo_dir=base / "demo",
         run_dir=base / "run",
         epochs=2,
-        backtest_origins=2,
+        backtest_origins=4,
     )
 
 
@@ -66,9 +69,15 @@ def test_every_candidate_family_is_registered_with_its_backtest_metrics(
         found = store.get_version(version)
         assert found.family == family and version.endswith(f"-{family}")
         metrics = found.metrics
-        assert metrics["origins"] == first.origins and len(first.origins) == 2
-        for key in ("mse", "mae", "rmse", "mape", "wape", "relative_mae", "coverage"):
+        assert metrics["origins"] == first.origins and len(first.origins) == 4
+        for key in (
+            "mse", "mae", "rmse", "mape", "wape", "wis", "relative_mae", "relative_wis",
+            "robust_relative_mae", "robust_relative_wis", "coverage", "coverage_50",
+            "coverage_95", "coverage_min", "coverage_max",
+        ):  # fmt: skip
             assert key in metrics
+        for entry in metrics["per_origin"]:
+            assert {"relative_mae", "relative_wis", "coverage", "wis"} <= set(entry)
         assert len(metrics["per_horizon"]) == 14
         assert [entry["origin"] for entry in metrics["per_origin"]] == first.origins
         assert found.manifest["hyperparameters"]["horizon"] == 14
@@ -78,7 +87,7 @@ def test_every_candidate_family_is_registered_with_its_backtest_metrics(
 def test_without_a_champion_the_best_scoring_candidate_serves(
     settings: Settings, first: RetrainOutcome
 ) -> None:
-    best = min(first.metrics, key=lambda family: first.metrics[family]["wape"])
+    best = choose_candidate(first.metrics, BASELINE_FAMILIES)
     assert first.promoted == first.champion == first.candidate == first.versions[best]
     assert "no champion yet" in first.reason
     store, metadata = open_stores(settings)
@@ -100,8 +109,11 @@ def test_retraining_on_the_same_data_keeps_the_champion_and_records_why(
     assert serving_version(store) == first.champion
     rejected = metadata.list_events(kinds=["rejected"])[0]
     assert rejected.version == second.candidate and rejected.from_version == first.champion
-    assert "not better than champion" in rejected.reason and "by 2%" in rejected.reason
+    assert "not significantly better than champion" in rejected.reason
+    assert "ratio 1.000" in rejected.reason and "p = 1 over 4 origins" in rejected.reason
     assert rejected.reason == second.reason
+    promotion = store.get_version(second.candidate).metrics["promotion"]
+    assert promotion["promote"] is False and promotion["test"]["p_value"] == 1.0
 
 
 def test_a_candidate_better_than_a_weak_champion_is_promoted(
@@ -113,22 +125,40 @@ def test_a_candidate_better_than_a_weak_champion_is_promoted(
         pytest.fail("persistence was the best candidate on the demo data")
     promote_version(store, metadata, weak, reason="test: serve a weak champion")
     third = retrain(settings, trigger="test")
-    assert third.promoted == third.candidate == third.champion
-    assert f"beats champion {weak}" in third.reason
+    assert third.promoted == third.candidate == third.champion, third.reason
+    assert f"significantly better than champion {weak}" in third.reason
     assert serving_version(store) == third.promoted
+    metrics = store.get_version(third.promoted).metrics
+    assert metrics["promotion"]["promote"] is True
+    assert metrics["promotion_p_value"] < 0.05 and metrics["promotion_ratio_high"] < 1.0
+    promoted = metadata.list_events(kinds=["promoted"])[0]
+    assert f"p = {metrics['promotion_p_value']:.3g}" in promoted.reason
 
 
-def test_the_gate_uses_the_configured_margin(second: RetrainOutcome) -> None:
-    scores = {"wape": 0.3, "mae": 30.0, "rmse": 50.0}
-    backtest = Backtest(origins=[1], scores={"lstm": scores, "persistence": scores})
-    versions = {"lstm": "v0009-lstm", "persistence": "v0010-persistence"}
-    champion = {"wape": 0.4, "mae": 40.0, "rmse": 60.0}  # 25% worse than the candidates
-    loose = gate(versions, backtest, "v0001-lstm", champion, "test", Settings())
-    assert loose.promote and loose.candidate == "v0010-persistence"  # a tie goes to the baseline
-    strict = gate(
-        versions, backtest, "v0001-lstm", champion, "test", Settings(promotion_margin=0.3)
+def test_the_gate_uses_the_configured_level_and_minimum_effect(second: RetrainOutcome) -> None:
+    def scored(factor: float) -> dict:
+        per_origin = [
+            {"origin": 7 * k, "wis": w * factor, "mae": w * factor} for k, w in
+            enumerate([10.0, 30.0, 20.0, 50.0, 15.0, 12.0, 40.0, 25.0])
+        ]  # fmt: skip
+        return {"mae": 30.0 * factor, "robust_relative_wis": factor, "per_origin": per_origin}
+
+    wobble = [0.78, 0.82, 0.8, 0.79, 0.81, 0.8, 0.83, 0.77]
+    candidate = scored(1.0)
+    for entry, w in zip(candidate["per_origin"], wobble, strict=True):
+        entry["wis"] *= w
+    backtest = Backtest(
+        origins=[7 * k for k in range(8)],
+        scores={"lstm": candidate, "persistence": scored(1.1)},
     )
-    assert not strict.promote and "by 30%" in strict.reason
+    candidates = candidate_forecasters(Settings(), 0)
+    loose = gate(candidates, backtest, "v0001-lstm", scored(1.0), "test", Settings())
+    assert loose.promote and loose.candidate == "lstm", loose.reason
+    strict = gate(
+        candidates, backtest, "v0001-lstm", scored(1.0), "test",
+        Settings(promotion_min_effect=0.3),
+    )  # fmt: skip
+    assert not strict.promote and "minimum effect 30%" in strict.reason
 
 
 def test_backtest_command_prints_the_issue_json_shape(settings: Settings, capsys) -> None:
@@ -139,12 +169,10 @@ def test_backtest_command_prints_the_issue_json_shape(settings: Settings, capsys
     assert set(report["candidates"]) == set(FAMILIES)
     assert report["champion"] in FAMILIES
     assert len(report["origins"]) == 2
-    keys = {"mse", "mae", "rmse", "mape", "wape", "relative_mae", "coverage", "per_horizon"}
     for scores in report["candidates"].values():
-        assert set(scores) == keys
-        assert len(scores["per_horizon"]) == 14
-    best = min(report["candidates"], key=lambda name: report["candidates"][name]["wape"])
-    assert report["champion"] == best
+        assert set(scores) == set(REPORT_KEYS)
+        assert len(scores["per_horizon"]) == 14 and len(scores["per_origin"]) == 2
+    assert report["champion"] == choose_candidate(report["candidates"], BASELINE_FAMILIES)
 
 
 def test_backtest_command_spreads_origins_between_two_dates(settings: Settings, capsys) -> None:
@@ -206,3 +234,12 @@ def test_a_kept_champion_serves_its_forecast_from_the_newest_data(
     assert bundle_id == f"{champion}@{ingested.data_version}"
     assert store.current_bundle_id() == bundle_id and serving_version(store) == champion
     assert len(metadata.list_events(limit=None)) == events  # the champion did not change
+
+
+def test_a_short_first_release_leaves_out_the_candidates_it_cannot_backtest() -> None:
+    candidates = candidate_forecasters(Settings(), 0)
+    ensemble_days, lstm_days = candidates["ensemble"].min_days, candidates["lstm"].min_days
+    assert ensemble_days > lstm_days
+    short = fitting_candidates(candidates, lstm_days + 14 + 7, Settings())
+    assert "ensemble" not in short and "lstm" in short and "seasonal_naive" in short
+    assert set(fitting_candidates(candidates, ensemble_days + 21, Settings())) == set(candidates)

@@ -131,6 +131,32 @@ async function loadVersions() {
   $("#serving-details").textContent = current
     ? `(${current.family}, data as of ${current.as_of}, bundle ${current.bundle_id})` : "";
   renderVersions();
+  renderLiveSkill(current ? current.live_skill : null);
+}
+
+// The serving model's live MAE over the weekly seasonal naive's on the same days: one row of
+// ratios per horizon (below 1: the model beats the naive forecast).
+function renderLiveSkill(skill) {
+  const head = $("#live-skill thead tr");
+  const body = $("#live-skill tbody");
+  head.replaceChildren(element("th", {}, "horizon (days)"));
+  body.replaceChildren();
+  if (!skill || !skill.points || skill.relative_mae === null) {
+    $("#live-skill-summary").textContent = "no actuals yet to score the serving model on";
+    return;
+  }
+  $("#live-skill-summary").textContent = `${skill.version}: live MAE ${metric(skill, "mae")} vs `
+    + `${metric(skill, "naive_mae")} for the seasonal naive, ratio ${metric(skill, "relative_mae")}`
+    + ` over ${skill.days} days (${skill.start} to ${skill.end}), ${skill.points} forecasts`;
+  const row = element("tr");
+  row.append(element("th", {}, "MAE / naive MAE"));
+  for (const entry of skill.per_horizon) {
+    head.append(element("th", {}, String(entry.horizon)));
+    const cell = element("td", {}, metric(entry, "relative_mae"));
+    if (typeof entry.relative_mae === "number" && entry.relative_mae > 1) cell.classList.add("worse");
+    row.append(cell);
+  }
+  body.append(row);
 }
 
 const metric = (metrics, key) => {
@@ -148,7 +174,8 @@ function renderVersions() {
     if (v.version === state.current) row.classList.add("serving");
     const cells = [v.version, v.family, (v.created_at || "").replace("T", " ").slice(0, 16),
       (v.data_version || "").slice(0, 12), metric(v.metrics, "mae"), metric(v.metrics, "wape"),
-      metric(v.metrics, "rmse"), metric(v.metrics, "coverage")];
+      metric(v.metrics, "wis"), metric(v.metrics, "robust_relative_wis"),
+      metric(v.metrics, "coverage")];
     for (const text of cells) row.append(element("td", {}, text));
     const mark = element("td");
     if (v.version === state.current) mark.append(element("span", { class: "badge" }, "serving"));

@@ -132,9 +132,23 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {
             "date": {"type": "string", "format": "date"},
             "new_cases": {"type": "number", "description": "Forecast new cases that day."},
-            "lower": {"type": "number", "description": "Lower bound of the interval."},
-            "upper": {"type": "number", "description": "Upper bound of the interval."},
+            "lower": {"type": "number", "description": "Lower bound of the 80% interval."},
+            "upper": {"type": "number", "description": "Upper bound of the 80% interval."},
+            "intervals": {
+                "type": "object",
+                "description": (
+                    "Every central prediction interval of the day, keyed by its level in percent "
+                    '("50", "80", "95"); "80" repeats lower/upper. A model registered before the '
+                    'other levels existed gives "80" only.'
+                ),
+                "additionalProperties": _ref("Interval"),
+            },
         },
+    },
+    "Interval": {
+        "type": "object",
+        "required": ["lower", "upper"],
+        "properties": {"lower": {"type": "number"}, "upper": {"type": "number"}},
     },
     "Forecast": {
         "type": "object",
@@ -383,6 +397,25 @@ SCHEMAS: dict[str, Schema] = {
             "version": {"type": "string"},
             "data_version": {"type": "string"},
             "bundle_id": {"type": "string", "examples": ["v0003-lstm@3f2a9c"]},
+            "live_skill": _ref("LiveSkill"),
+        },
+        "additionalProperties": True,
+    },
+    "LiveSkill": {
+        "type": "object",
+        "description": (
+            "The serving version's live MAE over the weekly seasonal naive's on the same days and "
+            "tracts (below 1: better than the naive), over its most recent scored days, overall "
+            "and per horizon; null figures until actuals arrive."
+        ),
+        "properties": {
+            "version": {"type": "string"},
+            "days": {"type": "integer"},
+            "points": {"type": "integer"},
+            "mae": {"type": ["number", "null"]},
+            "naive_mae": {"type": ["number", "null"]},
+            "relative_mae": {"type": ["number", "null"]},
+            "per_horizon": {"type": "array", "items": {"type": "object"}},
         },
         "additionalProperties": True,
     },

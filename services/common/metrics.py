@@ -127,8 +127,9 @@ EVENT_COUNTERS = {
 }
 
 
-def registry_state(stores: Callable[[], tuple[Any, Any]]) -> StateCollector:
-    """The registry's state: lifecycle events so far, the champion, its quarantined rows.
+def registry_state(stores: Callable[[], tuple[Any, Any]], live_days: int = 14) -> StateCollector:
+    """The registry's state: lifecycle events so far, the champion, its quarantined rows, and
+    its live MAE relative to the seasonal naive per horizon, over the last `live_days` days.
 
     Counted from the metadata store's events (append-only, so these are true counters, the
     same in every worker); `stores()` returns (LocalModelStore, SqlMetadataStore).
@@ -162,5 +163,33 @@ def registry_state(stores: Callable[[], tuple[Any, Any]]) -> StateCollector:
                 version=version,
                 data_version=described.data_version,
             )
+        yield from live_skill_gauges(store, version, live_days)
 
     return StateCollector("registry", read)
+
+
+def live_skill_gauges(store: Any, version: str, days: int) -> Iterator[Metric]:
+    """The champion's live MAE over the seasonal naive's, same days, overall and by horizon."""
+    from tractcast.errors import TractcastError
+    from tractcast.monitoring.live_error import served_live_skill
+
+    try:
+        skill = served_live_skill(store, version, days)
+    except (TractcastError, OSError, ValueError):  # no readable bundle: nothing to report
+        return
+    if skill.relative_mae is not None:
+        yield gauge(
+            "tractcast_live_relative_mae",
+            "Champion's live MAE / the weekly seasonal naive's on the same days (< 1: better).",
+            skill.relative_mae,
+            version=version,
+        )
+    family = GaugeMetricFamily(
+        "tractcast_live_relative_mae_by_horizon",
+        "Champion's live MAE / the seasonal naive's at one horizon, same days.",
+        labels=["version", "horizon"],
+    )
+    for entry in skill.per_horizon:
+        if entry["relative_mae"] is not None:
+            family.add_metric([version, str(entry["horizon"])], entry["relative_mae"])
+    yield family

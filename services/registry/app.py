@@ -22,7 +22,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["TRACTCAST_SETTINGS"] = settings or Settings.from_env()
     register_error_handlers(app)
     init_stores(app)
-    init_observability(app, "registry", [registry_state(app.extensions[STORES_KEY].get)])
+    live_days = settings_of(app).rollback_days
+    init_observability(app, "registry", [registry_state(app.extensions[STORES_KEY].get, live_days)])
     register_blueprints(app)
     return app
 

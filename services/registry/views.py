@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, request
 from services.common.http import json_body, require_admin, settings_of
 from tractcast.data.watch import watcher_for
 from tractcast.errors import InvalidInput
+from tractcast.monitoring.live_error import served_live_skill
 from tractcast.registry import lifecycle
 from tractcast.registry.metadata import SqlMetadataStore
 from tractcast.registry.store import LocalModelStore
@@ -40,7 +41,11 @@ def list_models() -> dict[str, Any]:
 
 @blueprint.get("/v1/models/current")
 def current_model() -> dict[str, Any]:
-    return lifecycle.current_model(*stores())
+    store, metadata = stores()
+    current = lifecycle.current_model(store, metadata)
+    days = settings_of(current_app).rollback_days
+    skill = served_live_skill(store, current["version"], days)
+    return {**current, "live_skill": skill.to_dict()}
 
 
 @blueprint.get("/v1/models/<version>")

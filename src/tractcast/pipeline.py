@@ -2,18 +2,24 @@
 
 The CLI's `train`, `make up`'s first start and the retrainer's Celery task all call `retrain`.
 
-Every candidate family (the LSTM and the three baselines) is backtested on the same recent
-origins, fitted once more on all the data, and registered as a version with its metrics and a
-bundle. The candidate with the best score goes to the promotion gate. The champion serving now
-is re-evaluated on the same origins by refitting its family with its saved hyperparameters on
-the data before each origin (its saved model saw some of those days, so scoring it there would
-flatter it); when those hyperparameters equal this run's candidate of the same family, the
-candidate's scores are reused, since the same data and configuration give the same scores.
+Every candidate family (the LSTM, the ensemble of the LSTM and the baselines, and the three
+baselines) is backtested on the same recent origins, fitted once more on all the data, and
+registered as a version with its metrics and a bundle. The candidate with the best robust skill
+goes to the promotion gate. The champion serving now is re-evaluated on the same origins by
+refitting its family with its saved hyperparameters on the data before each origin (its saved
+model saw some of those days, so scoring it there would flatter it); when those hyperparameters
+equal this run's candidate of the same family, the candidate's scores are reused, since the same
+data and configuration give the same scores. Fits are shared (tractcast.models.base.fit_shared):
+the ensemble's members at an origin are the members' own candidates fitted there, and the final
+fits on all the data are made once. The gate decides before anything is registered, so the
+candidate's metrics.json holds the paired test (decision, effect, interval, p-value), and MLflow
+logs it with the other metrics.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -38,11 +44,12 @@ from tractcast.evaluation.backtest import (
     run_backtest,
 )
 from tractcast.evaluation.gate import GateDecision, choose_candidate, decide_promotion
+from tractcast.evaluation.significance import overlap_lags
 from tractcast.geo.index import TractIndex
 from tractcast.models.base import (
     BASELINE_FAMILIES,
     Forecaster,
-    clone_forecaster,
+    fit_shared,
     forecaster_from_params,
     load_forecaster,
     make_forecaster,
@@ -67,8 +74,13 @@ from tractcast.serving.bundle import Bundle
 from tractcast.settings import Settings
 
 MODEL_FAMILY = "lstm"
-HEADLINE = ("mae", "rmse", "mse", "mape", "wape", "relative_mae", "coverage")
-REPORT_KEYS = ("mse", "mae", "rmse", "mape", "wape", "relative_mae", "coverage", "per_horizon")
+ENSEMBLE_FAMILY = "ensemble"
+HEADLINE = (
+    "mae", "rmse", "mse", "mape", "wape", "wis", "relative_mae", "relative_wis",
+    "robust_relative_mae", "robust_relative_wis", "coverage", "coverage_50", "coverage_95",
+    "coverage_min", "coverage_max",
+)  # fmt: skip
+REPORT_KEYS = (*HEADLINE, "per_horizon", "per_origin")
 
 
 @dataclass(frozen=True)
@@ -123,9 +135,10 @@ def series_arrays(ingested: IngestResult) -> SeriesArrays:
 
 
 def candidate_forecasters(settings: Settings, first_weekday: int) -> dict[str, Forecaster]:
-    """The LSTM and the baselines, unfitted, keyed by family.
+    """The LSTM, the ensemble and the baselines, unfitted, keyed by family.
 
     `first_weekday` is the weekday (Monday 0) of the first day of every history they will see.
+    The ensemble's members are exactly the other candidates, so their fits are shared.
     """
     lstm = make_forecaster(
         MODEL_FAMILY,
@@ -138,7 +151,25 @@ def candidate_forecasters(settings: Settings, first_weekday: int) -> dict[str, F
     candidates: dict[str, Forecaster] = {MODEL_FAMILY: lstm}
     for family in BASELINE_FAMILIES:
         candidates[family] = make_forecaster(family, horizon=settings.horizon)
+    members = {family: candidate.params() for family, candidate in candidates.items()}
+    candidates[ENSEMBLE_FAMILY] = make_forecaster(
+        ENSEMBLE_FAMILY, horizon=settings.horizon, members=members, first_weekday=first_weekday
+    )
     return candidates
+
+
+def fitting_candidates(
+    candidates: dict[str, Forecaster], n_days: int, settings: Settings
+) -> dict[str, Forecaster]:
+    """The candidates that can be backtested on a history this long (at least one origin).
+
+    A short first release leaves out what needs more days before its first origin (the
+    ensemble needs the LSTM's days and its own calibration days) rather than failing the run.
+    """
+    last = n_days - settings.horizon
+    last -= last % 7
+    kept = {name: c for name, c in candidates.items() if c.min_days <= last}
+    return kept or candidates  # none fits: let the backtest say why
 
 
 def backtest_origins(
@@ -148,9 +179,9 @@ def backtest_origins(
     n_days = arrays.history.shape[1]
     room = max(c.min_days for c in candidates.values())
     count = max(1, settings.backtest_origins)
-    while count > 1 and n_days - settings.horizon - 7 * (count - 1) < room:
+    while count > 1 and n_days - settings.horizon - 6 - 7 * (count - 1) < room:
         count -= 1
-    return recent_origins(n_days, count, settings.horizon)
+    return recent_origins(n_days, count, settings.horizon, aligned=True)
 
 
 def git_commit() -> str:
@@ -204,18 +235,22 @@ def register_candidate(
     metrics: dict[str, Any],
     manifest: dict[str, Any],
     trigger: str,
+    warm: Forecaster | None = None,
 ) -> ModelVersion:
-    """Fit a copy of the prototype on all the data; register it with its metrics and a bundle."""
+    """Fit a copy of the prototype on all the data; register it with its metrics and a bundle.
+
+    `warm` is the candidate's fit before the last backtest origin: where the final fit starts
+    from, for a model that can (a warm start).
+    """
     progress.advance("final fit and bundles", prototype.family)
-    forecaster = clone_forecaster(prototype)
-    forecaster.fit(arrays.history)
+    forecaster = fit_shared(prototype, arrays.history, warm=warm)
     version = register_version(
         store,
         metadata,
         forecaster.family,
         forecaster.save,
         metrics=metrics,
-        manifest={**manifest, "hyperparameters": forecaster.params()},
+        manifest={**manifest, "hyperparameters": forecaster.params(), **model_notes(forecaster)},
         trigger=trigger,
     )
     bundle = build_bundle(
@@ -227,6 +262,12 @@ def register_candidate(
     )
     store.add_bundle(bundle)
     return version
+
+
+def model_notes(forecaster: Forecaster) -> dict[str, Any]:
+    """What a fitted model says about itself for its manifest (an ensemble's weights)."""
+    table = getattr(forecaster, "weights_table", None)
+    return {"ensemble_weights": table()} if callable(table) else {}
 
 
 def evaluate_champion(
@@ -303,7 +344,9 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
         )
         arrays = series_arrays(ingested)
         timings["ingest"] = _lap(started, timings)
-        candidates = candidate_forecasters(settings, arrays.first_weekday)
+        candidates = fitting_candidates(
+            candidate_forecasters(settings, arrays.first_weekday), arrays.history.shape[1], settings
+        )
         backtest = run_backtest(
             arrays.history,
             candidates,
@@ -312,6 +355,18 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
             mask=arrays.observed,
         )
         timings["backtest"] = _lap(started, timings)
+        champion = serving_version(store)
+        progress.begin("gate", 0, f"candidates against champion {champion or '(none yet)'}")
+        champion_scores, how = (None, "")
+        if champion is not None:
+            champion_scores, how = evaluate_champion(
+                store, champion, candidates, backtest, arrays, settings
+            )
+        timings["champion"] = _lap(started, timings)
+        chosen = gate(
+            candidates, backtest, champion, champion_scores, how, settings,
+            store, ingested.data_version,
+        )  # fmt: skip
         manifest = run_manifest(index, ingested, arrays, trigger)
         progress.begin("final fit and bundles", len(candidates), "on all the data")
         versions = {
@@ -321,21 +376,20 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
                 prototype,
                 arrays,
                 ingested,
-                version_metrics(backtest, family, arrays.dates, settings.horizon),
+                version_metrics(
+                    backtest, family, arrays.dates, settings.horizon,
+                    chosen if family == chosen.candidate else None,
+                ),
                 manifest,
                 trigger,
+                backtest.last_fits.get(family),
             ).version
             for family, prototype in candidates.items()
-        }
+        }  # fmt: skip
         timings["final_fit"] = _lap(started, timings)
-        champion = serving_version(store)
-        progress.begin("gate", 0, f"candidates against champion {champion or '(none yet)'}")
-        champion_scores, how = (None, "")
-        if champion is not None:
-            champion_scores, how = evaluate_champion(
-                store, champion, candidates, backtest, arrays, settings
-            )
-        decision = gate(versions, backtest, champion, champion_scores, how, settings)
+        decision = GateDecision(
+            chosen.promote, versions[chosen.candidate], champion, chosen.reason, chosen.test
+        )
         apply_decision(store, metadata, decision, arrays, ingested, trigger)
         timings["gate"] = _lap(started, timings)
         # MLflow and the S3 mirror log their outages and catch up later; neither fails a run
@@ -376,15 +430,36 @@ def run_manifest(
 
 
 def version_metrics(
-    backtest: Backtest, family: str, dates: pd.DatetimeIndex, horizon: int
+    backtest: Backtest,
+    family: str,
+    dates: pd.DatetimeIndex,
+    horizon: int,
+    decision: GateDecision | None = None,
 ) -> dict[str, Any]:
-    """metrics.json of a version: its backtest scores, overall, per horizon and per origin."""
-    return {
+    """metrics.json of a version: its backtest scores, overall, per horizon and per origin.
+
+    The candidate put to the gate also gets the gate's decision and its paired test; the flat
+    `promotion_*` numbers are what MLflow logs of it.
+    """
+    metrics = {
         "evaluation": "rolling-origin backtest",
         "origins": [iso_day(dates, origin) for origin in backtest.origins],
         "horizon": horizon,
         **dated_scores(backtest.scores[family], dates),
     }
+    if decision is not None:
+        test = decision.test or {}
+        metrics["promotion"] = {
+            "promote": decision.promote,
+            "champion": decision.champion,
+            "reason": decision.reason,
+            "test": decision.test,
+        }
+        metrics["promotion_promoted"] = 1.0 if decision.promote else 0.0
+        for key in ("effect", "ratio", "ratio_low", "ratio_high", "p_value"):
+            if isinstance(test.get(key), float):
+                metrics[f"promotion_{key}"] = test[key]
+    return metrics
 
 
 def apply_decision(
@@ -440,7 +515,7 @@ def backtest_report(
             "champion": choose_candidate(backtest.scores, BASELINE_FAMILIES),
             "origins": [iso_day(arrays.dates, origin) for origin in backtest.origins],
             "candidates": {
-                name: {key: scores[key] for key in REPORT_KEYS}
+                name: {key: dated_scores(scores, arrays.dates)[key] for key in REPORT_KEYS}
                 for name, scores in backtest.scores.items()
             },
         }
@@ -459,23 +534,33 @@ def json_safe(value: Any) -> Any:
 
 
 def gate(
-    versions: dict[str, str],
+    candidates: dict[str, Forecaster],
     backtest: Backtest,
     champion: str | None,
     champion_scores: dict[str, Any] | None,
     how: str,
     settings: Settings,
+    store: LocalModelStore | None = None,
+    data_version: str | None = None,
 ) -> GateDecision:
-    """The gate's decision on this run's best candidate, with versions named in the reason."""
-    scores = {versions[family]: backtest.scores[family] for family in versions}
-    baselines = {versions[family] for family in BASELINE_FAMILIES if family in versions}
+    """The gate's decision on this run's best candidate (named by family; the champion by version).
+
+    The candidate is tested against the champion at the settings' level and minimum effect,
+    with as many HAC lags as the origins' scoring windows overlap.
+    """
+    scores = {family: backtest.scores[family] for family in candidates if family in backtest.scores}
+    baselines = {family for family in BASELINE_FAMILIES if family in scores}
+    candidate = choose_candidate(scores, baselines)
     decision = decide_promotion(
-        choose_candidate(scores, baselines),
+        candidate,
         scores,
         baselines=baselines,
         champion=champion,
         champion_scores=champion_scores,
-        margin=settings.promotion_margin,
+        level=settings.promotion_level,
+        min_effect=settings.promotion_min_effect,
+        lags=overlap_lags(backtest.origins, settings.horizon),
+        same_recipe=newer_fit_of_champion(store, champion, candidates[candidate], data_version),
     )
     if champion is None:
         return decision
@@ -485,7 +570,30 @@ def gate(
         if champion_scores is None
         else f"(champion re-evaluated on the same origins: {how})"
     )
-    return GateDecision(decision.promote, decision.candidate, champion, f"{decision.reason} {note}")
+    return GateDecision(
+        decision.promote, decision.candidate, champion, f"{decision.reason} {note}", decision.test
+    )
+
+
+def newer_fit_of_champion(
+    store: LocalModelStore | None,
+    champion: str | None,
+    prototype: Forecaster,
+    data_version: str | None,
+) -> bool:
+    """Whether the prototype is the champion's family and hyperparameters, on other data."""
+    if store is None or champion is None or data_version is None:
+        return False
+    try:
+        found = store.get_version(champion)
+    except TractcastError:
+        return False
+    if found.data_version == data_version:
+        return False  # the same recipe on the same data is the same model
+    saved = dict(found.manifest.get("hyperparameters", {}))
+    return found.family == prototype.family and saved == json_safe(
+        json.loads(json.dumps(prototype.params(), default=str))
+    )
 
 
 def _lap(started: float, timings: dict[str, float]) -> float:

@@ -53,8 +53,9 @@ class Settings:
     epochs: int = 30
     seed: int = 42
     workers: int = 2
-    promotion_margin: float = 0.02
-    backtest_origins: int = 4
+    promotion_level: float = 0.95
+    promotion_min_effect: float = 0.0
+    backtest_origins: int = 8
     rate_limit: str = "20r/s"
     admin_rate_limit: str = "10r/m"
     drift_threshold: float = 0.25
@@ -108,8 +109,9 @@ class Settings:
             epochs=int(env.get("TRACTCAST_EPOCHS") or 30),
             seed=int(env.get("TRACTCAST_SEED") or 42),
             workers=int(env.get("TRACTCAST_WORKERS") or 2),
-            promotion_margin=float(env.get("TRACTCAST_PROMOTION_MARGIN") or 0.02),
-            backtest_origins=int(env.get("TRACTCAST_BACKTEST_ORIGINS") or 4),
+            promotion_level=float(env.get("TRACTCAST_PROMOTION_LEVEL") or 0.95),
+            promotion_min_effect=float(env.get("TRACTCAST_PROMOTION_MIN_EFFECT") or 0.0),
+            backtest_origins=int(env.get("TRACTCAST_BACKTEST_ORIGINS") or 8),
             rate_limit=env.get("TRACTCAST_RATE_LIMIT") or "20r/s",
             admin_rate_limit=env.get("TRACTCAST_ADMIN_RATE_LIMIT") or "10r/m",
             drift_threshold=float(env.get("TRACTCAST_DRIFT_THRESHOLD") or 0.25),
@@ -159,7 +161,8 @@ class Settings:
             "TRACTCAST_EPOCHS": self.epochs,
             "TRACTCAST_SEED": self.seed,
             "TRACTCAST_WORKERS": self.workers,
-            "TRACTCAST_PROMOTION_MARGIN": self.promotion_margin,
+            "TRACTCAST_PROMOTION_LEVEL": self.promotion_level,
+            "TRACTCAST_PROMOTION_MIN_EFFECT": self.promotion_min_effect,
             "TRACTCAST_BACKTEST_ORIGINS": self.backtest_origins,
             "TRACTCAST_RATE_LIMIT": self.rate_limit,
             "TRACTCAST_ADMIN_RATE_LIMIT": self.admin_rate_limit,

@@ -137,15 +137,21 @@ def wait_for_version(url: str, version: str, timeout: float = 10.0) -> dict:
 
 def test_first_training_registers_every_candidate_and_the_best_serves(url, first_training):
     assert set(first_training["versions"]) == {
-        "lstm", "persistence", "seasonal_naive", "moving_average"
+        "lstm", "persistence", "seasonal_naive", "moving_average", "ensemble"
     }  # fmt: skip
     assert first_training["promoted"] == first_training["champion"]
     current = requests.get(f"{url}/v1/models/current", timeout=5).json()
     assert current["version"] == first_training["champion"]
     assert current["family"] == first_training["champion"].split("-", 1)[1]
-    assert {"mae", "wape", "rmse", "relative_mae", "coverage", "per_horizon"} <= set(
-        current["metrics"]
-    )
+    assert {
+        "mae", "wape", "rmse", "wis", "relative_mae", "relative_wis", "robust_relative_wis",
+        "coverage", "coverage_50", "coverage_95", "per_horizon", "per_origin",
+    } <= set(current["metrics"])  # fmt: skip
+    assert "live_skill" in current  # no actuals after the forecast yet: nothing scored
+    assert current["live_skill"]["points"] == 0
+    day = requests.get(f"{url}/v1/forecast", params=MILAN, timeout=5).json()["next_day"]
+    assert day["intervals"]["80"] == {"lower": day["lower"], "upper": day["upper"]}
+    assert day["intervals"]["50"]["lower"] >= day["intervals"]["95"]["lower"]
 
 
 def test_a_rejected_candidate_leaves_the_champion_and_rollback_restores_it(
@@ -168,7 +174,8 @@ def test_a_rejected_candidate_leaves_the_champion_and_rollback_restores_it(
     rejected = [e for e in events if e["kind"] == "rejected"]
     assert rejected[0]["version"] == second["candidate"]
     assert rejected[0]["from_version"] == champion
-    assert "not better than champion" in rejected[0]["reason"]
+    assert "not significantly better than champion" in rejected[0]["reason"]
+    assert "p = " in rejected[0]["reason"]
 
     # an admin serves the newer version anyway, then rolls back: no restart anywhere
     auth = {"Authorization": f"Bearer {TOKEN}"}

@@ -144,6 +144,14 @@ def test_default_origins_are_the_most_recent_weeks() -> None:
     assert origins_between(dates, 3) == [72, 79, 86]
 
 
+def test_aligned_origins_stay_on_the_same_days_as_the_data_grows() -> None:
+    now = recent_origins(n_days=100, count=4, horizon=14, aligned=True)
+    assert now == [63, 70, 77, 84]
+    month_later = recent_origins(n_days=131, count=4, horizon=14, aligned=True)
+    assert month_later == [91, 98, 105, 112] and all(o % 7 == 0 for o in now + month_later)
+    assert set(recent_origins(n_days=131, count=8, horizon=14, aligned=True)) & set(now)
+
+
 def test_origins_between_dates_map_to_day_indices() -> None:
     dates = pd.date_range("2024-01-01", periods=100, freq="D")
     assert origins_between(dates, 3, "2024-01-11", "2024-01-31") == [10, 20, 30]

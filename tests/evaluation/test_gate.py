@@ -1,122 +1,172 @@
-"""The promotion gate: better by the margin on WAPE and MAE, RMSE no worse, beats the baselines."""
+"""The promotion gate: ranked by robust skill, promoted only on a significant paired improvement."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from tractcast.errors import InvalidInput
 from tractcast.evaluation.gate import best_baseline, choose_candidate, decide_promotion
 
 BASELINES = {"persistence", "seasonal_naive", "moving_average"}
+# per-origin WIS of a champion over 8 weekly origins: quiet weeks and one wave's peak
+CHAMPION_WIS = np.array([20.0, 25.0, 40.0, 160.0, 90.0, 30.0, 22.0, 18.0])
 
 
-def scores(wape: float, mae: float, rmse: float) -> dict[str, float]:
-    return {"wape": wape, "mae": mae, "rmse": rmse}
+def scores(skill: float, per_origin_wis: np.ndarray | None = None) -> dict:
+    """A candidate's scores: its robust relative WIS and, optionally, per-origin WIS."""
+    wis = CHAMPION_WIS * skill if per_origin_wis is None else per_origin_wis
+    per_origin = [
+        {"origin": 100 + 7 * k, "wis": float(v), "mae": float(v) * 1.3} for k, v in enumerate(wis)
+    ]
+    return {
+        "robust_relative_wis": skill, "robust_relative_mae": skill, "wape": skill / 2,
+        "mae": float(np.mean(wis)) * 1.3, "wis": float(np.mean(wis)), "per_origin": per_origin,
+    }  # fmt: skip
 
 
 @pytest.fixture
-def run() -> dict[str, dict[str, float]]:
-    """One retrain's candidates: the LSTM ahead of every baseline."""
+def run() -> dict[str, dict]:
+    """One retrain's candidates: the ensemble ahead of the LSTM, both ahead of every baseline."""
     return {
-        "lstm": scores(0.30, 30.0, 50.0),
-        "persistence": scores(0.45, 45.0, 70.0),
-        "seasonal_naive": scores(0.40, 40.0, 60.0),
-        "moving_average": scores(0.38, 38.0, 58.0),
+        "ensemble": scores(0.60),
+        "lstm": scores(0.70),
+        "persistence": scores(0.95),
+        "seasonal_naive": scores(1.00),
+        "moving_average": scores(1.05),
     }
 
 
-def test_the_candidate_with_the_lowest_wape_is_chosen_whatever_its_family(run) -> None:
+def candidate_with(improvement: float, noise: float, seed: int) -> dict:
+    """Per-origin WIS of the champion times exp(noise) times (1 - improvement)."""
+    rng = np.random.default_rng(seed)
+    wis = CHAMPION_WIS * (1.0 - improvement) * np.exp(rng.normal(0.0, noise, CHAMPION_WIS.size))
+    return scores(0.5, wis)
+
+
+def promoted(candidate: dict, **options) -> bool:
+    run = {"ensemble": candidate, "seasonal_naive": scores(1.0)}
+    decision = decide_promotion(
+        "ensemble", run, baselines=BASELINES, champion="v0001-lstm",
+        champion_scores=scores(0.55, CHAMPION_WIS), **options,
+    )  # fmt: skip
+    return decision.promote
+
+
+def test_candidates_are_ranked_by_robust_relative_wis(run) -> None:
+    assert choose_candidate(run, BASELINES) == "ensemble"
+    run["ensemble"] = scores(1.2)
     assert choose_candidate(run, BASELINES) == "lstm"
-    run["lstm"] = scores(0.50, 50.0, 80.0)
-    assert choose_candidate(run, BASELINES) == "moving_average"
-    assert best_baseline(run, BASELINES) == "moving_average"
+    assert best_baseline(run, BASELINES) == "persistence"
+
+
+def test_a_run_scored_before_robust_skill_existed_falls_back_to_wape() -> None:
+    old = {"lstm": {"wape": 0.3, "mae": 30.0}, "persistence": {"wape": 0.4, "mae": 40.0}}
+    assert choose_candidate(old, BASELINES) == "lstm"
 
 
 def test_on_a_tie_the_baseline_is_chosen(run) -> None:
-    run["lstm"] = dict(run["moving_average"])
-    assert choose_candidate(run, BASELINES) == "moving_average"
+    run["lstm"] = dict(run["persistence"])
+    run["ensemble"] = dict(run["persistence"])
+    assert choose_candidate(run, BASELINES) == "persistence"
 
 
 def test_unscored_candidates_rank_last(run) -> None:
-    run["lstm"] = scores(math.nan, math.nan, math.nan)
-    assert choose_candidate(run, BASELINES) == "moving_average"
+    run["ensemble"] = {"mae": math.nan}
+    run["lstm"] = {"mae": math.nan}
+    assert choose_candidate(run, BASELINES) == "persistence"
 
 
 def test_without_a_champion_the_best_candidate_is_promoted(run) -> None:
-    decision = decide_promotion("lstm", run, baselines=BASELINES)
-    assert decision.promote
+    decision = decide_promotion("ensemble", run, baselines=BASELINES)
+    assert decision.promote and decision.test is None
     assert "no champion yet" in decision.reason
 
 
-def test_a_candidate_better_by_the_margin_on_wape_and_mae_is_promoted(run) -> None:
-    champion = scores(0.31, 31.0, 50.0)  # lstm is 3.2% better on both, RMSE equal
+def test_a_noise_level_improvement_is_rejected() -> None:
+    # 1% better on average, origin-to-origin noise of 10%: no evidence, whatever the draw
+    verdicts = [promoted(candidate_with(0.01, 0.10, seed)) for seed in range(40)]
+    assert sum(verdicts) <= 4  # a 5% test: about 2 false promotions in 40 draws
+
+
+def test_a_real_improvement_is_promoted() -> None:
+    verdicts = [promoted(candidate_with(0.20, 0.10, seed)) for seed in range(40)]
+    assert sum(verdicts) >= 38
+
+
+def test_the_decision_carries_the_effect_its_interval_and_the_p_value(run) -> None:
     decision = decide_promotion(
-        "lstm", run, baselines=BASELINES, champion="v0001-lstm", champion_scores=champion
-    )
+        "ensemble", {"ensemble": candidate_with(0.20, 0.05, 1), "seasonal_naive": scores(1.0)},
+        baselines=BASELINES, champion="v0001-lstm", champion_scores=scores(0.55, CHAMPION_WIS),
+    )  # fmt: skip
     assert decision.promote, decision.reason
-    assert decision.champion == "v0001-lstm"
+    test = decision.test
+    assert test is not None and test["loss"] == "wis" and test["origins"] == 8
+    assert test["ratio_low"] < test["ratio"] < test["ratio_high"] < 1.0
+    assert test["effect"] == pytest.approx(1.0 - test["ratio"]) and 0.1 < test["effect"] < 0.3
+    assert test["p_value"] < 0.05
+    assert "significantly better than champion v0001-lstm" in decision.reason
+    assert f"p = {test['p_value']:.3g}" in decision.reason
 
 
-def test_a_candidate_better_by_less_than_the_margin_is_rejected_with_the_reason(run) -> None:
-    champion = scores(0.305, 30.5, 55.0)  # 1.6% better: under the 2% margin
+def test_a_noise_level_candidate_is_rejected_with_the_test_in_the_reason() -> None:
     decision = decide_promotion(
-        "lstm", run, baselines=BASELINES, champion="v0001-lstm", champion_scores=champion
-    )
+        "ensemble", {"ensemble": candidate_with(0.0, 0.10, 3), "seasonal_naive": scores(1.0)},
+        baselines=BASELINES, champion="v0001-lstm", champion_scores=scores(0.55, CHAMPION_WIS),
+    )  # fmt: skip
     assert not decision.promote
-    assert "not better than champion v0001-lstm by 2%" in decision.reason
-    assert "WAPE 0.3 vs 0.305" in decision.reason and "MAE 30 vs 30.5" in decision.reason
+    assert "not significantly better than champion v0001-lstm" in decision.reason
+    assert decision.test is not None and decision.test["p_value"] >= 0.05
 
 
-def test_the_margin_is_configurable(run) -> None:
-    champion = scores(0.305, 30.5, 55.0)
+def test_the_minimum_effect_is_configurable() -> None:
+    candidate = candidate_with(0.20, 0.05, 2)
+    assert promoted(candidate, min_effect=0.05)
+    assert not promoted(candidate, min_effect=0.30)  # 20% better is not 30% better
+
+
+def test_the_level_is_configurable() -> None:
+    # a modest improvement: enough at 80%, not at 99.9%
+    candidate = candidate_with(0.06, 0.08, 5)
+    assert promoted(candidate, level=0.80)
+    assert not promoted(candidate, level=0.999)
+
+
+def test_the_champions_recipe_refitted_on_newer_data_replaces_it_as_a_refresh(run) -> None:
     decision = decide_promotion(
-        "lstm", run, baselines=BASELINES, champion="c", champion_scores=champion, margin=0.01
-    )
-    assert decision.promote
-    decision = decide_promotion(
-        "lstm", run, baselines=BASELINES, champion="c", champion_scores=champion, margin=0.5
-    )
-    assert not decision.promote and "by 50%" in decision.reason
-
-
-def test_a_worse_rmse_blocks_promotion_even_with_better_wape_and_mae(run) -> None:
-    champion = scores(0.40, 40.0, 49.0)
-    decision = decide_promotion(
-        "lstm", run, baselines=BASELINES, champion="c", champion_scores=champion
-    )
-    assert not decision.promote
-    assert "RMSE 50 is worse than 49" in decision.reason
+        "ensemble", run, baselines=BASELINES, champion="v0001-ensemble",
+        champion_scores=run["ensemble"], same_recipe=True,
+    )  # fmt: skip
+    assert decision.promote and "refitted on newer data" in decision.reason
 
 
 def test_a_candidate_that_does_not_beat_the_best_baseline_is_rejected(run) -> None:
-    run["lstm"] = scores(0.39, 37.0, 50.0)  # better MAE, worse WAPE than moving_average
-    champion = scores(0.60, 60.0, 90.0)
-    decision = decide_promotion(
-        "lstm", run, baselines=BASELINES, champion="c", champion_scores=champion
-    )
+    run["ensemble"] = scores(0.97)
+    decision = decide_promotion("ensemble", run, baselines=BASELINES)
     assert not decision.promote
-    assert "does not beat the best baseline moving_average" in decision.reason
+    assert "does not beat the best baseline persistence" in decision.reason
 
 
-def test_a_baseline_candidate_can_replace_a_worse_champion(run) -> None:
-    run["lstm"] = scores(0.50, 50.0, 80.0)
-    champion = scores(0.50, 50.0, 80.0)
+def test_a_champion_scored_on_other_origins_is_not_tested_and_stays(run) -> None:
+    champion = scores(0.9)
+    champion["per_origin"] = champion["per_origin"][1:]
     decision = decide_promotion(
-        "moving_average", run, baselines=BASELINES, champion="v0001-lstm", champion_scores=champion
+        "ensemble", run, baselines=BASELINES, champion="v0001-lstm", champion_scores=champion
     )
-    assert decision.promote
+    assert not decision.promote and "same origins" in decision.reason
 
 
 def test_a_candidate_with_nothing_scored_never_replaces_a_champion(run) -> None:
-    run["lstm"] = scores(math.nan, math.nan, math.nan)
+    run["ensemble"] = {"mae": math.nan}
     decision = decide_promotion(
-        "lstm", run, baselines=BASELINES, champion="c", champion_scores=scores(0.5, 5.0, 9.0)
+        "ensemble", run, baselines=BASELINES, champion="v0001-lstm", champion_scores=scores(0.9)
     )
-    assert not decision.promote and "no wape" in decision.reason
+    assert not decision.promote and "no MAE" in decision.reason
 
 
-def test_a_margin_outside_zero_to_one_is_invalid(run) -> None:
+@pytest.mark.parametrize("options", [{"level": 1.0}, {"level": 0.2}, {"min_effect": 1.5}])
+def test_a_level_or_minimum_effect_out_of_range_is_invalid(run, options) -> None:
     with pytest.raises(InvalidInput):
-        decide_promotion("lstm", run, baselines=BASELINES, margin=1.5)
+        decide_promotion("ensemble", run, baselines=BASELINES, **options)

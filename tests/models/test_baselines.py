@@ -115,3 +115,39 @@ def test_history_with_nan_is_rejected() -> None:
     broken[0, 3] = np.nan
     with pytest.raises(InvalidInput, match="NaN"):
         Persistence().fit(broken)
+
+
+@pytest.mark.parametrize("family", BASELINES)
+def test_the_50_80_and_95_percent_intervals_are_nested_and_calibrated(
+    family: str, noisy_history: np.ndarray
+) -> None:
+    inside: dict[float, list[np.ndarray]] = {0.5: [], 0.8: [], 0.95: []}
+    for end in range(70, 106, 5):
+        forecaster = make_forecaster(family)
+        forecaster.fit(noisy_history[:, :end])
+        forecast = forecaster.predict(noisy_history[:, :end])
+        intervals = forecast.intervals()
+        assert list(intervals) == [0.5, 0.8, 0.95]
+        (lo50, hi50), (lo80, hi80), (lo95, hi95) = intervals.values()
+        assert np.all(lo95 <= lo80) and np.all(lo80 <= lo50) and np.all(lo50 <= forecast.point)
+        assert np.all(forecast.point <= hi50) and np.all(hi50 <= hi80) and np.all(hi80 <= hi95)
+        actual = noisy_history[:, end : end + 14]
+        for level, (lower, upper) in intervals.items():
+            inside[level].append((actual >= lower) & (actual <= upper))
+    shares = {level: float(np.mean(hits)) for level, hits in inside.items()}
+    assert shares[0.5] < shares[0.8] < shares[0.95]
+    assert 0.3 <= shares[0.5] <= 0.75 and shares[0.95] >= 0.85
+
+
+def test_a_baseline_saved_before_the_extra_intervals_loads_with_the_80_percent_one(
+    noisy_history: np.ndarray, tmp_path: Path
+) -> None:
+    forecaster = make_forecaster("seasonal_naive")
+    forecaster.fit(noisy_history)
+    forecaster.save(tmp_path)
+    state = json.loads((tmp_path / "params.json").read_text())
+    del state["bands"]  # what an older release wrote
+    (tmp_path / "params.json").write_text(json.dumps(state))
+    forecast = load_forecaster(tmp_path, "seasonal_naive").predict(noisy_history)
+    assert forecast.bands == {}
+    np.testing.assert_allclose(forecast.upper, forecaster.predict(noisy_history).upper)

@@ -74,13 +74,50 @@ def test_saved_lstm_loads_back_safely_and_predicts_the_same(
     fitted.save(tmp_path)
     assert h5py.is_hdf5(tmp_path / "model.h5")
     state = json.loads((tmp_path / "lstm.json").read_text())
-    assert state["params"]["lookback"] == 28 and len(state["adjustment"]) == 14
+    assert state["params"]["lookback"] == 28
+    assert {level: len(scale) for level, scale in state["scales"].items()} == {
+        "0.5": 14, "0.8": 14, "0.95": 14,
+    }  # fmt: skip
     assert state["outputs"]["quantiles"] == pytest.approx([0.1, 0.5, 0.9])
     loaded = load_forecaster(tmp_path, "lstm")
     before, after = fitted.predict(history), loaded.predict(history)
     np.testing.assert_allclose(after.point, before.point, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(after.upper, before.upper, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(after.lower, before.lower, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(after.bands[0.95][1], before.bands[0.95][1], rtol=1e-5, atol=1e-6)
+
+
+def test_an_lstm_saved_before_the_scaled_intervals_still_serves_its_80_percent_band(
+    fitted: Forecaster, history: np.ndarray, tmp_path: Path
+) -> None:
+    fitted.save(tmp_path)
+    state = json.loads((tmp_path / "lstm.json").read_text())
+    del state["scales"]
+    state["adjustment"] = [0.1] * 14  # what an older release wrote: one additive shift
+    (tmp_path / "lstm.json").write_text(json.dumps(state))
+    forecast = load_forecaster(tmp_path, "lstm").predict(history)
+    assert forecast.bands == {}
+    assert np.all(forecast.lower <= forecast.point) and np.all(forecast.point <= forecast.upper)
+
+
+def test_lstm_intervals_are_nested(fitted: Forecaster, history: np.ndarray) -> None:
+    intervals = fitted.predict(history).intervals()
+    assert list(intervals) == [0.5, 0.8, 0.95]
+    (lo50, hi50), (lo80, hi80), (lo95, hi95) = intervals.values()
+    assert np.all(lo95 <= lo80 + 1e-9) and np.all(lo80 <= lo50 + 1e-9)
+    assert np.all(hi50 <= hi80 + 1e-9) and np.all(hi80 <= hi95 + 1e-9)
+
+
+def test_a_warm_started_fit_trains_fewer_epochs_and_still_forecasts(
+    fitted: Forecaster, history: np.ndarray
+) -> None:
+    warm = make_forecaster("lstm", **{**SMALL, "warm_epochs": 3})
+    warm.warm_start(fitted)
+    warm.fit(history[:, :-7] if history.shape[1] > 150 else history)
+    assert warm.epochs_trained <= 3
+    cold_error = np.abs(fitted.predict(history[:, :-14]).point - history[:, -14:]).mean()
+    warm_error = np.abs(warm.predict(history[:, :-14]).point - history[:, -14:]).mean()
+    assert warm_error < 2 * cold_error + 1.0
 
 
 def test_saved_lstm_loads_in_a_process_without_custom_objects(

@@ -6,10 +6,13 @@ import pandas as pd
 import pytest
 
 from tractcast.monitoring.live_error import (
+    bundle_actuals,
     compare_on_same_points,
     live_error,
+    live_skill,
     observed_actuals,
     scored_points,
+    with_naive,
 )
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, bundle_id_for
 
@@ -107,3 +110,53 @@ def test_champion_and_predecessor_compare_only_on_forecasts_both_made() -> None:
     assert comparison.champion_mae == pytest.approx(5.0)
     assert comparison.predecessor_mae == pytest.approx(5.0)
     assert comparison.champion_wape == comparison.predecessor_wape == pytest.approx(0.25)
+
+
+def weekly_series(first: str, last: str) -> pd.DataFrame:
+    """One tract whose daily cases follow a weekly pattern: 7 on Mondays ... 1 on Sundays."""
+    days = pd.date_range(first, last)
+    return pd.DataFrame(
+        {
+            "date": days,
+            "tract_id": "A",
+            "new_cases": [7.0 - day.weekday() for day in days],
+            "total_cases": 0.0,
+            "imputed": False,
+        }
+    )
+
+
+def test_the_seasonal_naive_of_a_point_is_the_same_weekday_a_week_before_as_of() -> None:
+    actuals = observed_actuals(weekly_series("2024-01-01", "2024-02-29"))
+    points = with_naive(scored_points([bundle("v1", "2024-01-14", {"A": 4.0})], actuals), actuals)
+    assert len(points) == 14
+    # on a weekly pattern the naive is exact at every horizon
+    assert (points["naive"] == points["actual"]).all()
+
+
+def test_live_skill_is_the_mae_ratio_to_the_naive_per_horizon_on_the_same_points() -> None:
+    actuals = observed_actuals(weekly_series("2024-01-01", "2024-02-29"))
+    flat = with_naive(scored_points([bundle("v1", "2024-01-14", {"A": 4.0})], actuals), actuals)
+    # make the naive miss by 2 everywhere, so each horizon's ratio is |4 - actual| / 2
+    flat["naive"] = flat["actual"] + 2.0
+    skill = live_skill("v1", flat, days=14)
+    assert skill.points == 14 and len(skill.per_horizon) == 14
+    first = skill.per_horizon[0]  # 2024-01-15 is a Monday: actual 7, forecast 4
+    assert (first["horizon"], first["mae"], first["naive_mae"]) == (1, 3.0, 2.0)
+    assert first["relative_mae"] == 1.5
+    expected = (flat["predicted"] - flat["actual"]).abs().mean() / 2.0
+    assert skill.relative_mae == pytest.approx(expected, abs=1e-4)
+
+
+def test_points_without_a_naive_forecast_are_left_out_of_both() -> None:
+    actuals = observed_actuals(weekly_series("2024-01-10", "2024-02-29"))  # starts after as_of-6
+    points = with_naive(scored_points([bundle("v1", "2024-01-14", {"A": 4.0})], actuals), actuals)
+    assert points["naive"].notna().all() and len(points) < 14
+
+
+def test_a_bundles_histories_are_the_actuals_it_holds() -> None:
+    tract = TractForecast("A", "2024-01-03", 100, 3, (), history=(1, 2, 3))
+    newest = Bundle("v1@d", "v1", "d", "2024-01-03", "2024-01-03T00:00:00+00:00", 14, {"A": tract})
+    actuals = bundle_actuals(newest)
+    assert actuals.loc[("A", pd.Timestamp("2024-01-01"))] == 1.0
+    assert actuals.loc[("A", pd.Timestamp("2024-01-03"))] == 3.0

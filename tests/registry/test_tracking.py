@@ -205,3 +205,22 @@ def test_the_sync_task_logs_the_backlog(settings: Settings, client: MlflowClient
         "mirrored": None,
     }
     assert len(runs_of(client, settings, version.version)) == 1
+
+
+def test_the_promotion_test_is_logged_with_the_metrics() -> None:
+    from tractcast.registry.tracking import run_metrics
+
+    metrics = {
+        "wis": 12.5,
+        "promotion": {"promote": True, "test": {"p_value": 0.01}},
+        "promotion_promoted": 1.0,
+        "promotion_p_value": 0.01,
+        "promotion_effect": 0.2,
+        "promotion_ratio_low": 0.7,
+        "promotion_ratio_high": 0.9,
+        "per_horizon": [{"horizon": 1, "relative_wis": 0.6}],
+    }
+    logged = {(key, step): value for key, value, step in run_metrics(metrics)}
+    assert logged[("promotion_p_value", 0)] == 0.01 and logged[("promotion_promoted", 0)] == 1.0
+    assert logged[("promotion_ratio_high", 0)] == 0.9 and logged[("wis", 0)] == 12.5
+    assert logged[("relative_wis_by_horizon", 1)] == 0.6

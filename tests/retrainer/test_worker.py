@@ -200,9 +200,10 @@ def test_the_killed_task_runs_again_on_another_worker_and_completes(scenario: Sc
     first = scenario.first
     assert first["status"] == "done"
     assert first["bundle_id"] == scenario.store.current_bundle_id()
-    assert set(first["versions"]) == {"lstm", "persistence", "seasonal_naive", "moving_average"}
-    # one full retrain after the kill: four new versions beside what A had finished
-    assert len(scenario.versions_after_first) == len(scenario.visible_at_kill) + 4
+    families = {"lstm", "persistence", "seasonal_naive", "moving_average", "ensemble"}
+    assert set(first["versions"]) == families
+    # one full retrain after the kill: five new versions beside what A had finished
+    assert len(scenario.versions_after_first) == len(scenario.visible_at_kill) + len(families)
     assert scenario.watcher.currents == {first["bundle_id"]}
 
 

@@ -142,7 +142,7 @@ def test_a_milan_point_gets_its_tract_counts_and_forecast(client: FlaskClient) -
     assert (body["as_of"], body["total_cases"], body["new_cases"]) == ("2024-03-01", 120_000, 400)
     assert len(body["forecast"]) == 14
     assert body["next_day"] == body["forecast"][0]
-    assert set(body["next_day"]) == {"date", "new_cases", "lower", "upper"}
+    assert set(body["next_day"]) == {"date", "new_cases", "lower", "upper", "intervals"}
 
 
 def test_horizon_3_gives_3_days(client: FlaskClient) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -184,3 +185,35 @@ def test_unknown_route_and_method_are_json(client: FlaskClient) -> None:
     assert client.get("/v1/nope").get_json()["error"] == "not_found"
     wrong = client.get("/v1/admin/promote")
     assert wrong.status_code == 405 and wrong.get_json()["error"] == "method_not_allowed"
+
+
+def test_current_model_and_metrics_report_live_skill_against_the_seasonal_naive(
+    client: FlaskClient, settings: Settings
+) -> None:
+    store = LocalModelStore(settings.store)
+    version = store.create_version(
+        "ensemble", lambda d: None, metrics={"mae": 1.5}, manifest={"data_version": "d1"}
+    ).version
+    store.add_bundle(tiny_bundle(version))  # forecasts 3.0 a day for 2024-03-02 .. 03-15
+    # the newer release's bundle holds the actuals: 4 a day from 2024-02-10 to 2024-03-20, and
+    # 10 on 2024-02-24 .. 03-01 (the week the naive repeats): the naive misses by 6, the model by 1
+    days = pd.date_range("2024-02-10", "2024-03-20")
+    history = tuple(10 if pd.Timestamp("2024-02-24") <= d <= pd.Timestamp("2024-03-01") else 4
+                    for d in days)  # fmt: skip
+    later = tuple(ForecastDay(f"2024-03-{d:02d}", 4.0, 3.0, 5.0) for d in range(21, 32))
+    later += tuple(ForecastDay(f"2024-04-0{d}", 4.0, 3.0, 5.0) for d in range(1, 4))
+    newer = Bundle(
+        bundle_id_for(version, "d2"), version, "d2", "2024-03-20", "2024-03-20T06:00:00+00:00",
+        14, {t: TractForecast(t, "2024-03-20", 90, 4, later, history) for t in ("A", "B", "C")},
+    )  # fmt: skip
+    store.add_bundle(newer)
+    promoted = client.post("/v1/admin/promote", json={"version": version}, headers=ADMIN)
+    assert promoted.status_code == 200
+    skill = client.get("/v1/models/current").get_json()["live_skill"]
+    assert skill["version"] == version and skill["points"] == 3 * 14
+    assert skill["mae"] == 1.0 and skill["naive_mae"] == 6.0
+    assert skill["relative_mae"] == pytest.approx(1 / 6, abs=1e-3)
+    assert [entry["horizon"] for entry in skill["per_horizon"]] == list(range(1, 15))
+    text = client.get("/metrics").get_data(as_text=True)
+    assert f'tractcast_live_relative_mae{{version="{version}"}} 0.1667' in text
+    assert f'tractcast_live_relative_mae_by_horizon{{horizon="1",version="{version}"}}' in text

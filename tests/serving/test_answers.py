@@ -68,8 +68,27 @@ def test_forecast_answer_has_exactly_the_public_fields(bundle: Bundle) -> None:
         "new_cases": 41.0,
         "lower": 39.5,
         "upper": 43.5,
+        "intervals": {"80": {"lower": 39.5, "upper": 43.5}},  # this bundle has the 80% only
     }
-    assert all(set(day) == {"date", "new_cases", "lower", "upper"} for day in answer["forecast"])
+    fields = {"date", "new_cases", "lower", "upper", "intervals"}
+    assert all(set(day) == fields for day in answer["forecast"])
+
+
+def test_every_interval_of_a_bundle_is_answered_with_lower_upper_the_80_percent_one(
+    bundle: Bundle,
+) -> None:
+    day = ForecastDay("2024-03-02", 41.0, 39.5, 43.5, ((0.5, 40.0, 42.5), (0.95, 30.0, 60.0)))
+    tract = bundle.tracts["015"]
+    bundle.tracts["015"] = TractForecast(
+        "015", tract.as_of, tract.total_cases, tract.new_cases, (day, *tract.forecast[1:])
+    )
+    first = forecast_answer(bundle, MILANO, 14)["next_day"]
+    assert first["intervals"] == {
+        "50": {"lower": 40.0, "upper": 42.5},
+        "80": {"lower": 39.5, "upper": 43.5},
+        "95": {"lower": 30.0, "upper": 60.0},
+    }
+    assert (first["lower"], first["upper"]) == (39.5, 43.5)
 
 
 def test_forecast_is_sliced_to_the_horizon_and_next_day_is_its_first_day(bundle: Bundle) -> None:

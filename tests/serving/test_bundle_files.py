@@ -118,3 +118,46 @@ def test_a_municipality_sized_bundle_round_trips_intact(tmp_path: Path) -> None:
     loaded = load_bundle(tmp_path / "b")
     assert len(loaded.tracts) == 8000
     assert loaded.tracts == bundle.tracts
+
+
+def with_bands(bundle: Bundle) -> Bundle:
+    """The bundle with 50% and 95% intervals on every forecast day."""
+    tracts = {
+        tract_id: TractForecast(
+            tract.tract_id, tract.as_of, tract.total_cases, tract.new_cases,
+            tuple(
+                ForecastDay(d.date, d.new_cases, d.lower, d.upper,
+                            ((0.5, d.lower + 0.5, d.upper - 0.5), (0.95, 0.0, d.upper + 3)))
+                for d in tract.forecast
+            ),
+        )
+        for tract_id, tract in bundle.tracts.items()
+    }  # fmt: skip
+    return Bundle(
+        bundle.bundle_id, bundle.model_version, bundle.data_version, bundle.as_of,
+        bundle.created_at, bundle.horizon, tracts,
+    )  # fmt: skip
+
+
+def test_a_bundle_with_every_interval_loads_back_equal(tmp_path: Path) -> None:
+    bundle = with_bands(make_bundle())
+    write_bundle(bundle, tmp_path / "b")
+    assert load_bundle(tmp_path / "b") == bundle
+    raw = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    # the old four-column rows are kept; the other intervals sit beside them
+    assert len(raw["tracts"]["T1"]["forecast"][0]) == 4
+    assert set(raw["tracts"]["T1"]["intervals"]) == {"0.5", "0.95"}
+
+
+def test_a_bundle_written_before_the_extra_intervals_still_loads(tmp_path: Path) -> None:
+    write_bundle(with_bands(make_bundle()), tmp_path / "b")
+    rewrite(tmp_path / "b", lambda raw: [t.pop("intervals") for t in raw["tracts"].values()])
+    loaded = load_bundle(tmp_path / "b")
+    assert loaded == make_bundle() and loaded.tracts["T0"].forecast[0].bands == ()
+
+
+def test_an_interval_with_days_missing_is_corrupt(tmp_path: Path) -> None:
+    write_bundle(with_bands(make_bundle()), tmp_path / "b")
+    rewrite(tmp_path / "b", lambda raw: raw["tracts"]["T0"]["intervals"]["0.5"].pop())
+    with pytest.raises(Unavailable, match="days of the 0.5 interval"):
+        load_bundle(tmp_path / "b")

@@ -7,13 +7,14 @@ imputed actuals (mask False) are never scored. The weekly seasonal naive forecas
 origins is the reference of `relative_mae`.
 
 A full refit per origin is what "fitted on data before it only" asks for; the LSTM keeps each fit
-cheap instead (a sample of windows, early stopping), and every fit starts from the same seed so
-the same data and configuration give the same scores.
+cheap instead (a sample of windows, early stopping, and a warm start from the previous origin's
+weights, which saw only earlier days), and every fit starts from the same seed so the same data
+and configuration give the same scores.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,9 +22,15 @@ import pandas as pd
 
 from tractcast import progress
 from tractcast.errors import InvalidInput
-from tractcast.evaluation.metrics import score_forecast
-from tractcast.models.base import Forecast, Forecaster, check_history, clone_forecaster
-from tractcast.models.baselines import seasonal_naive_point
+from tractcast.evaluation.metrics import geometric_mean, ratio, score_forecast
+from tractcast.models.base import (
+    Forecast,
+    Forecaster,
+    check_history,
+    fit_shared,
+    make_forecaster,
+    stack_forecasts,
+)
 
 REFERENCE = "seasonal_naive"
 ORIGIN_STEP = 7  # days between the default recent origins: one a week
@@ -31,10 +38,15 @@ ORIGIN_STEP = 7  # days between the default recent origins: one a week
 
 @dataclass(frozen=True)
 class Backtest:
-    """Scores of each candidate over the same origins (oldest first)."""
+    """Scores of each candidate over the same origins (oldest first).
+
+    `last_fits` holds each candidate's fit before the last origin: where a final fit on all the
+    data warm-starts from.
+    """
 
     origins: list[int]
     scores: dict[str, dict[str, Any]]
+    last_fits: dict[str, Forecaster] = field(default_factory=dict, compare=False, repr=False)
 
 
 def spread_origins(first: int, last: int, count: int) -> list[int]:
@@ -47,10 +59,16 @@ def spread_origins(first: int, last: int, count: int) -> list[int]:
 
 
 def recent_origins(
-    n_days: int, count: int, horizon: int = 14, step: int = ORIGIN_STEP
+    n_days: int, count: int, horizon: int = 14, step: int = ORIGIN_STEP, aligned: bool = False
 ) -> list[int]:
-    """The `count` most recent weekly origins whose `horizon` days are all in the history."""
+    """The `count` most recent weekly origins whose `horizon` days are all in the history.
+
+    `aligned` puts every origin on a multiple of `step` from day 0, so the next release (a month
+    later) scores mostly the same weeks as this one (and reuses the baselines' fits there).
+    """
     last = n_days - horizon
+    if aligned:
+        last -= last % step
     origins = [last - step * k for k in range(count)][::-1]
     if origins[0] < 1:
         raise InvalidInput(
@@ -111,16 +129,31 @@ def check_origins(history: np.ndarray, origins: list[int], min_days: int, horizo
 
 
 def forecasts_at_origins(
-    history: np.ndarray, prototype: Forecaster, origins: list[int]
+    history: np.ndarray,
+    prototype: Forecaster,
+    origins: list[int],
+    fits: dict[str, Forecaster] | None = None,
 ) -> list[Forecast]:
-    """A fresh copy of the prototype fitted before each origin, and its forecast from there."""
+    """A fresh copy of the prototype fitted before each origin, and its forecast from there.
+
+    The first origin's fit starts cold, each later one from the one before (a warm start: it saw
+    earlier days only); the last fit goes into `fits` under "last" when given.
+    """
     forecasts = []
-    for k, origin in enumerate(origins, start=1):
-        progress.advance("backtest", f"{prototype.family}, origin {k} of {len(origins)}")
-        forecaster = clone_forecaster(prototype)
-        forecaster.fit(history[:, :origin])
-        forecasts.append(forecaster.predict(history[:, :origin]))
+    previous = None
+    ordered = sorted(origins)
+    for k, origin in enumerate(ordered, start=1):
+        progress.advance("backtest", f"{prototype.family}, origin {k} of {len(ordered)}")
+        previous = fit_shared(prototype, history[:, :origin], warm=previous)
+        forecasts.append(previous.predict(history[:, :origin]))
+    if fits is not None and previous is not None:
+        fits["last"] = previous
     return forecasts
+
+
+def reference_forecasts(history: np.ndarray, origins: list[int], horizon: int) -> list[Forecast]:
+    """The weekly seasonal naive's forecasts (point and intervals) at each origin."""
+    return forecasts_at_origins(history, make_forecaster(REFERENCE, horizon=horizon), origins)
 
 
 def stack_windows(array: np.ndarray, origins: list[int], horizon: int) -> np.ndarray:
@@ -134,32 +167,35 @@ def score_origins(
     origins: list[int],
     horizon: int,
     mask: np.ndarray | None = None,
+    references: list[Forecast] | None = None,
 ) -> dict[str, Any]:
-    """Pooled metrics (overall, per horizon, relative MAE) and the same again per origin."""
+    """Pooled metrics (overall, per horizon, relative to the seasonal naive), the same per origin,
+    and the robust relative skill: the geometric mean over origins of each origin's ratio."""
     actual = stack_windows(history, origins, horizon)
     scored = None if mask is None else stack_windows(mask, origins, horizon)
-    reference = np.concatenate(
-        [seasonal_naive_point(history[:, :origin], horizon) for origin in origins], axis=0
-    )
-    pooled = Forecast(
-        point=np.concatenate([f.point for f in forecasts], axis=0),
-        lower=np.concatenate([f.lower for f in forecasts], axis=0),
-        upper=np.concatenate([f.upper for f in forecasts], axis=0),
-    )
-    scores = score_forecast(actual, pooled, scored, reference)
+    if references is None:
+        references = reference_forecasts(history, origins, horizon)
+    reference = stack_forecasts(references)
+    scores = score_forecast(actual, stack_forecasts(forecasts), scored, reference)
     n_tracts = history.shape[0]
     per_origin = []
     for k, origin in enumerate(origins):
         rows = slice(k * n_tracts, (k + 1) * n_tracts)
-        one = score_forecast(
-            actual[rows],
-            forecasts[k],
-            None if scored is None else scored[rows],
-            reference[rows],
-        )
+        part = None if scored is None else scored[rows]
+        one = score_forecast(actual[rows], forecasts[k], part, None)
+        naive = score_forecast(actual[rows], references[k], part, None)
         one.pop("per_horizon")
+        one["relative_mae"] = ratio(one["mae"], naive["mae"])
+        one["relative_wis"] = ratio(one["wis"], naive["wis"])
         per_origin.append({"origin": origin, **one})
     scores["per_origin"] = per_origin
+    for key in ("mae", "wis"):
+        scores[f"robust_relative_{key}"] = geometric_mean(
+            [entry[f"relative_{key}"] for entry in per_origin]
+        )
+    covered = [entry["coverage"] for entry in per_origin if np.isfinite(entry["coverage"])]
+    scores["coverage_min"] = min(covered) if covered else float("nan")
+    scores["coverage_max"] = max(covered) if covered else float("nan")
     return scores
 
 
@@ -184,25 +220,30 @@ def run_backtest(
         check_origins(history, origins, prototype.min_days, horizon)
     mask = None if mask is None else np.asarray(mask, dtype=bool)
     progress.begin("backtest", len(candidates) * len(origins), ", ".join(candidates))
-    scores = {
-        name: score_origins(
-            history, forecasts_at_origins(history, prototype, origins), origins, horizon, mask
-        )
-        for name, prototype in candidates.items()
-    }
-    return Backtest(origins=origins, scores=scores)
+    references = reference_forecasts(history, origins, horizon)
+    scores, last_fits = {}, {}
+    for name, prototype in candidates.items():
+        fits: dict[str, Forecaster] = {}
+        forecasts = forecasts_at_origins(history, prototype, origins, fits)
+        scores[name] = score_origins(history, forecasts, origins, horizon, mask, references)
+        last_fits[name] = fits["last"]
+    return Backtest(origins=origins, scores=scores, last_fits=last_fits)
 
 
 def report_table(report: dict[str, Any]) -> str:
     """The backtest report as a table for people: one row per candidate."""
-    columns = ("mae", "rmse", "mse", "mape", "wape", "relative_mae", "coverage")
+    columns = (
+        "mae", "wape", "wis", "relative_mae", "relative_wis", "robust_relative_mae",
+        "robust_relative_wis", "coverage",
+    )  # fmt: skip
     lines = [
         f"origins: {', '.join(report['origins'])}",
-        f"{'candidate':<16}" + "".join(f"{name:>14}" for name in columns),
+        f"{'candidate':<16}"
+        + "".join(f"{name.replace('robust_relative', 'rob.rel'):>14}" for name in columns),
     ]
     for name, scores in report["candidates"].items():
         cells = "".join(
-            f"{'-':>14}" if scores[key] is None else f"{scores[key]:>14.4g}" for key in columns
+            f"{'-':>14}" if scores.get(key) is None else f"{scores[key]:>14.4g}" for key in columns
         )
         lines.append(f"{name:<16}{cells}")
     lines.append(f"champion (what the promotion gate would serve): {report['champion']}")

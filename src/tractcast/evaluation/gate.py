@@ -1,22 +1,30 @@
 """The promotion gate: which candidate would serve, and whether it may replace the champion.
 
-Every candidate (LSTM or baseline) is scored by one rolling-origin backtest on the same origins,
-so their metrics compare directly. The candidate with the lowest WAPE is the one put forward;
-since WAPE and MAE share their points, it then also beats every baseline on both. It replaces
-the champion (re-evaluated on the same origins) only when its WAPE and MAE are both lower by
-`margin` (a fraction) and its RMSE is not higher.
+Every candidate (LSTM, ensemble or baseline) is scored by one rolling-origin backtest on the
+same origins, so their metrics compare directly. Candidates are ranked by their robust relative
+WIS: the geometric mean over origins of each origin's WIS divided by the seasonal naive's, which
+one origin on a wave's peak cannot decide. The best one is put forward; it must beat the best
+baseline, and it replaces the champion (re-evaluated on the same origins) only when a paired
+Diebold-Mariano test on the per-origin losses (tractcast.evaluation.significance) says it is
+better by at least the minimum effect at the configured level. A candidate of the champion's own
+recipe (family and hyperparameters), fitted on newer data, scores exactly as the champion does
+on the backtest, so no test can tell them apart: it replaces the champion as a refresh.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tractcast.errors import InvalidInput
+from tractcast.evaluation.significance import TestResult, diebold_mariano
 
-DEFAULT_MARGIN = 0.02
+DEFAULT_LEVEL = 0.95
+DEFAULT_MIN_EFFECT = 0.0
+# ranking keys, most robust first: a run scored before a key existed falls back to the next
+RANK_KEYS = ("robust_relative_wis", "robust_relative_mae", "wape")
 
 
 @dataclass(frozen=True)
@@ -25,12 +33,12 @@ class GateDecision:
     candidate: str
     champion: str | None
     reason: str
+    test: dict[str, Any] | None = field(default=None)  # the paired test, when one ran
 
 
-def gate_score(scores: dict[str, Any]) -> float:
-    """The number candidates are ranked by (lower is better): WAPE, infinite if unscored."""
-    value = scores.get("wape")
-    return float(value) if _finite(value) else math.inf
+def gate_score(scores: dict[str, Any]) -> tuple[float, ...]:
+    """What candidates are ranked by (lower is better): robust relative WIS, then fallbacks."""
+    return tuple(float(scores[key]) if _finite(scores.get(key)) else math.inf for key in RANK_KEYS)
 
 
 def choose_candidate(scores: dict[str, dict[str, Any]], baselines: Collection[str] = ()) -> str:
@@ -46,6 +54,29 @@ def best_baseline(scores: dict[str, dict[str, Any]], baselines: Collection[str])
     return choose_candidate(present) if present else None
 
 
+def paired_test(
+    mine: dict[str, Any],
+    theirs: dict[str, Any],
+    *,
+    lags: int,
+    level: float,
+    min_effect: float,
+) -> TestResult:
+    """The Diebold-Mariano test on per-origin WIS (MAE when either lacks WIS), same origins."""
+    ours, others = mine.get("per_origin", []), theirs.get("per_origin", [])
+    if [entry["origin"] for entry in ours] != [entry["origin"] for entry in others]:
+        raise InvalidInput("candidate and champion were not scored on the same origins")
+    loss = "wis" if all(_finite(entry.get("wis")) for entry in [*ours, *others]) else "mae"
+    return diebold_mariano(
+        [float(entry.get(loss, math.nan)) for entry in ours],
+        [float(entry.get(loss, math.nan)) for entry in others],
+        lags=lags,
+        level=level,
+        min_effect=min_effect,
+        loss=loss,
+    )
+
+
 def decide_promotion(
     candidate: str,
     scores: dict[str, dict[str, Any]],
@@ -53,77 +84,74 @@ def decide_promotion(
     baselines: Collection[str],
     champion: str | None = None,
     champion_scores: dict[str, Any] | None = None,
-    margin: float = DEFAULT_MARGIN,
+    level: float = DEFAULT_LEVEL,
+    min_effect: float = DEFAULT_MIN_EFFECT,
+    lags: int = 1,
+    same_recipe: bool = False,
 ) -> GateDecision:
     """Promote `candidate` or not, saying why.
 
     `scores` holds every candidate of the run (names in `baselines` are the baselines);
-    `champion_scores` are the champion's on the same origins (None: no champion to beat).
+    `champion_scores` are the champion's on the same origins (None: no champion to beat);
+    `same_recipe` says the candidate is the champion's family and hyperparameters refitted.
     """
-    if not 0.0 <= margin < 1.0:
-        raise InvalidInput(f"the promotion margin must be in [0, 1), got {margin}")
+    if not 0.5 <= level < 1.0:
+        raise InvalidInput(f"the promotion test level must be in [0.5, 1), got {level}")
+    if not 0.0 <= min_effect < 1.0:
+        raise InvalidInput(f"the promotion minimum effect must be in [0, 1), got {min_effect}")
     mine = scores[candidate]
-    unscored = [key for key in ("wape", "mae", "rmse") if not _finite(mine.get(key))]
-    if unscored:
-        missing = f"{candidate} has no {', '.join(unscored)} (no actual could be scored)"
+    if not _finite(mine.get("mae")):
+        missing = f"{candidate} has no MAE (no actual could be scored)"
         if champion is None or champion_scores is None:
             return GateDecision(True, candidate, champion, f"nothing to compare; {missing}")
         return GateDecision(False, candidate, champion, missing)
     others = {name: value for name, value in scores.items() if name != candidate}
     baseline = best_baseline(others, baselines)
-    if baseline is not None:
-        behind = _not_lower(mine, scores[baseline], ("wape", "mae"), 0.0)
-        if behind:
-            return GateDecision(
-                False,
-                candidate,
-                champion,
-                f"{candidate} does not beat the best baseline {baseline}: {'; '.join(behind)}",
-            )
-    if champion is None or champion_scores is None:
-        context = "no champion yet" if champion is None else f"no scores of champion {champion}"
-        return GateDecision(
-            True,
-            candidate,
-            champion,
-            f"{context}; {candidate} has the best WAPE of the candidates ({mine['wape']:.4f})",
-        )
-    failures = _not_lower(mine, champion_scores, ("wape", "mae"), margin)
-    if _finite(champion_scores.get("rmse")) and mine["rmse"] > champion_scores["rmse"]:
-        failures.append(f"RMSE {mine['rmse']:.4g} is worse than {champion_scores['rmse']:.4g}")
-    if failures:
+    if baseline is not None and gate_score(mine) >= gate_score(scores[baseline]):
         return GateDecision(
             False,
             candidate,
             champion,
-            f"{candidate} is not better than champion {champion} by {margin:.0%}: "
-            + "; ".join(failures),
+            f"{candidate} does not beat the best baseline {baseline}: "
+            f"{_skill(mine)} vs {_skill(scores[baseline])}",
         )
-    return GateDecision(
-        True,
-        candidate,
-        champion,
-        f"{candidate} beats champion {champion} by at least {margin:.0%} "
-        f"(WAPE {mine['wape']:.4f} vs {champion_scores['wape']:.4f}, "
-        f"MAE {mine['mae']:.4g} vs {champion_scores['mae']:.4g}, "
-        f"RMSE {mine['rmse']:.4g} vs {champion_scores['rmse']:.4g})",
+    if champion is None or champion_scores is None:
+        context = "no champion yet" if champion is None else f"no scores of champion {champion}"
+        return GateDecision(
+            True, candidate, champion,
+            f"{context}; {candidate} has the best skill of the candidates ({_skill(mine)})",
+        )  # fmt: skip
+    if same_recipe:
+        return GateDecision(
+            True, candidate, champion,
+            f"{candidate} is champion {champion}'s recipe refitted on newer data ({_skill(mine)})",
+        )  # fmt: skip
+    try:
+        test = paired_test(mine, champion_scores, lags=lags, level=level, min_effect=min_effect)
+    except InvalidInput as exc:
+        return GateDecision(False, candidate, champion, f"{candidate} was not tested: {exc}")
+    verdict = (
+        f"{test.loss.upper()} ratio {test.ratio:.3f} (interval {test.ratio_low:.3f}-"
+        f"{test.ratio_high:.3f} at {test.level:.0%}), p = {test.p_value:.3g} over "
+        f"{test.origins} origins, minimum effect {test.min_effect:.0%}"
     )
+    if not test.better:
+        return GateDecision(
+            False, candidate, champion,
+            f"{candidate} is not significantly better than champion {champion}: {verdict}",
+            test.to_dict(),
+        )  # fmt: skip
+    return GateDecision(
+        True, candidate, champion,
+        f"{candidate} is significantly better than champion {champion}: {verdict}",
+        test.to_dict(),
+    )  # fmt: skip
 
 
-def _not_lower(
-    mine: dict[str, Any], theirs: dict[str, Any], keys: tuple[str, ...], margin: float
-) -> list[str]:
-    """A sentence for each metric where `mine` is not below (1 - margin) x `theirs`."""
-    failures = []
-    for key in keys:
-        bar = theirs.get(key)
-        if not _finite(bar):
-            continue
-        value, bar = float(mine[key]), float(bar)
-        lower = value < bar if margin == 0 else value <= (1.0 - margin) * bar
-        if not lower:
-            failures.append(f"{key.upper()} {value:.4g} vs {bar:.4g}")
-    return failures
+def _skill(scores: dict[str, Any]) -> str:
+    """The ranking figures of a candidate, for a reason."""
+    named = [(key, scores.get(key)) for key in RANK_KEYS]
+    return ", ".join(f"{key} {value:.4g}" for key, value in named if _finite(value)) or "unscored"
 
 
 def _finite(value: Any) -> bool:

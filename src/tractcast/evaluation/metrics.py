@@ -69,6 +69,43 @@ def coverage(
     return float(np.mean((a >= lo) & (a <= hi))) if a.size else float("nan")
 
 
+def interval_score(
+    actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, level: float
+) -> np.ndarray:
+    """Pointwise interval score of a central `level` interval: width plus 2/alpha x each miss."""
+    alpha = 1.0 - level
+    below = np.clip(lower - actual, 0.0, None)
+    above = np.clip(actual - upper, 0.0, None)
+    return (upper - lower) + (2.0 / alpha) * (below + above)
+
+
+def wis_points(actual: np.ndarray, forecast: Forecast) -> np.ndarray:
+    """Pointwise weighted interval score: the median's absolute error and every interval's score.
+
+    WIS = (|y - m| / 2 + sum_k alpha_k / 2 x IS_k) / (K + 1/2), the forecast hubs' definition,
+    over the K central intervals the forecast carries (the point is the median).
+    """
+    actual = np.asarray(actual, dtype=float)
+    intervals = forecast.intervals()
+    total = 0.5 * np.abs(actual - forecast.point)
+    for level, (lower, upper) in intervals.items():
+        total = total + (1.0 - level) / 2.0 * interval_score(actual, lower, upper, level)
+    return total / (len(intervals) + 0.5)
+
+
+def wis(actual: np.ndarray, forecast: Forecast, mask: np.ndarray | None = None) -> float:
+    """Mean weighted interval score over the selected points (same units as MAE)."""
+    points = wis_points(actual, forecast)
+    (value,) = selected_points(_finite_mask(mask, actual), points)
+    return float(np.mean(value)) if value.size else float("nan")
+
+
+def _finite_mask(mask: np.ndarray | None, actual: np.ndarray) -> np.ndarray:
+    """The mask, also leaving out points whose actual is not finite."""
+    finite = np.isfinite(np.asarray(actual, dtype=float))
+    return finite if mask is None else finite & np.asarray(mask, dtype=bool)
+
+
 POINT_METRICS: dict[str, Metric] = {
     "mse": mse,
     "mae": mae,
@@ -84,7 +121,28 @@ def score_points(
     """Every point metric plus interval coverage over the selected points."""
     scores = {name: metric(actual, forecast.point, mask) for name, metric in POINT_METRICS.items()}
     scores["coverage"] = coverage(actual, forecast.lower, forecast.upper, mask)
+    for level, (lower, upper) in forecast.bands.items():
+        scores[coverage_key(level)] = coverage(actual, lower, upper, mask)
+    scores["wis"] = wis(actual, forecast, mask)
     return scores
+
+
+def coverage_key(level: float) -> str:
+    """The name of an interval level's coverage: 0.5 -> coverage_50 (the 80% one is coverage)."""
+    return f"coverage_{round(level * 100)}"
+
+
+def ratio(value: float, reference: float) -> float:
+    """value / reference, NaN when the reference is zero or either is not finite."""
+    if not (np.isfinite(value) and np.isfinite(reference)) or reference == 0:
+        return float("nan")
+    return float(value / reference)
+
+
+def geometric_mean(values: list[float]) -> float:
+    """Geometric mean of the finite positive values (NaN if none): the mean ratio over origins."""
+    kept = np.asarray([v for v in values if np.isfinite(v) and v > 0], dtype=float)
+    return float(np.exp(np.mean(np.log(kept)))) if kept.size else float("nan")
 
 
 def relative_mae(
@@ -104,13 +162,19 @@ def score_forecast(
     actual: np.ndarray,
     forecast: Forecast,
     mask: np.ndarray | None = None,
-    reference: np.ndarray | None = None,
+    reference: Forecast | np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Metrics over all horizons, and again for each horizon (1-based) in `per_horizon`.
 
-    With a reference point forecast (the weekly seasonal naive), each horizon also gets
-    `relative_mae`, and the overall `relative_mae` is their mean over the horizons.
+    With a reference forecast (the weekly seasonal naive), each horizon also gets
+    `relative_mae` (and `relative_wis` when the reference has intervals), and the overall
+    values are their means over the horizons.
     """
+    if isinstance(reference, np.ndarray):
+        reference = Forecast(reference, reference, reference)
+        with_intervals = False
+    else:
+        with_intervals = reference is not None
     actual = np.asarray(actual, dtype=float)
     if actual.ndim != 2:
         raise InvalidInput(f"actual must be 2-D (n_tracts, horizon), got shape {actual.shape}")
@@ -119,19 +183,19 @@ def score_forecast(
     per_horizon = []
     for h in range(actual.shape[1]):
         day_mask = None if mask is None else mask[:, h]
-        day = score_points(
-            actual[:, h],
-            Forecast(forecast.point[:, h], forecast.lower[:, h], forecast.upper[:, h]),
-            day_mask,
-        )
+        day = score_points(actual[:, h], forecast.take((slice(None), h)), day_mask)
         if reference is not None:
             day["relative_mae"] = relative_mae(
-                actual[:, h], forecast.point[:, h], reference[:, h], day_mask
+                actual[:, h], forecast.point[:, h], reference.point[:, h], day_mask
             )
+            if with_intervals:
+                reference_wis = wis(actual[:, h], reference.take((slice(None), h)), day_mask)
+                day["relative_wis"] = ratio(day["wis"], reference_wis)
         per_horizon.append({"horizon": h + 1, **day})
     if reference is not None:
-        relative = [day["relative_mae"] for day in per_horizon]
-        finite = [value for value in relative if np.isfinite(value)]
-        scores["relative_mae"] = float(np.mean(finite)) if finite else float("nan")
+        keys = ("relative_mae", "relative_wis") if with_intervals else ("relative_mae",)
+        for key in keys:
+            finite = [day[key] for day in per_horizon if np.isfinite(day[key])]
+            scores[key] = float(np.mean(finite)) if finite else float("nan")
     scores["per_horizon"] = per_horizon
     return scores

@@ -9,7 +9,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tractcast.models.base import QUANTILES, Forecast, check_history, interval_from_log_quantiles
+from tractcast.models.base import (
+    INTERVAL,
+    INTERVALS,
+    Forecast,
+    central_quantiles,
+    check_history,
+    interval_from_log_quantiles,
+)
 
 PARAMS_FILE = "params.json"
 
@@ -33,21 +40,42 @@ def moving_average_point(history: np.ndarray, horizon: int, window: int = 7) -> 
 
 
 def log_residual_quantiles(
-    history: np.ndarray, rule: PointRule, horizon: int, min_days: int, origins: int
+    history: np.ndarray,
+    rule: PointRule,
+    horizon: int,
+    min_days: int,
+    origins: int,
+    level: float = INTERVAL,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-horizon 10%/90% quantiles of log1p(actual) - log1p(forecast) over recent origins."""
+    """Per-horizon quantiles of log1p(actual) - log1p(forecast) bounding a central `level`."""
+    bands = log_residual_bands(history, rule, horizon, min_days, origins, (level,))
+    return bands[level]
+
+
+def log_residual_bands(
+    history: np.ndarray,
+    rule: PointRule,
+    horizon: int,
+    min_days: int,
+    origins: int,
+    levels: tuple[float, ...] = INTERVALS,
+) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """For each central level, per-horizon log1p residual quantiles over the recent origins."""
     last = history.shape[1] - horizon
     first = max(min_days, last - origins + 1)
     if last < first:
-        return np.zeros(horizon), np.zeros(horizon)
+        return {level: (np.zeros(horizon), np.zeros(horizon)) for level in levels}
     residuals = [
         np.log1p(history[:, t : t + horizon])
         - np.log1p(np.clip(rule(history[:, :t], horizon), 0.0, None))
         for t in range(first, last + 1)
     ]
     stacked = np.concatenate(residuals, axis=0)
-    low, high = np.quantile(stacked, QUANTILES, axis=0)
-    return low, high
+    bands = {}
+    for level in levels:
+        low, high = np.quantile(stacked, central_quantiles(level), axis=0)
+        bands[level] = (low, high)
+    return bands
 
 
 class ResidualIntervalBaseline:
@@ -61,6 +89,7 @@ class ResidualIntervalBaseline:
         self.calibration_days = calibration_days
         self.low_q: np.ndarray | None = None
         self.high_q: np.ndarray | None = None
+        self.bands: dict[float, tuple[np.ndarray, np.ndarray]] = {}  # levels other than 80%
 
     def point(self, history: np.ndarray, horizon: int) -> np.ndarray:
         """The point forecast rule of this baseline."""
@@ -68,16 +97,18 @@ class ResidualIntervalBaseline:
 
     def fit(self, history: np.ndarray) -> None:
         history = check_history(history, self.min_days)
-        self.low_q, self.high_q = log_residual_quantiles(
+        bands = log_residual_bands(
             history, self.point, self.horizon, self.min_days, self.calibration_days
         )
+        self.low_q, self.high_q = bands.pop(INTERVAL)
+        self.bands = bands
 
     def predict(self, history: np.ndarray) -> Forecast:
         if self.low_q is None or self.high_q is None:
             raise RuntimeError(f"{self.family} forecaster must be fitted before predicting")
         history = check_history(history, self.min_days)
         return interval_from_log_quantiles(
-            self.point(history, self.horizon), self.low_q, self.high_q
+            self.point(history, self.horizon), self.low_q, self.high_q, self.bands
         )
 
     def params(self) -> dict[str, Any]:
@@ -93,6 +124,9 @@ class ResidualIntervalBaseline:
             "params": self.params(),
             "low_q": self.low_q.tolist(),
             "high_q": self.high_q.tolist(),
+            "bands": {
+                str(level): [lo.tolist(), hi.tolist()] for level, (lo, hi) in self.bands.items()
+            },
         }
         (directory / PARAMS_FILE).write_text(json.dumps(state, indent=2))
 
@@ -103,6 +137,11 @@ class ResidualIntervalBaseline:
         forecaster = cls(**state["params"])
         forecaster.low_q = np.asarray(state["low_q"], dtype=float)
         forecaster.high_q = np.asarray(state["high_q"], dtype=float)
+        # a version saved before the 50%/95% intervals existed has no bands: 80% only
+        forecaster.bands = {
+            float(level): (np.asarray(lo, dtype=float), np.asarray(hi, dtype=float))
+            for level, (lo, hi) in state.get("bands", {}).items()
+        }
         return forecaster
 
 

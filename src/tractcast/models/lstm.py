@@ -4,7 +4,8 @@ Each window is scaled on its own (log1p cases minus the window's mean), so large
 train together. The model emits three quantiles per horizon (10%, 50%, 90%) trained with a pinball
 loss in log1p space; quantiles survive the monotone back-transform, so the median is the point
 forecast and the outer pair bounds the 80% interval. A conformal step on the newest days (held out
-from training) widens or narrows the interval per horizon to what those days need.
+from training) scales the gaps between the median and the outer quantiles, per horizon, to what
+those days need for each interval (50%, 80%, 95%).
 
 TensorFlow and Keras are imported inside functions only, so importing tractcast.models stays light.
 """
@@ -20,7 +21,14 @@ import numpy as np
 
 from tractcast import progress
 from tractcast.errors import InvalidInput
-from tractcast.models.base import QUANTILES, Forecast, check_history
+from tractcast.models.base import (
+    INTERVAL,
+    INTERVALS,
+    QUANTILES,
+    Forecast,
+    check_history,
+    scaled_interval_factors,
+)
 
 MODEL_FILE = "model.h5"
 STATE_FILE = "lstm.json"
@@ -152,14 +160,13 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def conformal_adjustment(targets: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
-    """Per horizon, how far to move both bounds so they cover INTERVAL of the held-out targets.
-
-    The score of a target is how far it falls outside [lower, upper] (negative inside); its
-    INTERVAL-quantile is the shift (conformalised quantile regression).
-    """
-    scores = np.maximum(quantiles[..., 0] - targets, targets - quantiles[..., 2])
-    return np.quantile(scores, QUANTILES[1] - QUANTILES[0], axis=0).astype(float)
+def interval_scales(targets: np.ndarray, quantiles: np.ndarray) -> dict[float, np.ndarray]:
+    """Per interval level and horizon, the factor on the gaps around the median (held-out days)."""
+    median = quantiles[..., 1]
+    below, above = median - quantiles[..., 0], quantiles[..., 2] - median
+    return {
+        level: scaled_interval_factors(median, below, above, targets, level) for level in INTERVALS
+    }
 
 
 def epoch_progress(epochs: int) -> Any:
@@ -193,6 +200,7 @@ class LSTMForecaster:
         validation_days: int = 42,
         patience: int = 4,
         first_weekday: int = 0,
+        warm_epochs: int = 8,
     ) -> None:
         self.horizon = horizon
         self.lookback = lookback
@@ -207,8 +215,13 @@ class LSTMForecaster:
         self.patience = patience
         # weekday (0 = Monday) of column 0 of every history this model sees
         self.first_weekday = first_weekday
+        # a fit that starts from an earlier fit's weights trains for at most this many epochs
+        self.warm_epochs = warm_epochs
+        self.initial_weights: list[np.ndarray] | None = None
         self.model: Any = None
-        self.adjustment: np.ndarray | None = None
+        # per interval level, the factor on the quantile heads' gaps (scaled conformal)
+        self.scales: dict[float, np.ndarray] = {}
+        self.adjustment: np.ndarray | None = None  # a version saved before the scales: 80% only
         self.epochs_trained = 0
 
     def params(self) -> dict[str, Any]:
@@ -224,12 +237,22 @@ class LSTMForecaster:
             "validation_days": self.validation_days,
             "patience": self.patience,
             "first_weekday": self.first_weekday,
+            "warm_epochs": self.warm_epochs,
         }
 
     @property
     def min_days(self) -> int:
         """The shortest history fit accepts: a few training windows before the held-out days."""
         return self.lookback + 2 * self.horizon + max(self.validation_days, self.horizon)
+
+    def warm_start(self, other: Any) -> None:
+        """Start the next fit from another fitted LSTM's weights (same layout), fewer epochs."""
+        same = getattr(other, "model", None) is not None and (
+            other.lookback,
+            other.horizon,
+            other.units,
+        ) == (self.lookback, self.horizon, self.units)
+        self.initial_weights = other.model.get_weights() if same else None
 
     def batch_for(self, n_windows: int) -> int:
         """`batch_size`, or smaller on little data so that an epoch has MIN_STEPS steps."""
@@ -256,6 +279,10 @@ class LSTMForecaster:
             log_history, log_total, valid, self.lookback, self.horizon, self.first_weekday
         )
         model = build_model(self.lookback, self.horizon, self.units)
+        epochs = self.epochs
+        if self.initial_weights is not None:
+            model.set_weights(self.initial_weights)
+            epochs = min(self.epochs, self.warm_epochs)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), loss=pinball_loss
         )
@@ -266,7 +293,7 @@ class LSTMForecaster:
             x_train,
             y_train,
             validation_data=(x_valid, y_valid),
-            epochs=self.epochs,
+            epochs=epochs,
             batch_size=self.batch_for(len(x_train)),
             callbacks=[stop, epoch_progress(self.epochs)],
             shuffle=True,
@@ -274,7 +301,8 @@ class LSTMForecaster:
         )
         self.model = model
         self.epochs_trained = len(run.history["loss"])
-        self.adjustment = conformal_adjustment(y_valid, self.predict_log(x_valid))
+        self.scales = interval_scales(y_valid, self.predict_log(x_valid))
+        self.adjustment = None
 
     def predict_log(self, features: np.ndarray) -> np.ndarray:
         """Raw model outputs (n, horizon, 3): log1p quantiles relative to each window's level."""
@@ -287,7 +315,7 @@ class LSTMForecaster:
 
     def predict(self, history: np.ndarray) -> Forecast:
         """Forecast after `history`; the all-tract context is the sum over the tracts passed in."""
-        if self.model is None or self.adjustment is None:
+        if self.model is None or (not self.scales and self.adjustment is None):
             raise RuntimeError("lstm forecaster must be fitted or loaded before predicting")
         history = check_history(history, self.lookback)
         n_tracts, n_days = history.shape
@@ -300,14 +328,37 @@ class LSTMForecaster:
             self.first_weekday,
         )
         log_q = self.predict_log(features) + level[:, None, None]
+        if not self.scales:
+            return self.additive_forecast(log_q)
+        median = log_q[..., 1]
+        below, above = median - log_q[..., 0], log_q[..., 2] - median
+        point = self.cases(median)
+        bands = {
+            band: (
+                np.minimum(self.cases(median - scale * below), point),
+                np.maximum(self.cases(median + scale * above), point),
+            )
+            for band, scale in self.scales.items()
+        }
+        lower, upper = bands.pop(INTERVAL)
+        return Forecast(point=point, lower=lower, upper=upper, bands=bands)
+
+    @staticmethod
+    def cases(log_cases: np.ndarray) -> np.ndarray:
+        """Daily cases from log1p cases, clipped to [0, exp(MAX_LOG_CASES)]."""
+        return np.expm1(np.clip(log_cases, 0.0, MAX_LOG_CASES))
+
+    def additive_forecast(self, log_q: np.ndarray) -> Forecast:
+        """The 80% interval of a version saved before the scales: a shift of both bounds."""
+        assert self.adjustment is not None
         log_q[..., 0] -= self.adjustment
         log_q[..., 2] += self.adjustment
-        lower, point, upper = np.expm1(np.clip(log_q, 0.0, MAX_LOG_CASES)).transpose(2, 0, 1)
+        lower, point, upper = self.cases(log_q).transpose(2, 0, 1)
         # the conformal shift may cross the bounds over the point; the interval always holds it
         return Forecast(point=point, lower=np.minimum(lower, point), upper=np.maximum(upper, point))
 
     def save(self, directory: Path) -> None:
-        if self.model is None or self.adjustment is None:
+        if self.model is None or (not self.scales and self.adjustment is None):
             raise RuntimeError("lstm forecaster must be fitted before saving")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -322,7 +373,8 @@ class LSTMForecaster:
             "outputs": {"quantiles": list(OUTPUT_QUANTILES), "point": 0.5},
             "scaling": "log1p, minus the mean of each input window's log1p values",
             "level_scale": LEVEL_SCALE,
-            "adjustment": self.adjustment.tolist(),
+            "scales": {str(level): scale.tolist() for level, scale in self.scales.items()},
+            **({} if self.adjustment is None else {"adjustment": self.adjustment.tolist()}),
             "epochs_trained": self.epochs_trained,
         }
         (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
@@ -334,12 +386,18 @@ class LSTMForecaster:
 
         directory = Path(directory)
         state = json.loads((directory / STATE_FILE).read_text())
-        if list(state.get("features", [])) != list(FEATURES) or "adjustment" not in state:
+        calibrated = "scales" in state or "adjustment" in state
+        if list(state.get("features", [])) != list(FEATURES) or not calibrated:
             raise InvalidInput(f"{directory} holds an LSTM of another layout (an older release)")
         forecaster = cls(**state["params"])
         forecaster.model = keras.models.load_model(
             directory / MODEL_FILE, compile=False, safe_mode=True
         )
-        forecaster.adjustment = np.asarray(state["adjustment"], dtype=float)
+        forecaster.scales = {
+            float(level): np.asarray(scale, dtype=float)
+            for level, scale in state.get("scales", {}).items()
+        }
+        if "adjustment" in state:
+            forecaster.adjustment = np.asarray(state["adjustment"], dtype=float)
         forecaster.epochs_trained = int(state.get("epochs_trained", 0))
         return forecaster

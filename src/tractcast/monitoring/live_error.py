@@ -4,6 +4,10 @@ Every bundle (`bundles/<version>@<data_version>/`) holds each tract's forecast f
 after its `as_of`. Once newer data holds those days, each forecast point is scored against the
 observed daily new cases (imputed days are never scored), pooling horizons 1-14 the way the
 backtest does, so a live WAPE compares with the validation WAPE in the version's metrics.
+
+Live skill puts the served model beside the weekly seasonal naive on the same points: the naive
+forecast of a day is the actual of the same weekday in the week before the bundle's `as_of`, so
+it needs no stored model, and a point enters only when both forecasts can be scored.
 """
 
 from __future__ import annotations
@@ -141,6 +145,122 @@ def compare_on_same_points(
         champion_wape=_rounded(mine.sum() / total) if total > 0 else None,
         predecessor_wape=_rounded(theirs.sum() / total) if total > 0 else None,
     )
+
+
+@dataclass(frozen=True)
+class LiveSkill:
+    """A version's live MAE relative to the seasonal naive's, on the same points, per horizon."""
+
+    version: str
+    days: int
+    points: int
+    start: str | None
+    end: str | None
+    mae: float | None
+    naive_mae: float | None
+    relative_mae: float | None
+    per_horizon: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def with_naive(points: pd.DataFrame, actuals: pd.Series) -> pd.DataFrame:
+    """Scored points with the seasonal naive's forecast beside them; points without one dropped.
+
+    Horizon h after `as_of` repeats the day `as_of` - 7 + ((h - 1) mod 7) + 1, as
+    tractcast.models.baselines.seasonal_naive_point does.
+    """
+    if points.empty:
+        return points.assign(naive=pd.Series(dtype=float))
+    offset = (points["horizon"].to_numpy(dtype=int) - 1) % 7 - 6
+    naive_day = points["as_of"] + pd.to_timedelta(offset, unit="D")
+    key = pd.MultiIndex.from_arrays(
+        [points["tract_id"].astype(str), naive_day.dt.normalize()], names=["tract_id", "date"]
+    )
+    naive = actuals[~actuals.index.duplicated()].reindex(key).to_numpy(dtype=float)
+    return points.assign(naive=naive).dropna(subset=["naive"]).reset_index(drop=True)
+
+
+def live_skill(version: str, points: pd.DataFrame, days: int) -> LiveSkill:
+    """MAE of the version and of the seasonal naive over the `days` most recent scored days."""
+    window = last_days(points, days)
+    error = (window["predicted"] - window["actual"]).abs()
+    naive_error = (window["naive"] - window["actual"]).abs()
+    per_horizon = []
+    for horizon, rows in window.assign(error=error, naive_error=naive_error).groupby("horizon"):
+        mine, theirs = float(rows["error"].mean()), float(rows["naive_error"].mean())
+        per_horizon.append(
+            {
+                "horizon": int(horizon),
+                "points": int(len(rows)),
+                "mae": _rounded(mine),
+                "naive_mae": _rounded(theirs),
+                "relative_mae": _rounded(mine / theirs) if theirs > 0 else None,
+            }
+        )
+    mine = float(error.mean()) if len(error) else np.nan
+    theirs = float(naive_error.mean()) if len(error) else np.nan
+    return LiveSkill(
+        version=version,
+        days=int(window["date"].nunique()),
+        points=int(len(window)),
+        start=_day(window["date"].min()),
+        end=_day(window["date"].max()),
+        mae=_rounded(mine),
+        naive_mae=_rounded(theirs),
+        relative_mae=_rounded(mine / theirs) if theirs > 0 else None,
+        per_horizon=per_horizon,
+    )
+
+
+def bundle_actuals(bundle: Bundle) -> pd.Series:
+    """The daily new cases a bundle's tract histories hold, indexed by (tract_id, date)."""
+    end = pd.Timestamp(bundle.as_of).normalize()
+    tract_ids, dates, values = [], [], []
+    for tract_id, tract in bundle.tracts.items():
+        n = len(tract.history)
+        if n == 0:
+            continue
+        tract_ids.append(np.full(n, tract_id, dtype=object))
+        dates.append(pd.date_range(end - pd.Timedelta(days=n - 1), end, freq="D"))
+        values.append(np.asarray(tract.history, dtype=float))
+    if not values:
+        empty = pd.MultiIndex.from_arrays([[], pd.DatetimeIndex([])], names=["tract_id", "date"])
+        return pd.Series([], index=empty, name="actual", dtype=float)
+    index = pd.MultiIndex.from_arrays(
+        [np.concatenate(tract_ids), pd.DatetimeIndex(np.concatenate(dates))],
+        names=["tract_id", "date"],
+    )
+    return pd.Series(np.concatenate(values), index=index, name="actual")
+
+
+_NO_SERIES = pd.DataFrame({"tract_id": [], "date": [], "new_cases": [], "imputed": []})
+_SKILL_MEMO: dict[tuple[str, ...], LiveSkill] = {}
+
+
+def served_live_skill(store: LocalModelStore, version: str, days: int) -> LiveSkill:
+    """The serving version's live skill, with the newest bundle's histories as the actuals.
+
+    Remembered per set of bundles, so a scrape or a request after the first reads no bundle.
+    """
+    current = store.current_bundle_id()
+    key = (version, str(days), str(current), *sorted(_bundle_names(store, version)))
+    if key not in _SKILL_MEMO:
+        bundles = version_bundles(store, version)
+        newest = store.bundle(current) if current else (bundles[-1] if bundles else None)
+        actuals = bundle_actuals(newest) if newest is not None else observed_actuals(_NO_SERIES)
+        points = with_naive(scored_points(bundles, actuals), actuals)
+        _SKILL_MEMO.clear()  # only the newest matters
+        _SKILL_MEMO[key] = live_skill(version, points, days)
+    return _SKILL_MEMO[key]
+
+
+def _bundle_names(store: LocalModelStore, version: str) -> list[str]:
+    root = store.root / "bundles"
+    if not root.is_dir():
+        return []
+    return [entry.name for entry in os.scandir(root) if entry.name.startswith(f"{version}@")]
 
 
 def version_bundles(store: LocalModelStore, version: str) -> list[Bundle]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from tractcast.errors import InvalidInput, NotFound, TractcastError
 from tractcast.geo.index import RadiusHits, Tract, TractHit
-from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast
+from tractcast.serving.bundle import MAIN_INTERVAL, Bundle, ForecastDay, TractForecast
 
 OUTSIDE_MESSAGE = "the point lies outside every tract"
 MEMO_LIMIT = 50_000  # rendered tracts kept per bundle (about 1 KB each)
@@ -242,4 +242,15 @@ def _series_of(bundle: Bundle, tract: Tract) -> TractForecast:
 
 
 def _day(day: ForecastDay) -> dict[str, Any]:
-    return {"date": day.date, "new_cases": day.new_cases, "lower": day.lower, "upper": day.upper}
+    """A forecast day: lower/upper bound the 80% interval; `intervals` holds every level."""
+    bands = [*day.bands, (MAIN_INTERVAL, day.lower, day.upper)]
+    return {
+        "date": day.date,
+        "new_cases": day.new_cases,
+        "lower": day.lower,
+        "upper": day.upper,
+        "intervals": {
+            str(round(level * 100)): {"lower": lower, "upper": upper}
+            for level, lower, upper in sorted(bands)
+        },
+    }

@@ -48,6 +48,10 @@ def build_bundle(
                     new_cases=_rounded(forecast.point[row, h]),
                     lower=_rounded(forecast.lower[row, h]),
                     upper=_rounded(forecast.upper[row, h]),
+                    bands=tuple(
+                        (level, _rounded(lower[row, h]), _rounded(upper[row, h]))
+                        for level, (lower, upper) in sorted(forecast.bands.items())
+                    ),
                 )
                 for h in range(horizon)
             ),

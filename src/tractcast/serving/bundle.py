@@ -15,14 +15,18 @@ from tractcast.errors import InvalidInput, Unavailable
 BUNDLE_FILE = "bundle.json"
 CHECKSUM_FILE = "bundle.sha256"
 FORMAT = 1
+MAIN_INTERVAL = 0.8  # the central interval every forecast day's lower/upper bound
 
 
 @dataclass(frozen=True, slots=True)
 class ForecastDay:
     date: str  # ISO date
     new_cases: float
-    lower: float
+    lower: float  # the 80% interval
     upper: float
+    # the other central intervals, (level, lower, upper) narrowest first: 50% and 95%. Empty
+    # for a bundle written before they existed, or by a model that has only the 80% one.
+    bands: tuple[tuple[float, float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +119,39 @@ def _bundle_to_json(bundle: Bundle) -> dict[str, Any]:
                 "new_cases": tract.new_cases,
                 "forecast": [[d.date, d.new_cases, d.lower, d.upper] for d in tract.forecast],
                 **({"history": list(tract.history)} if tract.history else {}),
+                # beside "forecast", not inside its rows, so an older reader still loads it
+                **(
+                    {"intervals": _bands_to_json(tract.forecast)} if tract.forecast[0].bands else {}
+                ),
             }
             for tract_id, tract in bundle.tracts.items()
         },
     }
+
+
+def _bands_to_json(days: tuple[ForecastDay, ...]) -> dict[str, list[list[float]]]:
+    """{"0.5": [[lower, upper] per day], "0.95": [...]} for a tract's forecast days."""
+    levels = [level for level, _, _ in days[0].bands]
+    return {
+        str(level): [[day.bands[k][1], day.bands[k][2]] for day in days]
+        for k, level in enumerate(levels)
+    }
+
+
+def _bands_from_json(
+    raw: Any, horizon: int, tract_id: str
+) -> list[tuple[tuple[float, float, float], ...]]:
+    """Per forecast day, the (level, lower, upper) of every extra interval of a tract."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"tract {tract_id} has intervals that are not an object")
+    per_day: list[list[tuple[float, float, float]]] = [[] for _ in range(horizon)]
+    for level in sorted(raw, key=float):
+        bounds = raw[level]
+        if len(bounds) != horizon:
+            raise ValueError(f"tract {tract_id} has {len(bounds)} days of the {level} interval")
+        for h, (lower, upper) in enumerate(bounds):
+            per_day[h].append((float(level), _finite(lower), _finite(upper)))
+    return [tuple(day) for day in per_day]
 
 
 def _bundle_from_json(raw: dict[str, Any]) -> Bundle:
@@ -153,8 +186,10 @@ def _tract_from_json(tract_id: str, raw: dict[str, Any], horizon: int) -> TractF
     days = raw["forecast"]
     if len(days) != horizon:
         raise ValueError(f"tract {tract_id} has {len(days)} forecast days, expected {horizon}")
+    bands = _bands_from_json(raw.get("intervals", {}), horizon, tract_id)
     forecast = tuple(
-        ForecastDay(str(d), _finite(n), _finite(lo), _finite(hi)) for d, n, lo, hi in days
+        ForecastDay(str(d), _finite(n), _finite(lo), _finite(hi), extra)
+        for (d, n, lo, hi), extra in zip(days, bands, strict=True)
     )
     return TractForecast(
         tract_id=tract_id,
