@@ -46,7 +46,9 @@ def test_a_retrain_on_a_stopped_feed_ends_its_series_at_the_last_fresh_day(tmp_p
     scored_until = [
         pd.Timestamp(o) + pd.Timedelta(days=settings.horizon - 1) for o in outcome.origins
     ]
-    assert max(scored_until) == last_fresh  # every scored day is an actual, never a copy
+    # every scored day is an actual, never a copy; origins fall on a weekly grid, so the newest
+    # scored day is within a week of the last fresh one
+    assert last_fresh - pd.Timedelta(days=7) < max(scored_until) <= last_fresh
     store, metadata = open_stores(settings)
     version = store.get_version(outcome.versions["lstm"])
     assert version.manifest["days"] == 160  # trained on the fresh days only

@@ -64,9 +64,7 @@ def client(upstream_port: int, tmp_path: Path) -> FlaskClient:
 
 
 def test_a_forecast_request_reaches_the_api_with_its_query_and_forwarding_headers(client):
-    response = client.get(
-        "/v1/forecast?lat=45.46&lon=9.19", headers={"X-Request-ID": "abc-123"}
-    )
+    response = client.get("/v1/forecast?lat=45.46&lon=9.19", headers={"X-Request-ID": "abc-123"})
     assert response.status_code == 200
     sent = response.get_json()
     assert sent["path"] == "/v1/forecast" and sent["query"] == "lat=45.46&lon=9.19"
