@@ -17,6 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from bench import run_showing_progress
 from tractcast.evaluation.backtest import origins_between, report_table, run_backtest  # noqa: E402
 from tractcast.evaluation.gate import choose_candidate  # noqa: E402
 from tractcast.models.base import BASELINE_FAMILIES  # noqa: E402
@@ -115,4 +116,4 @@ def print_goals(champion: str, scores: dict, days: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_showing_progress(main)

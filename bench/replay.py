@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from apscheduler.triggers.cron import CronTrigger
 
+from bench import run_showing_progress
 from tractcast.data.ingest import ingest_options, ingest_source
 from tractcast.data.watch import watcher_for
 from tractcast.errors import TractcastError
@@ -333,4 +334,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_showing_progress(main)

@@ -61,11 +61,15 @@ def timed_train(cases: Path, store: Path, origins: int | None) -> tuple[float, d
     started = time.monotonic()
     out = subprocess.run(
         [sys.executable, "-m", "tractcast.cli", "train", "--json"],
-        env=env, cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )  # fmt: skip  (its progress goes on to this terminal)
     seconds = time.monotonic() - started
     if out.returncode != 0:
-        raise RuntimeError(out.stderr[-2000:])
+        raise RuntimeError(f"tractcast train failed (exit {out.returncode}); see above")
     return seconds, json.loads(out.stdout)
 
 
