@@ -73,7 +73,9 @@ def printed_curls(output: str) -> list[list[str]]:
 
 def test_the_first_start_shows_its_progress_without_tensorflow_noise(first_start):
     _, output = first_start
-    assert re.search(r"backtest \d+/\d+", output)
+    steps = [(int(d), int(t)) for d, t in re.findall(r"backtest (\d+)/(\d+)", output)]
+    assert steps and all(done <= total for done, total in steps), steps
+    assert steps[-1][0] == steps[-1][1]  # the count ends where it said it would
     assert "final fit and bundles" in output and "ingest" in output
     assert re.search(r"first model: v0001-\w+ serves", output)
     assert not TENSORFLOW_NOISE.search(output), TENSORFLOW_NOISE.search(output)

@@ -219,7 +219,9 @@ def run_backtest(
             )
         check_origins(history, origins, prototype.min_days, horizon)
     mask = None if mask is None else np.asarray(mask, dtype=bool)
-    progress.begin("backtest", len(candidates) * len(origins), ", ".join(candidates))
+    # the seasonal naive's reference forecasts are fitted first, as one more candidate
+    steps = (len(candidates) + 1) * len(origins)
+    progress.begin("backtest", steps, ", ".join([*candidates, "the reference"]))
     references = reference_forecasts(history, origins, horizon)
     scores, last_fits = {}, {}
     for name, prototype in candidates.items():
