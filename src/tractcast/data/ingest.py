@@ -293,6 +293,21 @@ def file_names(table: Table, indices: pd.Series) -> np.ndarray:
     return np.asarray(table.names, dtype=object)[np.asarray(indices, dtype=np.int64)]
 
 
+def quarantine_frame(
+    rows: pd.DataFrame, reason: str, details: list[str], **extra: Any
+) -> pd.DataFrame:
+    """Quarantine entries for rows (their file and line), one reason, a detail each."""
+    return pd.DataFrame(
+        {
+            "file": rows["file"].to_numpy(),
+            "line": rows["line"].to_numpy(),
+            "reason": reason,
+            "detail": details,
+            **extra,
+        }
+    )
+
+
 def sort_quarantine(quarantine: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
     """Quarantined rows in file order, then line order."""
     order = {name: i for i, name in enumerate(names)}
@@ -380,16 +395,13 @@ def quarantine_implausible(
     if not bad.any():
         return matched, empty
     rows = matched[bad]
-    quarantined = pd.DataFrame(
-        {
-            "file": rows["file"].to_numpy(),
-            "line": rows["line"].to_numpy(),
-            "reason": "implausible_value",
-            "detail": [
-                f"{v:g} new cases on {d:%Y-%m-%d} > population {p:g} ({prop})"
-                for v, d, p in zip(values[bad], rows["date"], population[bad], strict=True)
-            ],
-        }
+    quarantined = quarantine_frame(
+        rows,
+        "implausible_value",
+        [
+            f"{v:g} new cases on {d:%Y-%m-%d} > population {p:g} ({prop})"
+            for v, d, p in zip(values[bad], rows["date"], population[bad], strict=True)
+        ],
     )
     return matched[~bad].reset_index(drop=True), quarantined
 
@@ -440,23 +452,18 @@ def resolve_duplicates(
     conflict = pd.Series(False, index=observations.index)
     conflict[repeated] = group.transform("nunique").to_numpy() > 1
     conflicting = observations[conflict]
-    quarantine = pd.DataFrame(
-        {
-            "file": conflicting["file"].to_numpy(),
-            "line": conflicting["line"].to_numpy(),
-            "reason": "conflicting_duplicate",
-            "detail": [
-                f"{raw} on {d:%Y-%m-%d}: {v:g}"
-                for raw, d, v in zip(
-                    conflicting["raw_key"],
-                    conflicting[date_col],
-                    conflicting[value_col],
-                    strict=True,
-                )
-            ],
-            "date": conflicting[date_col].to_numpy(),
-            "key": conflicting[key_col].to_numpy(),
-        }
+    details = [
+        f"{raw} on {d:%Y-%m-%d}: {v:g}"
+        for raw, d, v in zip(
+            conflicting["raw_key"], conflicting[date_col], conflicting[value_col], strict=True
+        )
+    ]
+    quarantine = quarantine_frame(
+        conflicting,
+        "conflicting_duplicate",
+        details,
+        date=conflicting[date_col].to_numpy(),
+        key=conflicting[key_col].to_numpy(),
     )
     kept = observations[~conflict]
     deduplicated = kept.drop_duplicates([key_col, date_col], keep="first")
