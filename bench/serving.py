@@ -238,6 +238,16 @@ def worker_memory(stack: Stack, layer: str) -> dict[str, list[tuple[float, float
     }
 
 
+def memory_lines(memory: dict[str, list[tuple[float, float, bool]]]) -> list[str]:
+    """One line per service and layer: each worker's RSS / PSS, and whether TensorFlow is in."""
+    lines = []
+    for name, workers in memory.items():
+        shown = ", ".join(f"{rss:.0f} / {pss:.0f}" for rss, pss, _ in workers)
+        tensorflow = any(tf for _, _, tf in workers)
+        lines.append(f"  {name}: {shown}; TensorFlow mapped in any worker: {tensorflow}")
+    return lines
+
+
 def describe(times: list[float]) -> str:
     return f"p50 {statistics.median(times):6.2f} ms   p99 {np.percentile(times, 99):6.2f} ms"
 
@@ -361,11 +371,7 @@ def main() -> None:
         f"   ({hits} tracts; goal <= 5 ms)",
         "memory per worker (RSS / PSS MB):",
     ]
-    for name, workers in memory.items():
-        shown = ", ".join(f"{rss:.0f} / {pss:.0f}" for rss, pss, _ in workers)
-        tensorflow = any(tf for _, _, tf in workers)
-        report.append(f"  {name}: {shown}; TensorFlow mapped in any worker: {tensorflow}")
-    print("\n".join(report))
+    print("\n".join(report + memory_lines(memory)))
 
 
 if __name__ == "__main__":

@@ -161,3 +161,33 @@ def test_an_interval_with_days_missing_is_corrupt(tmp_path: Path) -> None:
     rewrite(tmp_path / "b", lambda raw: raw["tracts"]["T0"]["intervals"]["0.5"].pop())
     with pytest.raises(Unavailable, match="days of the 0.5 interval"):
         load_bundle(tmp_path / "b")
+
+
+def test_tracts_that_differ_in_every_field_load_back_exactly(tmp_path: Path) -> None:
+    """A loaded bundle keeps tracts in arrays: each tract's own days, bands and history."""
+    banded = with_bands(make_bundle(tracts=2))
+    plain = make_bundle(tracts=4, value=7.25)
+    tracts = {
+        "T0": banded.tracts["T0"],  # 50% and 95% intervals
+        "T1": TractForecast("T1", "2023-12-30", 5, 0, plain.tracts["T1"].forecast, (3, 0, 2)),
+        "Z9": TractForecast(
+            "Z9",
+            "2023-12-29",
+            2**40,
+            12,
+            tuple(ForecastDay(f"2024-02-{d:02d}", d / 3, 0.0, d + 0.1) for d in range(1, 15)),
+            tuple(range(200)),
+        ),  # fmt: skip
+        "T3": plain.tracts["T3"],  # no history, no extra interval
+    }
+    bundle = Bundle(
+        banded.bundle_id, banded.model_version, banded.data_version, banded.as_of,
+        banded.created_at, 14, tracts,
+    )  # fmt: skip
+    write_bundle(bundle, tmp_path / "b")
+    loaded = load_bundle(tmp_path / "b")
+    assert list(loaded.tracts) == ["T0", "T1", "Z9", "T3"]
+    assert {tract_id: loaded.tracts[tract_id] for tract_id in tracts} == tracts
+    assert "T2" not in loaded.tracts and loaded.tracts.get("T2") is None
+    assert loaded.tracts["Z9"].total_cases == 2**40 and loaded.tracts["Z9"].history[-1] == 199
+    assert loaded.tracts["T3"].forecast[0].bands == () and loaded.tracts["T3"].history == ()

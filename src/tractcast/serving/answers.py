@@ -48,10 +48,9 @@ def forecast_json(bundle: Bundle, tract: Tract | None, horizon: int) -> str:
     """
     if tract is None:
         raise NotFound(OUTSIDE_MESSAGE)
-    series = _series_of(bundle, tract)
-    if horizon < 1 or horizon > len(series.forecast):
+    head, days = _rendered(bundle, tract)
+    if horizon < 1 or horizon > len(days):
         forecast_answer(bundle, tract, horizon)  # raises the same InvalidInput
-    head, days = _rendered(bundle, tract, series)
     return f'{head},"next_day":{days[0]},"forecast":[{",".join(days[:horizon])}],{_tail(bundle)}}}'
 
 
@@ -139,11 +138,15 @@ def _radius_row(bundle: Bundle, tract: Tract) -> RadiusRow:
     )
 
 
-def _rendered(bundle: Bundle, tract: Tract, series: TractForecast) -> tuple[str, list[str]]:
-    """The answer's opening (tract and counts, no closing brace) and each day, as JSON."""
+def _rendered(bundle: Bundle, tract: Tract) -> tuple[str, list[str]]:
+    """The answer's opening (tract and counts, no closing brace) and each day, as JSON.
+
+    Looked up before the tract's series: a loaded bundle makes a series on each look-up.
+    """
     key = ("forecast", tract.id, tract.name)
     rendered = bundle.memo.get(key)
     if rendered is None:
+        series = _series_of(bundle, tract)
         head = _compact(
             {
                 "tract": {"id": tract.id, "name": tract.name},
