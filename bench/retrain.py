@@ -46,12 +46,14 @@ def write_slice(target: Path, n_tracts: int, n_days: int) -> None:
                 out.write(line)
 
 
-def timed_train(cases: Path, store: Path, origins: int | None) -> tuple[float, dict]:
+def timed_train(
+    cases: Path, store: Path, origins: int | None, tracts: Path = ITALY / "provinces.geojson"
+) -> tuple[float, dict]:
     """Seconds of one `tractcast train --json` in a child process, and its outcome."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACTCAST_")}
     env.update(
         TRACTCAST_DATA_SOURCE=str(cases),
-        TRACTCAST_TRACTS=str(ITALY / "provinces.geojson"),
+        TRACTCAST_TRACTS=str(tracts),
         TRACTCAST_STORE=str(store),
         TF_CPP_MIN_LOG_LEVEL="3",
         PYTHONPATH=str(ROOT),
