@@ -39,11 +39,11 @@ from tractcast.errors import TractcastError
 from tractcast.geo.index import TractIndex
 from tractcast.models.base import load_forecaster
 from tractcast.monitoring.live_error import live_error, observed_actuals, scored_points
-from tractcast.monitoring.triggers import run_checks
-from tractcast.pipeline import retrain, series_arrays
 from tractcast.registry import Registry
 from tractcast.serving.build import build_bundle
 from tractcast.settings import Settings
+from tractcast.workflows.checks import run_checks
+from tractcast.workflows.retrain import retrain, series_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 ITALY = ROOT.parent / "shared" / "data" / "italy"

@@ -239,7 +239,7 @@ def _finished(client: Any, task_id: str) -> dict[str, Any] | None:
 
 
 def _retrain(settings: Settings, trigger: str) -> dict[str, Any]:
-    from tractcast.pipeline import retrain
+    from tractcast.workflows.retrain import retrain
 
     try:
         outcome = retrain(settings, trigger=trigger)

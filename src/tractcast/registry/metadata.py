@@ -9,60 +9,33 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    CheckConstraint,
-    Column,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    insert,
-    select,
-    text,
-)
+from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from tractcast.errors import InvalidInput, NotFound, Unavailable
 from tractcast.registry.migrations import upgrade_schema
 from tractcast.registry.store import ModelVersion
-
-MODEL_EVENT_KINDS = ("registered", "promoted", "rejected", "rolled_back")
-# events about data releases: their `version` is the data version
-DATA_EVENT_KINDS = ("data_held", "data_accepted", "data_refused", "feed_stale")
-EVENT_KINDS = MODEL_EVENT_KINDS + DATA_EVENT_KINDS
-CHAMPION_KINDS = ("promoted", "rolled_back")
-
-SCHEMA = MetaData()  # the models; migrations/ creates and evolves them
-
-versions_table = Table(
-    "versions",
+from tractcast.registry.tables import (
+    CHAMPION_KINDS,
+    DATA_EVENT_KINDS,
+    EVENT_KINDS,
+    MODEL_EVENT_KINDS,
     SCHEMA,
-    Column("version", String(64), primary_key=True),
-    Column("family", String(64), nullable=False),
-    Column("created_at", String(40), nullable=False),
-    Column("data_version", String(160), nullable=False, default=""),
-    Column("metrics", JSON, nullable=False),
-    Column("manifest", JSON, nullable=False),
+    events_table,
+    versions_table,
 )
 
-events_table = Table(
-    "events",
-    SCHEMA,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", String(40), nullable=False),
-    Column("kind", String(20), nullable=False),
-    Column("version", String(64), nullable=False, index=True),
-    Column("from_version", String(64), nullable=True),
-    Column("reason", Text, nullable=False, default=""),
-    Column("trigger", String(40), nullable=False, default="manual"),
-    CheckConstraint(
-        "kind IN ({})".format(", ".join(f"'{k}'" for k in EVENT_KINDS)), name="event_kind"
-    ),
-)
+__all__ = [
+    "CHAMPION_KINDS",
+    "DATA_EVENT_KINDS",
+    "EVENT_KINDS",
+    "MODEL_EVENT_KINDS",
+    "SCHEMA",
+    "Event",
+    "SqlMetadataStore",
+    "metadata_store_from_url",
+]
 
 
 @dataclass(frozen=True)

@@ -31,18 +31,16 @@ from tractcast.data.watch import DataWatcher, Release, watcher_for
 from tractcast.errors import DataRejected, TractcastError
 from tractcast.monitoring.drift import DriftCheck, check_drift
 from tractcast.monitoring.live_error import (
-    Comparison,
     LiveError,
-    compare_on_same_points,
     live_error,
     observed_actuals,
     scored_points,
     version_bundles,
 )
-from tractcast.registry.lifecycle import rollback_if_degraded
-from tractcast.registry.metadata import CHAMPION_KINDS
 from tractcast.registry.registry import Registry
 from tractcast.settings import Settings
+from tractcast.workflows.retrain import git_commit, series_arrays
+from tractcast.workflows.rollback import check_rollback
 
 if TYPE_CHECKING:
     from tractcast.data.ingest import IngestResult
@@ -224,8 +222,6 @@ def champion_signals(
     """Drift of the newest inputs from the champion's training window, and its live error."""
     if champion is None:
         return {}
-    from tractcast.pipeline import series_arrays
-
     found = registry.get_version(champion)
     arrays = series_arrays(ingested)
     reference = found.manifest.get("drift_reference")
@@ -245,49 +241,6 @@ def champion_signals(
     }
 
 
-def check_rollback(
-    registry: Registry,
-    champion: str,
-    ingested: IngestResult,
-    settings: Settings,
-) -> dict[str, Any] | None:
-    """Compare a just-promoted champion with its predecessor; roll back when it does worse."""
-    history = registry.list_events(limit=None, kinds=CHAMPION_KINDS)
-    if not history or history[0].kind != "promoted" or history[0].version != champion:
-        return None  # not just promoted (or promoted outside the lifecycle)
-    predecessor = registry.previous_champion(champion)
-    if predecessor is None:
-        return None
-    comparison = compare_versions(registry, champion, predecessor, ingested, settings.rollback_days)
-    event = rollback_if_degraded(
-        registry.store,
-        registry.metadata,
-        comparison,
-        margin=settings.rollback_margin,
-        days=settings.rollback_days,
-    )
-    return {**comparison.to_dict(), "rolled_back": event.to_dict() if event else None}
-
-
-def compare_versions(
-    registry: Registry, champion: str, predecessor: str, ingested: IngestResult, days: int
-) -> Comparison:
-    """Champion and predecessor on the forecasts both made since the champion's first bundle."""
-    actuals = observed_actuals(ingested.series)
-    mine = version_bundles(registry.reader, champion)
-    since = mine[0].as_of if mine else ""
-    theirs = [
-        bundle for bundle in version_bundles(registry.reader, predecessor) if bundle.as_of >= since
-    ]
-    return compare_on_same_points(
-        champion,
-        scored_points(mine, actuals),
-        predecessor,
-        scored_points(theirs, actuals),
-        days,
-    )
-
-
 def read_checks(settings: Settings, limit: int | None = 100) -> list[dict[str, Any]]:
     """The check log, newest first."""
     path = Path(settings.store) / MONITORING_DIR / LOG_FILE
@@ -301,8 +254,6 @@ def read_checks(settings: Settings, limit: int | None = 100) -> list[dict[str, A
 def _up_to_date(versions: list[Any], data_version: str | None) -> bool:
     if not versions or data_version is None:
         return False
-    from tractcast.pipeline import git_commit
-
     newest = versions[-1]
     return newest.data_version == data_version and newest.manifest.get("git_commit") == git_commit()
 

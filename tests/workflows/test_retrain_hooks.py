@@ -6,16 +6,16 @@ from __future__ import annotations
 from tractcast.data.watch import watcher_for
 from tractcast.evaluation.gate import GateDecision
 from tractcast.models.base import make_forecaster
-from tractcast.pipeline import (
+from tractcast.registry import Registry
+from tractcast.registry.lifecycle import open_stores, promote_version, register_version
+from tractcast.settings import Settings
+from tractcast.workflows.retrain import (
     apply_decision,
     load_inputs,
     run_manifest,
     series_arrays,
     version_bundle,
 )
-from tractcast.registry import Registry
-from tractcast.registry.lifecycle import open_stores, promote_version, register_version
-from tractcast.settings import Settings
 
 from .conftest import Portal
 

@@ -459,7 +459,7 @@ def apply_decision(
         registry.promote(decision.candidate, reason=decision.reason, trigger=trigger)
         if decision.champion is not None:
             # the replaced champion forecasts from the same data too, so both can be scored on
-            # the same days once actuals arrive (automated rollback, tractcast.monitoring)
+            # the same days once actuals arrive (automated rollback, tractcast.workflows.rollback)
             with suppress(TractcastError, OSError, ValueError):
                 registry.add_bundle(version_bundle(registry, decision.champion, arrays, ingested))
         return

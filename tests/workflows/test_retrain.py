@@ -12,7 +12,15 @@ from tractcast.cli import main
 from tractcast.evaluation.backtest import Backtest
 from tractcast.evaluation.gate import choose_candidate
 from tractcast.models.base import BASELINE_FAMILIES
-from tractcast.pipeline import (
+from tractcast.registry import Registry
+from tractcast.registry.lifecycle import (
+    current_model,
+    open_stores,
+    promote_version,
+    serving_version,
+)
+from tractcast.settings import Settings
+from tractcast.workflows.retrain import (
     REPORT_KEYS,
     RetrainOutcome,
     candidate_forecasters,
@@ -24,14 +32,6 @@ from tractcast.pipeline import (
     retrain,
     series_arrays,
 )
-from tractcast.registry import Registry
-from tractcast.registry.lifecycle import (
-    current_model,
-    open_stores,
-    promote_version,
-    serving_version,
-)
-from tractcast.settings import Settings
 
 pytestmark = pytest.mark.slow
 
