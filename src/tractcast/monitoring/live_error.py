@@ -96,7 +96,7 @@ def scored_points(bundles: Iterable[Bundle], actuals: pd.Series) -> pd.DataFrame
 
 def last_days(points: pd.DataFrame, days: int) -> pd.DataFrame:
     """The points whose day is among the `days` most recent days that have any point."""
-    dates = np.sort(points["date"].unique())[-days:] if days > 0 else []
+    dates = np.sort(points["date"].unique())[-days:] if days > 0 else np.empty(0)
     return points[points["date"].isin(dates)]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -112,18 +112,22 @@ class SqlMetadataStore:
         """Append one lifecycle event and return it."""
         if kind not in EVENT_KINDS:
             raise InvalidInput(f"unknown event kind {kind!r}, expected one of {EVENT_KINDS}")
-        values = {
-            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "kind": kind,
-            "version": version,
-            "from_version": from_version,
-            "reason": reason,
-            "trigger": trigger,
-        }
+        event = Event(
+            id=0,  # the database numbers it
+            at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            kind=kind,
+            version=version,
+            from_version=from_version,
+            reason=reason,
+            trigger=trigger,
+        )
+        values = {key: value for key, value in event.to_dict().items() if key != "id"}
         with self._tables().begin() as conn:
             result = conn.execute(insert(events_table).values(**values))
-            event_id = int(result.inserted_primary_key[0])
-        return Event(id=event_id, **values)
+            key = result.inserted_primary_key
+        if key is None:  # never for a one-row insert
+            raise Unavailable("the metadata database numbered no event")
+        return replace(event, id=int(key[0]))
 
     def list_events(
         self, limit: int | None = 100, kinds: Iterable[str] | None = None
