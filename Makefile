@@ -47,8 +47,10 @@ migrate: $(VENV)/.installed ## bring the metadata database (TRACTCAST_DATABASE_U
 test: install ## run the whole test suite (unit, services, end to end through nginx)
 	$(BIN)/pytest
 
-lint: install ## ruff over the code
+lint: install ## ruff over the code, the import contracts (pyproject.toml) and mypy over src and services
 	$(BIN)/ruff check src services tests bench
+	$(BIN)/lint-imports --no-logo
+	$(BIN)/mypy
 
 K8S_DIR ?= var/k8s
 k8s: $(VENV)/.installed ## render Kubernetes manifests into $(K8S_DIR) from compose, .env and k8s/values.yaml (+ K8S_VALUES=file)

@@ -21,7 +21,8 @@ from bench import run_showing_progress
 from tractcast.evaluation.backtest import origins_between, report_table, run_backtest  # noqa: E402
 from tractcast.evaluation.gate import choose_candidate  # noqa: E402
 from tractcast.models.base import BASELINE_FAMILIES  # noqa: E402
-from tractcast.pipeline import (  # noqa: E402
+from tractcast.settings import Settings  # noqa: E402
+from tractcast.workflows.retrain import (  # noqa: E402
     REPORT_KEYS,
     candidate_forecasters,
     iso_day,
@@ -29,7 +30,6 @@ from tractcast.pipeline import (  # noqa: E402
     load_inputs,
     series_arrays,
 )
-from tractcast.settings import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ITALY = ROOT.parent / "shared" / "data" / "italy"

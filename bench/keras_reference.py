@@ -10,7 +10,6 @@ one model.predict per GET /v1/forecast. Bench only: this process imports TensorF
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 from flask import Flask, request
@@ -21,6 +20,7 @@ from tractcast.data.series import series_matrix
 from tractcast.errors import NotFound
 from tractcast.geo.index import TractIndex
 from tractcast.models.lstm import LSTMForecaster
+from tractcast.registry.store import RegistryReader
 from tractcast.settings import Settings
 from tractcast.validation import parse_coordinate, parse_horizon
 
@@ -29,7 +29,9 @@ def create_app() -> Flask:
     settings = Settings.from_env()
     version = os.environ["BENCH_MODEL_VERSION"]
     index = TractIndex.from_file(str(settings.tracts), settings.tract_id_field)
-    forecaster = LSTMForecaster.load(Path(settings.store) / "versions" / version)
+    path = RegistryReader(settings.store).get_version(version).path
+    assert path is not None
+    forecaster = LSTMForecaster.load(path)
     series = ingest_source(str(settings.data_source), index).series
     tract_ids, dates, history = series_matrix(series, value="new_cases")
     rows = {tract_id: row for row, tract_id in enumerate(tract_ids)}

@@ -39,11 +39,11 @@ from tractcast.errors import TractcastError
 from tractcast.geo.index import TractIndex
 from tractcast.models.base import load_forecaster
 from tractcast.monitoring.live_error import live_error, observed_actuals, scored_points
-from tractcast.monitoring.triggers import run_checks
-from tractcast.pipeline import retrain, series_arrays
-from tractcast.registry.lifecycle import open_stores
+from tractcast.registry import Registry
 from tractcast.serving.build import build_bundle
 from tractcast.settings import Settings
+from tractcast.workflows.checks import run_checks
+from tractcast.workflows.retrain import retrain, series_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 ITALY = ROOT.parent / "shared" / "data" / "italy"
@@ -172,16 +172,15 @@ def run(args: argparse.Namespace, base: Path) -> Replay:
         for moment, job in due_times(jobs, midnight, midnight + timedelta(days=1)):
             replay.check(moment, scheduled=job == "schedule")
         if day.isoformat() in publish_on:
-            store, _ = open_stores(settings)
-            replay.served.append({"release": portal.published, "bundle": store.current_bundle_id()})
+            served = Registry.open(settings).current_bundle_id()
+            replay.served.append({"release": portal.published, "bundle": served})
         day += timedelta(days=1)
     return replay
 
 
 def frozen_forecasts(settings: Settings, version: str) -> list[Any]:
     """The first champion, never retrained, forecasting from every release's data."""
-    store, _ = open_stores(settings)
-    found = store.get_version(version)
+    found = Registry.open(settings).get_version(version)
     assert found.path is not None
     forecaster = load_forecaster(found.path, found.family)
     index = TractIndex.from_file(settings.tracts or "", id_field=settings.tract_id_field)
@@ -214,8 +213,8 @@ def score(bundle: Any, actuals: pd.Series) -> tuple[float | None, float | None]:
 
 def report(replay: Replay, seconds: float) -> None:
     settings = replay.settings
-    store, metadata = open_stores(settings)
-    events = metadata.list_events(limit=None)[::-1]
+    registry = Registry.open(settings)
+    events = registry.list_events(limit=None)[::-1]
     kinds = Counter(event.kind for event in events if event.kind != "registered")
     by_trigger = Counter(entry["trigger"] for entry in replay.retrains)
     promoted_by = Counter(e["trigger"] for e in replay.retrains if e["promoted"])
@@ -250,7 +249,7 @@ def report(replay: Replay, seconds: float) -> None:
     for entry in replay.served:
         if entry["bundle"] is None:
             continue
-        bundle = store.bundle(entry["bundle"])
+        bundle = registry.bundle(entry["bundle"])
         mae, wape = score(bundle, actuals)
         frozen_mae, frozen_wape = (
             score(frozen[bundle.as_of], actuals) if bundle.as_of in frozen else (None, None)
@@ -272,7 +271,7 @@ def report(replay: Replay, seconds: float) -> None:
             f"mean WAPE over {len(pairs)} releases: served {served_mean:.3f}, "
             f"frozen {frozen_mean:.3f}: served / frozen {ratio:.3f} (goal <= 0.95)"
         )
-    report_promotions(store, events, actuals)
+    report_promotions(registry, events, actuals)
 
 
 def report_promotions(store: Any, events: list[Any], actuals: pd.Series) -> None:

@@ -34,8 +34,9 @@ import numpy as np
 
 from bench.load import Load, paced, saturate
 from tractcast.geo.index import TractIndex
+from tractcast.registry.store import LocalModelStore
 from tractcast.runner import ROOT, Stack, child_env, start_stack, wait_ready
-from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, write_bundle
+from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast
 from tractcast.settings import Settings
 
 ITALY = ROOT.parent / "shared" / "data" / "italy"
@@ -203,8 +204,12 @@ def synthetic_bundle(index: TractIndex) -> Bundle:
 
 
 def publish(store: Path, bundle: Bundle) -> None:
-    write_bundle(bundle, store / "bundles" / bundle.bundle_id)
-    (store / "current").symlink_to(Path("bundles") / bundle.bundle_id)
+    """Serve a synthetic bundle from an empty store, under a version of its own (no model)."""
+    registry = LocalModelStore(store)
+    family = bundle.model_version.partition("-")[2]
+    version = registry.create_version(family, lambda _: None, {}, {"data_version": "bench"})
+    assert version.version == bundle.model_version, "publish needs an empty store"
+    registry.set_current(registry.add_bundle(bundle))
 
 
 def workers_of(master: int) -> list[int]:
@@ -323,7 +328,6 @@ def main() -> None:
 
         print("starting a stack over the municipalities ...", flush=True)
         municipal = stack_settings(base / "municipalities", tracts=str(MUNICIPALITIES))
-        (Path(municipal.store) / "bundles").mkdir(parents=True)
         municipalities = TractIndex.from_file(MUNICIPALITIES)
         publish(Path(municipal.store), synthetic_bundle(municipalities))
         hits = len(municipalities.tracts_within_radius(*MILAN, 50.0))

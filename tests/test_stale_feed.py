@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from tractcast.data.demo import write_demo_data
-from tractcast.pipeline import retrain
 from tractcast.registry.lifecycle import open_stores
 from tractcast.settings import Settings
+from tractcast.workflows.retrain import retrain
 
 pytestmark = pytest.mark.slow
 

@@ -11,6 +11,7 @@ from services.common.http import register_error_handlers
 from services.common.observability import init_observability
 from services.common.warmup import on_warm_up
 from tractcast.geo.client import GeoClient
+from tractcast.registry import RegistryReader
 from tractcast.serving.holder import BundleHolder
 from tractcast.settings import Settings
 
@@ -46,6 +47,6 @@ def init_backends(
 ) -> None:
     """The geo client and the bundle holder; both lazy, shared by the process's threads."""
     app.extensions["geo"] = geo = geo or GeoClient(settings.geo_base_url)
-    app.extensions["bundles"] = holder = holder or BundleHolder(settings.store)
+    app.extensions["bundles"] = holder = holder or BundleHolder(RegistryReader(settings.store))
     on_warm_up(app, holder.loaded)
     on_warm_up(app, geo.load_replica_until_held)

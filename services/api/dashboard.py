@@ -18,7 +18,7 @@ dashboard = Blueprint("dashboard", __name__)
 @dashboard.record_once
 def attach_shelf(state: BlueprintSetupState) -> None:
     """The store's other bundles, read from where the app's bundle holder reads."""
-    state.app.extensions[SHELF] = BundleShelf(state.app.extensions["bundles"].store_root)
+    state.app.extensions[SHELF] = BundleShelf(state.app.extensions["bundles"].source)
 
 
 @dashboard.get("/v1/dashboard/tracts")

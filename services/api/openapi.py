@@ -90,7 +90,7 @@ VERSION_PATH = {
     "description": "A model version id.",
     "schema": {"type": "string", "pattern": r"^v\d{4,}-[a-z][a-z0-9_]*$"},
 }
-ADMIN = [{"bearerAuth": []}]
+ADMIN: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 SCHEMAS: dict[str, Schema] = {
     "Error": {

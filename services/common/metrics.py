@@ -127,25 +127,23 @@ EVENT_COUNTERS = {
 }
 
 
-def registry_state(stores: Callable[[], tuple[Any, Any]], live_days: int = 14) -> StateCollector:
+def registry_state(registry: Callable[[], Any], live_days: int = 14) -> StateCollector:
     """The registry's state: lifecycle events so far, the champion, its quarantined rows, and
     its live MAE relative to the seasonal naive per horizon, over the last `live_days` days.
 
     Counted from the metadata store's events (append-only, so these are true counters, the
-    same in every worker); `stores()` returns (LocalModelStore, SqlMetadataStore).
+    same in every worker); `registry()` returns the tractcast.registry.Registry.
     """
 
     def read() -> Iterator[Metric]:
-        from tractcast.registry.lifecycle import serving_version
-
-        store, metadata = stores()
-        kinds = [event.kind for event in metadata.list_events(limit=None)]
+        opened = registry()
+        kinds = [event.kind for event in opened.list_events(limit=None)]
         for kind, (name, documentation) in EVENT_COUNTERS.items():
             yield counter(name, documentation, kinds.count(kind))
-        version = serving_version(store)
+        version = opened.serving_version()
         if version is None:
             return
-        described = store.get_version(version)
+        described = opened.get_version(version)
         yield gauge(
             "tractcast_champion_info",
             "The champion version and the data version it was trained on (value always 1).",
@@ -163,7 +161,7 @@ def registry_state(stores: Callable[[], tuple[Any, Any]], live_days: int = 14) -
                 version=version,
                 data_version=described.data_version,
             )
-        yield from live_skill_gauges(store, version, live_days)
+        yield from live_skill_gauges(opened.reader, version, live_days)
 
     return StateCollector("registry", read)
 

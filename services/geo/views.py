@@ -53,7 +53,8 @@ def replica() -> Response:
     text, etag = replica_json(tract_index())
     response = Response(text, mimetype="application/json")
     response.set_etag(etag)
-    return response.make_conditional(request)
+    response.make_conditional(request)  # in place: 304 with no body when the ETag matches
+    return response
 
 
 @lru_cache(maxsize=2)

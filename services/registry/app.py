@@ -9,49 +9,49 @@ from flask import Flask
 from services.common.http import register_error_handlers, settings_of
 from services.common.metrics import registry_state
 from services.common.observability import init_observability
-from services.registry.views import STORES_KEY, blueprint
-from tractcast.registry.lifecycle import open_stores
-from tractcast.registry.metadata import SqlMetadataStore
-from tractcast.registry.store import LocalModelStore
+from services.registry.views import REGISTRY_KEY, blueprint
+from tractcast.registry import Registry
 from tractcast.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the registry app; stores open on the first request that needs them."""
+    """Build the registry app; the registry opens on the first request that needs it."""
     app = Flask(__name__)
     app.config["TRACTCAST_SETTINGS"] = settings or Settings.from_env()
     register_error_handlers(app)
-    init_stores(app)
+    init_registry(app)
     live_days = settings_of(app).rollback_days
-    init_observability(app, "registry", [registry_state(app.extensions[STORES_KEY].get, live_days)])
+    init_observability(
+        app, "registry", [registry_state(app.extensions[REGISTRY_KEY].get, live_days)]
+    )
     register_blueprints(app)
     return app
 
 
-def init_stores(app: Flask) -> None:
-    app.extensions[STORES_KEY] = LazyStores(settings_of(app))
+def init_registry(app: Flask) -> None:
+    app.extensions[REGISTRY_KEY] = LazyRegistry(settings_of(app))
 
 
 def register_blueprints(app: Flask) -> None:
     app.register_blueprint(blueprint)
 
 
-class LazyStores:
-    """The model store and metadata store, opened once, on first use."""
+class LazyRegistry:
+    """The registry, opened once, on first use."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._lock = threading.Lock()
-        self._stores: tuple[LocalModelStore, SqlMetadataStore] | None = None
+        self._registry: Registry | None = None
 
-    def get(self) -> tuple[LocalModelStore, SqlMetadataStore]:
+    def get(self) -> Registry:
         with self._lock:
-            if self._stores is None:
-                self._stores = open_stores(self._settings)
-            return self._stores
+            if self._registry is None:
+                self._registry = Registry.open(self._settings)
+            return self._registry
 
     def close(self) -> None:
         with self._lock:
-            if self._stores is not None:
-                self._stores[1].close()
-                self._stores = None
+            if self._registry is not None:
+                self._registry.close()
+                self._registry = None

@@ -151,7 +151,7 @@ def scheduled_retrain(
 def daily_check(
     settings: Settings, enqueue: Enqueue, lock: LeaderLock, check: Check | None = None
 ) -> bool:
-    """New data, drift, live error, automated rollback (tractcast.monitoring.triggers)."""
+    """New data, drift, live error, automated rollback (tractcast.workflows.checks)."""
     check = check or _run_checks
     return fire_if_leader(lock, lambda: check(settings, datetime.now(UTC), enqueue))
 
@@ -195,7 +195,7 @@ def build_scheduler(
 
 
 def _run_checks(settings: Settings, now: datetime, enqueue: Enqueue, **options: Any) -> Any:
-    from tractcast.monitoring.triggers import run_checks
+    from tractcast.workflows.checks import run_checks
 
     report = run_checks(settings, now, enqueue, **options)
     fired = [f["trigger"] for f in report.get("fired", [])]

@@ -13,21 +13,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from celery.utils.log import get_task_logger
 
 from services.retrainer.celery_app import RETRAIN_TASK, SYNC_TASK, celery
 from tractcast.errors import Conflict
-from tractcast.registry.store import TMP_PREFIX, LocalModelStore
+from tractcast.registry import Registry
 from tractcast.settings import Settings
 
 log = get_task_logger(__name__)
@@ -37,7 +35,6 @@ SKIPPED_KEY = "tractcast:retrain:skipped"  # the latest skipped triggers, newest
 DONE_PREFIX = "tractcast:retrain:done:"  # + task id: the answer of a finished run
 DONE_TTL = 30 * 24 * 3600
 SKIPPED_KEPT = 100
-ABANDONED_AFTER = 60.0  # seconds; a store write takes far less, so an older temp dir is orphaned
 
 
 @celery.task(name=RETRAIN_TASK, bind=True, max_retries=None)
@@ -58,12 +55,12 @@ def sync_artifacts_task() -> dict[str, Any]:
 
 def sync_artifacts(settings: Settings) -> dict[str, Any]:
     """Flush the MLflow backlog and sync the S3 mirror; both are idempotent."""
-    from tractcast.registry.mirror import mirror_store
-    from tractcast.registry.tracking import flush_pending
-
-    store = LocalModelStore(Path(settings.store))
-    tracked = flush_pending(settings, store)
-    mirrored = mirror_store(settings, store)
+    registry = Registry.open(settings)
+    try:
+        tracked = registry.flush_tracking()
+        mirrored = registry.mirror()
+    finally:
+        registry.close()
     return {
         "status": "done",
         "logged": sorted(tracked.logged),
@@ -110,7 +107,7 @@ def _run_once(client: Any, settings: Settings, task_id: str, trigger: str) -> di
         finished = _finished(client, task_id)  # its first delivery may have ended as we waited
         if finished is not None:
             return finished
-        sweep_abandoned_writes(Path(settings.store))
+        _sweep_abandoned_writes(settings)
         answer = _retrain(settings, trigger)
         if answer["status"] == "skipped":  # the store's own lock: a retrain outside Celery
             return record_skip(client, task_id, trigger, {"reason": answer["reason"]})
@@ -224,27 +221,13 @@ class RetrainLock:
                 log.warning("retrain lock not released: %s", exc)
 
 
-def sweep_abandoned_writes(store_root: Path, older_than: float = ABANDONED_AFTER) -> list[str]:
-    """Remove what a killed writer left behind (never visible): temp dirs in versions/ and
-    bundles/, temp links beside `current`."""
-    removed = []
-    now = time.time()
-    for folder in (store_root, store_root / "versions", store_root / "bundles"):
-        if not folder.is_dir():
-            continue
-        for entry in os.scandir(folder):
-            if not entry.name.startswith(TMP_PREFIX):
-                continue
-            if now - entry.stat(follow_symlinks=False).st_mtime <= older_than:
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                Path(entry.path).unlink(missing_ok=True)
-            removed.append(os.path.relpath(entry.path, store_root))
-    if removed:
-        log.info("removed %d abandoned temp dirs: %s", len(removed), ", ".join(removed))
-    return removed
+def _sweep_abandoned_writes(settings: Settings) -> None:
+    """What a killed writer left in the store goes before a new retrain writes there."""
+    registry = Registry.open(settings)
+    try:
+        registry.sweep_abandoned()
+    finally:
+        registry.close()
 
 
 def _finished(client: Any, task_id: str) -> dict[str, Any] | None:
@@ -256,7 +239,7 @@ def _finished(client: Any, task_id: str) -> dict[str, Any] | None:
 
 
 def _retrain(settings: Settings, trigger: str) -> dict[str, Any]:
-    from tractcast.pipeline import retrain
+    from tractcast.workflows.retrain import retrain
 
     try:
         outcome = retrain(settings, trigger=trigger)

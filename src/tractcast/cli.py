@@ -73,16 +73,16 @@ def choices(report: dict[str, Any]) -> dict[str, Any]:
 def cmd_accept_data(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """Accept a held data release: pin its schema; the next retrain uses it."""
     from tractcast.data.watch import watcher_for
-    from tractcast.registry.lifecycle import accept_data_release, open_stores
+    from tractcast.registry import Registry
 
-    _, metadata = open_stores(settings)
-    event = accept_data_release(metadata, watcher_for(settings), args.data_version, trigger="cli")
+    registry = Registry.open(settings)
+    event = registry.accept_data_release(watcher_for(settings), args.data_version, trigger="cli")
     return dataclasses.asdict(event)
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """Backtest and register every candidate; the best serves if it passes the promotion gate."""
-    from tractcast.pipeline import retrain
+    from tractcast.workflows.retrain import retrain
 
     return dataclasses.asdict(retrain(settings, trigger=args.trigger))
 
@@ -90,7 +90,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
 def cmd_backtest(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | str:
     """Rolling-origin backtest of the LSTM and the baselines; nothing is registered."""
     from tractcast.evaluation.backtest import report_table
-    from tractcast.pipeline import backtest_report
+    from tractcast.workflows.retrain import backtest_report
 
     report = backtest_report(settings, args.origins, getattr(args, "from"), args.to)
     return report if args.json else report_table(report)
@@ -101,6 +101,7 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
     from tractcast.data.demo import resolve_inputs
     from tractcast.errors import NotFound
     from tractcast.geo.index import TractIndex
+    from tractcast.registry import RegistryReader
     from tractcast.serving.answers import forecast_answer
     from tractcast.serving.holder import BundleHolder
     from tractcast.validation import parse_coordinate, parse_horizon
@@ -111,17 +112,16 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
     if tract is None:
         raise NotFound(f"no tract contains the point ({lat}, {lon})")
     return forecast_answer(
-        BundleHolder(Path(settings.store)).bundle(), tract, parse_horizon(args.horizon)
+        BundleHolder(RegistryReader(settings.store)).bundle(), tract, parse_horizon(args.horizon)
     )
 
 
 def cmd_versions(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """Every registered version with its metrics, and which one serves."""
-    from tractcast.registry.lifecycle import open_stores
+    from tractcast.registry import Registry
 
-    store, _ = open_stores(settings)
-    current = store.current_bundle_id()
-    serving = current.split("@")[0] if current else None
+    registry = Registry.open(settings)
+    serving = registry.serving_version()
     return {
         "current": serving,
         "versions": [
@@ -136,26 +136,24 @@ def cmd_versions(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
                 "relative_mae": v.metrics.get("relative_mae"),
                 "coverage": v.metrics.get("coverage"),
             }
-            for v in store.list_versions()
+            for v in registry.list_versions()
         ],
     }
 
 
 def cmd_promote(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """Make VERSION serve."""
-    from tractcast.registry.lifecycle import open_stores, promote_version
+    from tractcast.registry import Registry
 
-    store, metadata = open_stores(settings)
-    event = promote_version(store, metadata, args.version, reason=args.reason, trigger="cli")
+    event = Registry.open(settings).promote(args.version, reason=args.reason, trigger="cli")
     return dataclasses.asdict(event)
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """Serve the previous champion again (or --to VERSION)."""
-    from tractcast.registry.lifecycle import open_stores, rollback_version
+    from tractcast.registry import Registry
 
-    store, metadata = open_stores(settings)
-    event = rollback_version(store, metadata, args.to, reason=args.reason, trigger="cli")
+    event = Registry.open(settings).rollback(args.to, reason=args.reason, trigger="cli")
     return dataclasses.asdict(event)
 
 

@@ -507,8 +507,8 @@ def service_object(
     if not ports:
         return None
     published = {}
-    for spec in service.get("ports", []):
-        parts = interpolate(str(spec), config, as_reference=False).split(":")
+    for port in service.get("ports", []):
+        parts = interpolate(str(port), config, as_reference=False).split(":")
         published[int(parts[-1])] = int(parts[-2]) if len(parts) > 1 else int(parts[-1])
     spec: Object = {
         "selector": selector(name),

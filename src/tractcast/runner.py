@@ -53,7 +53,9 @@ def child_env(settings: Settings) -> dict[str, str]:
 
 
 def has_current(settings: Settings) -> bool:
-    return (Path(settings.store) / "current").is_symlink()
+    from tractcast.registry import RegistryReader
+
+    return RegistryReader(settings.store).current_bundle_id() is not None
 
 
 def train_first_model(settings: Settings) -> None:

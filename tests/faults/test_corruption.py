@@ -13,6 +13,7 @@ from tests.faults.conftest import Registry
 from services.registry.app import create_app
 from tractcast.errors import Unavailable
 from tractcast.registry.lifecycle import promote_version, rollback_version
+from tractcast.registry.store import RegistryReader
 from tractcast.serving.holder import BundleHolder
 from tractcast.settings import Settings
 
@@ -66,7 +67,7 @@ def corrupt(registry: Registry, version: str, how: str) -> str:
 def test_promoting_a_corrupted_version_is_refused_and_the_champion_keeps_serving(
     registry: Registry, client: FlaskClient, how: str
 ) -> None:
-    holder = BundleHolder(registry.root, check_interval=0)
+    holder = BundleHolder(RegistryReader(registry.root), check_interval=0)
     serving = holder.bundle().bundle_id
     corrupt(registry, registry.candidate, how)
 
@@ -93,7 +94,7 @@ def test_a_current_link_moved_to_a_corrupted_bundle_behind_the_registry_is_not_s
     registry: Registry,
 ) -> None:
     # e.g. a store restored from a bad backup: the API keeps the bundle it has
-    holder = BundleHolder(registry.root, check_interval=0)
+    holder = BundleHolder(RegistryReader(registry.root), check_interval=0)
     serving = holder.bundle().bundle_id
     target = registry.bundle_of(registry.candidate)
     corrupt(registry, registry.candidate, "truncated bundle.json")

@@ -20,7 +20,7 @@ from tests.faults.processes import wait_until
 from tractcast.errors import NotFound
 from tractcast.registry.integrity import verify_version_files
 from tractcast.registry.lifecycle import current_model, promote_version
-from tractcast.registry.store import TMP_PREFIX, LocalModelStore
+from tractcast.registry.store import TMP_PREFIX, LocalModelStore, RegistryReader
 from tractcast.serving.bundle import load_bundle
 from tractcast.serving.holder import BundleHolder
 
@@ -126,7 +126,7 @@ def test_kill_during_set_current_leaves_current_on_the_old_or_the_new_bundle(
     old, new = registry.bundle_of(registry.champion), registry.bundle_of(registry.candidate)
     assert kill_at(registry, target, when, "set_current", new) == target
     assert assert_store_is_whole(registry.root) in {old, new}
-    holder = BundleHolder(registry.root)
+    holder = BundleHolder(RegistryReader(registry.root))
     assert holder.bundle().bundle_id in {old, new}
 
 
@@ -180,8 +180,6 @@ def test_kill_while_adding_a_bundle_never_shows_half_of_it(
 def test_what_killed_writers_leave_behind_is_swept_and_the_store_stays_whole(
     registry: Registry,
 ) -> None:
-    from services.retrainer.tasks import sweep_abandoned_writes
-
     kill_at(registry, "os:symlink", "after", "set_current", registry.bundle_of(registry.candidate))
     kill_at(registry, "tractcast.registry.store:_seal", "after", "register")
     kill_at(registry, "tractcast.serving.bundle:_write_synced", "after", "add_bundle", "v0001-lstm")
@@ -191,6 +189,6 @@ def test_what_killed_writers_leave_behind_is_swept_and_the_store_stays_whole(
         if not path.parent.name.startswith(TMP_PREFIX)  # the temp entries, not their contents
     )
     assert len(left) == 3
-    assert sorted(sweep_abandoned_writes(registry.root, older_than=0)) == left
+    assert sorted(LocalModelStore(registry.root).sweep_abandoned(older_than=0)) == left
     assert list(registry.root.rglob(f"{TMP_PREFIX}*")) == []
     assert assert_store_is_whole(registry.root) == registry.bundle_of(registry.champion)

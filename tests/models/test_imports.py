@@ -11,7 +11,7 @@ def test_importing_models_and_baselines_does_not_import_tensorflow() -> None:
         "import sys\n"
         "import tractcast.models, tractcast.models.baselines\n"
         "import tractcast.evaluation.metrics, tractcast.evaluation.backtest\n"
-        "import tractcast.evaluation.gate, tractcast.pipeline\n"
+        "import tractcast.evaluation.gate, tractcast.workflows.retrain\n"
         "from tractcast.models import make_forecaster\n"
         "make_forecaster('persistence')\n"
         "loaded = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"

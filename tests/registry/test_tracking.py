@@ -13,7 +13,6 @@ from mlflow.tracking import MlflowClient
 from tests.faults.processes import Server, free_port, mlflow_server, moto_server
 
 from tractcast.errors import Unavailable
-from tractcast.pipeline import retrain
 from tractcast.registry.lifecycle import open_stores
 from tractcast.registry.mirror import S3ArtifactMirror
 from tractcast.registry.store import LocalModelStore, ModelVersion
@@ -25,6 +24,7 @@ from tractcast.registry.tracking import (
     track_candidates,
 )
 from tractcast.settings import Settings
+from tractcast.workflows.retrain import retrain
 
 MANIFEST = {
     "data_version": "d41d8cd98f00",

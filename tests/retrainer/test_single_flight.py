@@ -19,8 +19,8 @@ from services.retrainer.tasks import (
     run_retrain,
     running_retrain,
 )
-from tractcast.pipeline import retrain_lock
 from tractcast.settings import Settings
+from tractcast.workflows.retrain import retrain_lock
 
 BROKER = "redis://127.0.0.1:6379/10"
 

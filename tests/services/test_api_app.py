@@ -24,6 +24,7 @@ from tractcast.geo.client import LayerReplica
 from tractcast.geo.index import RadiusHits, Tract
 from tractcast.geo.outlines import Outlines
 from tractcast.logs import JsonFormatter
+from tractcast.registry.store import RegistryReader
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, write_bundle
 from tractcast.serving.holder import BundleHolder
 from tractcast.settings import Settings
@@ -117,7 +118,8 @@ def app(store: Path, geo: FakeGeo) -> Flask:
     publish(store, make_bundle("v0001-persistence", "d0", scale=0.5))
     publish(store, make_bundle("v0002-lstm", "d1"))
     settings = Settings(store=store, geo_url="http://geo.invalid")
-    return create_app(settings, geo=geo, holder=BundleHolder(store))  # type: ignore[arg-type]
+    holder = BundleHolder(RegistryReader(store))
+    return create_app(settings, geo=geo, holder=holder)  # type: ignore[arg-type]
 
 
 @pytest.fixture

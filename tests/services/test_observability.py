@@ -23,6 +23,7 @@ from services.retrainer.app import create_app as create_retrainer
 from tractcast.geo.index import TractIndex
 from tractcast.logs import JsonFormatter, logging_config
 from tractcast.registry.lifecycle import open_stores
+from tractcast.registry.store import RegistryReader
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, write_bundle
 from tractcast.serving.holder import BundleHolder
 from tractcast.settings import Settings
@@ -85,7 +86,9 @@ def test_one_request_id_reaches_the_geo_log_through_the_api(
     tmp_path: Path, geo_url: str, near_a_border: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     milano_bundle(tmp_path)
-    api = create_api(Settings(store=tmp_path, geo_url=geo_url), holder=BundleHolder(tmp_path))
+    api = create_api(
+        Settings(store=tmp_path, geo_url=geo_url), holder=BundleHolder(RegistryReader(tmp_path))
+    )
     caplog.set_level(logging.INFO, logger="tractcast.access")
 
     response = api.test_client().get(
@@ -103,7 +106,9 @@ def test_a_request_without_an_id_gets_one_that_geo_logs_too(
     tmp_path: Path, geo_url: str, near_a_border: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     milano_bundle(tmp_path)
-    api = create_api(Settings(store=tmp_path, geo_url=geo_url), holder=BundleHolder(tmp_path))
+    api = create_api(
+        Settings(store=tmp_path, geo_url=geo_url), holder=BundleHolder(RegistryReader(tmp_path))
+    )
     caplog.set_level(logging.INFO, logger="tractcast.access")
 
     response = api.test_client().get("/v1/forecast", query_string=near_a_border)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tractcast.errors import InvalidInput, NotFound, Unavailable
+from tractcast.registry.store import RegistryReader
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, load_bundle, write_bundle
 from tractcast.serving.holder import BundleHolder
 
@@ -63,7 +64,7 @@ def clock() -> FakeClock:
 
 
 def test_nothing_ever_loaded_is_unavailable(store: Path) -> None:
-    holder = BundleHolder(store)
+    holder = BundleHolder(RegistryReader(store))
 
     with pytest.raises(Unavailable):
         holder.bundle()
@@ -73,14 +74,14 @@ def test_nothing_ever_loaded_is_unavailable(store: Path) -> None:
 def test_serves_the_bundle_current_points_at(store: Path) -> None:
     point_current(store, add_bundle(store, "v0001-lstm", "d1"))
 
-    bundle = BundleHolder(store).bundle()
+    bundle = BundleHolder(RegistryReader(store)).bundle()
 
     assert (bundle.model_version, bundle.data_version) == ("v0001-lstm", "d1")
 
 
 def test_switches_to_a_new_bundle_within_the_check_interval(store: Path, clock: FakeClock) -> None:
     point_current(store, add_bundle(store, "v0001-lstm", "d1"))
-    holder = BundleHolder(store, check_interval=0.5, clock=clock)
+    holder = BundleHolder(RegistryReader(store), check_interval=0.5, clock=clock)
     assert holder.bundle().data_version == "d1"
 
     point_current(store, add_bundle(store, "v0001-lstm", "d2"))
@@ -92,7 +93,7 @@ def test_switches_to_a_new_bundle_within_the_check_interval(store: Path, clock: 
 
 def test_switches_in_real_time(store: Path) -> None:
     point_current(store, add_bundle(store, "v0001-lstm", "d1"))
-    holder = BundleHolder(store, check_interval=0.05)
+    holder = BundleHolder(RegistryReader(store), check_interval=0.05)
     assert holder.bundle().data_version == "d1"
 
     point_current(store, add_bundle(store, "v0002-lstm", "d1"))
@@ -103,7 +104,7 @@ def test_switches_in_real_time(store: Path) -> None:
 
 def test_keeps_the_old_bundle_when_the_new_one_is_corrupt(store: Path, clock: FakeClock) -> None:
     point_current(store, add_bundle(store, "v0001-lstm", "d1"))
-    holder = BundleHolder(store, check_interval=0.5, clock=clock)
+    holder = BundleHolder(RegistryReader(store), check_interval=0.5, clock=clock)
     holder.bundle()
     broken = add_bundle(store, "v0001-lstm", "d2")
     corrupt(store, broken)
@@ -123,7 +124,7 @@ def test_a_corrupt_first_bundle_is_unavailable(store: Path) -> None:
     point_current(store, bundle_id)
 
     with pytest.raises(Unavailable):
-        BundleHolder(store).bundle()
+        BundleHolder(RegistryReader(store)).bundle()
 
 
 def test_readers_keep_the_old_bundle_while_the_new_one_loads(store: Path, clock: FakeClock) -> None:
@@ -137,7 +138,9 @@ def test_readers_keep_the_old_bundle_while_the_new_one_loads(store: Path, clock:
             release.wait(5)
         return load_bundle(directory)
 
-    holder = BundleHolder(store, check_interval=0.5, loader=slow_loader, clock=clock)
+    holder = BundleHolder(
+        RegistryReader(store), check_interval=0.5, loader=slow_loader, clock=clock
+    )
     holder.bundle()
     point_current(store, add_bundle(store, "v0001-lstm", "d2"))
     clock.now += 1
@@ -158,7 +161,7 @@ def test_bundle_for_version_returns_the_newest_bundle_of_that_version(store: Pat
     new = add_bundle(store, "v0001-lstm", "d2")
     os.utime(store / "bundles" / old, (1_000_000, 1_000_000))
     os.utime(store / "bundles" / new, (2_000_000, 2_000_000))
-    holder = BundleHolder(store)
+    holder = BundleHolder(RegistryReader(store))
 
     pinned = holder.bundle_for_version("v0001-lstm")
 
@@ -169,15 +172,15 @@ def test_bundle_for_version_returns_the_newest_bundle_of_that_version(store: Pat
 
 def test_bundle_for_version_without_bundles_is_not_found(store: Path) -> None:
     with pytest.raises(NotFound, match="v0009-lstm"):
-        BundleHolder(store).bundle_for_version("v0009-lstm")
+        BundleHolder(RegistryReader(store)).bundle_for_version("v0009-lstm")
 
 
 def test_bundle_for_a_malformed_version_is_invalid_input(store: Path) -> None:
     with pytest.raises(InvalidInput):
-        BundleHolder(store).bundle_for_version("../../etc")
+        BundleHolder(RegistryReader(store)).bundle_for_version("../../etc")
 
 
 @pytest.mark.parametrize("version", ["", "../v0001-lstm", "v0001-lstm\n", "v0001/lstm", "*"])
 def test_a_malformed_pinned_version_is_invalid_input(store: Path, version: str) -> None:
     with pytest.raises(InvalidInput, match="malformed model_version"):
-        BundleHolder(store).bundle_for_version(version)
+        BundleHolder(RegistryReader(store)).bundle_for_version(version)

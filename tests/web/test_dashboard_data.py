@@ -21,6 +21,7 @@ from services.geo.app import create_app as create_geo
 from tractcast.errors import NotFound, Unavailable
 from tractcast.geo.index import TractIndex
 from tractcast.models.base import Forecast
+from tractcast.registry.store import RegistryReader
 from tractcast.serving.build import build_bundle
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, load_bundle, write_bundle
 from tractcast.serving.dashboard import BundleShelf, tract_history, tract_summaries
@@ -84,7 +85,7 @@ def store(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def api(store: Path) -> FlaskClient:
-    app = create_api(Settings(store=store), holder=BundleHolder(store))
+    app = create_api(Settings(store=store), holder=BundleHolder(RegistryReader(store)))
     return app.test_client()
 
 
@@ -206,7 +207,7 @@ def test_the_shelf_offers_forecasts_from_older_data_first_the_serving_models_own
         add_bundle(store, bundle, mtime=now - age * 60)
     (store / "bundles" / ".tmp-1234").mkdir()  # a bundle being written: never read
 
-    earlier = BundleShelf(store).earlier_than(current, limit=5)
+    earlier = BundleShelf(RegistryReader(store)).earlier_than(current, limit=5)
 
     assert [bundle.bundle_id for bundle in earlier] == [
         "v0005-lstm@d2",
@@ -223,7 +224,7 @@ def test_the_shelf_passes_over_a_corrupt_bundle(store: Path) -> None:
     add_bundle(store, make_bundle("v0001-lstm", "d1", as_of="2024-02-20"))
     (store / "bundles" / "v0001-lstm@d1" / "bundle.json").write_text('{"cut": ')
     add_bundle(store, make_bundle("v0003-lstm", "d0", as_of="2024-02-10"))
-    shelf = BundleShelf(store)
+    shelf = BundleShelf(RegistryReader(store))
     assert [b.bundle_id for b in shelf.earlier_than(current)] == ["v0003-lstm@d0"]
     assert [b.bundle_id for b in shelf.earlier_than(current)] == ["v0003-lstm@d0"]
 

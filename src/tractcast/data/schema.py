@@ -48,8 +48,11 @@ _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
 class TractLike(Protocol):
-    id: str
-    name: str
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
 
 
 class TractLayer(Protocol):
@@ -314,7 +317,8 @@ def header_dates(frame: pd.DataFrame) -> tuple[list[str], str, list[pd.Timestamp
 def header_tracts(frame: pd.DataFrame, layer: TractLayer) -> tuple[str, list[str]]:
     """The layer property most column headers match, and those headers."""
     keys = [normalise_key(column) for column in frame.columns]
-    best, matched = "", []
+    best = ""
+    matched: list[str] = []
     for prop, key_map in layer_key_maps(layer).items():
         hits = [c for c, k in zip(frame.columns, keys, strict=True) if k in key_map]
         if len(hits) > len(matched):

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from tractcast.data.ingest import IngestResult
-
 SERIES_COLUMNS = ("date", "tract_id", "new_cases", "total_cases", "imputed")
 SERIES_FILE = "series.parquet"
 REPORT_FILE = "report.json"
+
+
+class SeriesRelease(Protocol):
+    """An ingested release as write_series needs it (tractcast.data.ingest.IngestResult is one)."""
+
+    @property
+    def series(self) -> pd.DataFrame: ...
+
+    @property
+    def report(self) -> dict[str, Any]: ...
+
+    @property
+    def data_version(self) -> str: ...
 
 
 def observation_matrix(
@@ -271,7 +281,7 @@ def series_matrix(
     return [str(t) for t in wide.index], pd.DatetimeIndex(wide.columns), wide.to_numpy(dtype=float)
 
 
-def write_series(result: IngestResult, out_dir: str | Path) -> tuple[Path, Path]:
+def write_series(result: SeriesRelease, out_dir: str | Path) -> tuple[Path, Path]:
     """Write series.parquet and report.json into out_dir; return both paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

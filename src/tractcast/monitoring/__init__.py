@@ -1,1 +1,2 @@
-"""Watching the champion: input drift, live error against actuals, and what triggers a retrain."""
+"""Watching the champion: input drift and live error against actuals (what the checks in
+tractcast.workflows.checks act on)."""

@@ -1,6 +1,6 @@
 """Live error: what bundles forecast, against the actuals that arrived since.
 
-Every bundle (`bundles/<version>@<data_version>/`) holds each tract's forecast for the 14 days
+Every bundle (`<version>@<data_version>`) holds each tract's forecast for the 14 days
 after its `as_of`. Once newer data holds those days, each forecast point is scored against the
 observed daily new cases (imputed days are never scored), pooling horizons 1-14 the way the
 backtest does, so a live WAPE compares with the validation WAPE in the version's metrics.
@@ -12,7 +12,6 @@ it needs no stored model, and a point enters only when both forecasts can be sco
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tractcast.errors import TractcastError
-from tractcast.registry.store import LocalModelStore, check_bundle_id
+from tractcast.registry.store import RegistryReader
 from tractcast.serving.bundle import Bundle
 
 POINT_KEY = ["as_of", "tract_id", "date"]
@@ -97,7 +96,7 @@ def scored_points(bundles: Iterable[Bundle], actuals: pd.Series) -> pd.DataFrame
 
 def last_days(points: pd.DataFrame, days: int) -> pd.DataFrame:
     """The points whose day is among the `days` most recent days that have any point."""
-    dates = np.sort(points["date"].unique())[-days:] if days > 0 else []
+    dates = np.sort(points["date"].unique())[-days:] if days > 0 else np.empty(0)
     return points[points["date"].isin(dates)]
 
 
@@ -239,13 +238,13 @@ _NO_SERIES = pd.DataFrame({"tract_id": [], "date": [], "new_cases": [], "imputed
 _SKILL_MEMO: dict[tuple[str, ...], LiveSkill] = {}
 
 
-def served_live_skill(store: LocalModelStore, version: str, days: int) -> LiveSkill:
+def served_live_skill(store: RegistryReader, version: str, days: int) -> LiveSkill:
     """The serving version's live skill, with the newest bundle's histories as the actuals.
 
     Remembered per set of bundles, so a scrape or a request after the first reads no bundle.
     """
     current = store.current_bundle_id()
-    key = (version, str(days), str(current), *sorted(_bundle_names(store, version)))
+    key = (version, str(days), str(current), *sorted(store.bundle_ids(version)))
     if key not in _SKILL_MEMO:
         bundles = version_bundles(store, version)
         newest = store.bundle(current) if current else (bundles[-1] if bundles else None)
@@ -256,24 +255,12 @@ def served_live_skill(store: LocalModelStore, version: str, days: int) -> LiveSk
     return _SKILL_MEMO[key]
 
 
-def _bundle_names(store: LocalModelStore, version: str) -> list[str]:
-    root = store.root / "bundles"
-    if not root.is_dir():
-        return []
-    return [entry.name for entry in os.scandir(root) if entry.name.startswith(f"{version}@")]
-
-
-def version_bundles(store: LocalModelStore, version: str) -> list[Bundle]:
+def version_bundles(store: RegistryReader, version: str) -> list[Bundle]:
     """Every readable bundle a version made, oldest `as_of` first (a broken one is skipped)."""
-    root = store.root / "bundles"
-    if not root.is_dir():
-        return []
     bundles = []
-    for entry in os.scandir(root):
-        if not entry.name.startswith(f"{version}@") or not entry.is_dir():
-            continue
+    for bundle_id in store.bundle_ids(version):
         try:
-            bundles.append(store.bundle(check_bundle_id(entry.name)))
+            bundles.append(store.bundle(bundle_id))
         except TractcastError:  # a corrupt bundle has no forecast to score
             continue
     return sorted(bundles, key=lambda bundle: (bundle.as_of, bundle.bundle_id))

@@ -25,7 +25,6 @@ from tractcast.settings import Settings
 
 if TYPE_CHECKING:
     from tractcast.data.watch import DataWatcher
-    from tractcast.monitoring.live_error import Comparison
 
 
 def open_stores(settings: Settings) -> tuple[LocalModelStore, SqlMetadataStore]:
@@ -116,38 +115,6 @@ def rollback_version(
     elif to_version == current:
         raise Conflict(f"{to_version} is already serving")
     return _make_champion(store, metadata, to_version, "rolled_back", reason, trigger)
-
-
-def rollback_if_degraded(
-    store: LocalModelStore,
-    metadata: SqlMetadataStore,
-    comparison: Comparison,
-    *,
-    margin: float,
-    days: int,
-) -> Event | None:
-    """Roll back a just-promoted champion whose live error exceeds its predecessor's.
-
-    Only a champion that serves because it was promoted (not rolled back to) is judged, on
-    `days` days of forecasts both versions made; its MAE must exceed the predecessor's by more
-    than `margin` (a fraction). Returns the rollback event, or None when the champion stays.
-    """
-    champion = serving_version(store)
-    latest = metadata.list_events(limit=1, kinds=CHAMPION_KINDS)
-    if champion != comparison.champion or not latest or latest[0].kind != "promoted":
-        return None
-    mine, theirs = comparison.champion_mae, comparison.predecessor_mae
-    if comparison.days < days or mine is None or theirs is None or mine <= (1 + margin) * theirs:
-        return None
-    reason = (
-        f"live error {mine:.4g} exceeded predecessor {comparison.predecessor}'s {theirs:.4g} "
-        f"by more than {margin:.0%} over {comparison.days} days "
-        f"({comparison.start} to {comparison.end}; MAE of daily new cases on the same "
-        f"{comparison.points} forecasts)"
-    )
-    return rollback_version(
-        store, metadata, comparison.predecessor, reason=reason, trigger="live_error"
-    )
 
 
 def previous_champion(history: Sequence[Event], current: str | None) -> str | None:

@@ -4,65 +4,38 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    CheckConstraint,
-    Column,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    insert,
-    select,
-    text,
-)
+from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from tractcast.errors import InvalidInput, NotFound, Unavailable
 from tractcast.registry.migrations import upgrade_schema
 from tractcast.registry.store import ModelVersion
-
-MODEL_EVENT_KINDS = ("registered", "promoted", "rejected", "rolled_back")
-# events about data releases: their `version` is the data version
-DATA_EVENT_KINDS = ("data_held", "data_accepted", "data_refused", "feed_stale")
-EVENT_KINDS = MODEL_EVENT_KINDS + DATA_EVENT_KINDS
-CHAMPION_KINDS = ("promoted", "rolled_back")
-
-SCHEMA = MetaData()  # the models; migrations/ creates and evolves them
-
-versions_table = Table(
-    "versions",
+from tractcast.registry.tables import (
+    CHAMPION_KINDS,
+    DATA_EVENT_KINDS,
+    EVENT_KINDS,
+    MODEL_EVENT_KINDS,
     SCHEMA,
-    Column("version", String(64), primary_key=True),
-    Column("family", String(64), nullable=False),
-    Column("created_at", String(40), nullable=False),
-    Column("data_version", String(160), nullable=False, default=""),
-    Column("metrics", JSON, nullable=False),
-    Column("manifest", JSON, nullable=False),
+    events_table,
+    versions_table,
 )
 
-events_table = Table(
-    "events",
-    SCHEMA,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", String(40), nullable=False),
-    Column("kind", String(20), nullable=False),
-    Column("version", String(64), nullable=False, index=True),
-    Column("from_version", String(64), nullable=True),
-    Column("reason", Text, nullable=False, default=""),
-    Column("trigger", String(40), nullable=False, default="manual"),
-    CheckConstraint(
-        "kind IN ({})".format(", ".join(f"'{k}'" for k in EVENT_KINDS)), name="event_kind"
-    ),
-)
+__all__ = [
+    "CHAMPION_KINDS",
+    "DATA_EVENT_KINDS",
+    "EVENT_KINDS",
+    "MODEL_EVENT_KINDS",
+    "SCHEMA",
+    "Event",
+    "SqlMetadataStore",
+    "metadata_store_from_url",
+]
 
 
 @dataclass(frozen=True)
@@ -139,18 +112,22 @@ class SqlMetadataStore:
         """Append one lifecycle event and return it."""
         if kind not in EVENT_KINDS:
             raise InvalidInput(f"unknown event kind {kind!r}, expected one of {EVENT_KINDS}")
-        values = {
-            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "kind": kind,
-            "version": version,
-            "from_version": from_version,
-            "reason": reason,
-            "trigger": trigger,
-        }
+        event = Event(
+            id=0,  # the database numbers it
+            at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            kind=kind,
+            version=version,
+            from_version=from_version,
+            reason=reason,
+            trigger=trigger,
+        )
+        values = {key: value for key, value in event.to_dict().items() if key != "id"}
         with self._tables().begin() as conn:
             result = conn.execute(insert(events_table).values(**values))
-            event_id = int(result.inserted_primary_key[0])
-        return Event(id=event_id, **values)
+            key = result.inserted_primary_key
+        if key is None:  # never for a one-row insert
+            raise Unavailable("the metadata database numbered no event")
+        return replace(event, id=int(key[0]))
 
     def list_events(
         self, limit: int | None = 100, kinds: Iterable[str] | None = None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +22,10 @@ from typing import Any
 
 from tractcast.errors import InvalidInput, Unavailable
 from tractcast.registry.store import (
-    TMP_PREFIX,
-    LocalModelStore,
+    RegistryReader,
     check_bundle_id,
     check_version,
+    version_number,
     version_of_bundle,
 )
 from tractcast.settings import Settings
@@ -47,7 +46,7 @@ class MirrorReport:
 
 
 class S3ArtifactMirror:
-    """Mirrors a LocalModelStore's versions, bundles and `current` into one S3 bucket."""
+    """Mirrors a model store's versions, bundles and `current` into one S3 bucket."""
 
     def __init__(
         self,
@@ -63,7 +62,7 @@ class S3ArtifactMirror:
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self._client = client if client is not None else _client(endpoint_url)
 
-    def sync(self, store: LocalModelStore) -> MirrorReport:
+    def sync(self, store: RegistryReader) -> MirrorReport:
         """Upload every version and bundle not yet complete in S3, then the `current` pointer."""
         complete = self._complete_dirs()
         report = MirrorReport()
@@ -72,9 +71,9 @@ class S3ArtifactMirror:
                 assert version.path is not None
                 self._upload_dir(version.path, f"versions/{version.version}")
                 report.versions.append(version.version)
-        for bundle_id in _bundle_ids(store.root):
+        for bundle_id in sorted(store.bundle_ids()):
             if f"bundles/{bundle_id}" not in complete:
-                self._upload_dir(store.root / "bundles" / bundle_id, f"bundles/{bundle_id}")
+                self._upload_dir(store.bundle_path(bundle_id), f"bundles/{bundle_id}")
                 report.bundles.append(bundle_id)
         current = store.current_bundle_id()
         if current is not None and current != self.current_bundle_id():
@@ -105,7 +104,7 @@ class S3ArtifactMirror:
     def mirrored_versions(self) -> list[str]:
         """Versions complete in S3, oldest first."""
         names = [d.split("/", 1)[1] for d in self._complete_dirs() if d.startswith("versions/")]
-        return sorted(names, key=lambda name: int(check_version(name)[1 : name.index("-")]))
+        return sorted(names, key=version_number)
 
     def download_version(self, version: str, target: Path) -> Path:
         """Copy a complete version from S3 into target/<version>; returns that directory."""
@@ -168,7 +167,7 @@ def mirror_from_settings(settings: Settings) -> S3ArtifactMirror | None:
     return S3ArtifactMirror(settings.s3_bucket, settings.s3_endpoint_url)
 
 
-def mirror_store(settings: Settings, store: LocalModelStore) -> MirrorReport | None:
+def mirror_store(settings: Settings, store: RegistryReader) -> MirrorReport | None:
     """Sync the store to the configured mirror; an S3 outage is logged, never raised.
 
     Whatever an outage left out is uploaded by the next sync, since only complete directories
@@ -204,17 +203,3 @@ def _client(endpoint_url: str | None) -> Any:
         retries={"max_attempts": 3, "mode": "standard"},
     )
     return boto3.client("s3", endpoint_url=endpoint_url, config=config)
-
-
-def _bundle_ids(root: Path) -> list[str]:
-    bundles = Path(root) / "bundles"
-    if not bundles.is_dir():
-        return []
-    names = []
-    for entry in os.scandir(bundles):
-        if entry.is_dir() and not entry.name.startswith(TMP_PREFIX):
-            try:
-                names.append(check_bundle_id(entry.name))
-            except InvalidInput:
-                continue
-    return sorted(names)

@@ -1,10 +1,14 @@
-"""Model versions on disk and the `current` label.
+"""Model versions on disk and the `current` label: the only code that knows the store's layout.
 
 Layout under the store root:
     versions/<version>/      immutable: model files, metrics.json, manifest.json
     bundles/<bundle_id>/     immutable: bundle.json + bundle.sha256
                              (bundle_id = "<version>@<data_version>")
     current -> bundles/<bundle_id>   relative symlink, swapped atomically (temp link + os.replace)
+    .tmp-*                           what a writer has not renamed into place yet (in each folder)
+
+RegistryReader reads that layout (what the API, the dashboard, live-error scoring and the S3
+mirror need); LocalModelStore also writes it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import re
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +41,9 @@ _FAMILY = re.compile(FAMILY_PATTERN)
 _DATA_VERSION = re.compile(DATA_VERSION_PATTERN)
 TMP_PREFIX = ".tmp-"
 CURRENT = "current"
+VERSIONS_DIR = "versions"
+BUNDLES_DIR = "bundles"
+ABANDONED_AFTER = 60.0  # seconds; a store write takes far less, so an older temp entry is orphaned
 
 
 @dataclass(frozen=True)
@@ -69,15 +77,115 @@ def version_of_bundle(bundle_id: str) -> str:
     return check_bundle_id(bundle_id).partition("@")[0]
 
 
-class LocalModelStore:
-    """Versions and bundles in a local directory."""
+def version_number(version: str) -> int:
+    """The sequence number of a version id: 3 for "v0003-lstm"."""
+    return _number(check_version(version))
 
-    def __init__(self, root: Path) -> None:
+
+class RegistryReader:
+    """A read-only view of a model store: versions, bundles and what `current` points at."""
+
+    def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
-        self._versions = self.root / "versions"
-        self._bundles = self.root / "bundles"
+        self._versions = self.root / VERSIONS_DIR
+        self._bundles = self.root / BUNDLES_DIR
         self._cached: Bundle | None = None
         self._cache_lock = threading.Lock()
+
+    def list_versions(self) -> list[ModelVersion]:
+        """Every version, oldest first."""
+        return [self._read_version(name) for name in self._version_names()]
+
+    def get_version(self, version: str) -> ModelVersion:
+        """The version, or NotFound; a malformed id raises InvalidInput."""
+        check_version(version)
+        if not (self._versions / version / "manifest.json").is_file():
+            raise NotFound(f"no model version {version}")
+        return self._read_version(version)
+
+    def latest_bundle_for(self, version: str) -> str | None:
+        """The newest bundle made by the version, or None."""
+        found = self.bundle_ids(version)
+        return found[0] if found else None
+
+    def current_bundle_id(self) -> str | None:
+        """The bundle `current` points at, or None before the first promotion."""
+        try:
+            target = os.readlink(self.root / CURRENT)
+        except FileNotFoundError:
+            return None
+        return Path(target).name
+
+    def bundle(self, bundle_id: str) -> Bundle:
+        """The verified bundle; the last one read stays cached (bundles are immutable)."""
+        check_bundle_id(bundle_id)
+        with self._cache_lock:
+            cached = self._cached
+        if cached is not None and cached.bundle_id == bundle_id:
+            return cached
+        return self._load(bundle_id)
+
+    def is_readable(self) -> bool:
+        """Whether the store root exists and can be listed."""
+        return self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)
+
+    def bundle_ids(self, version: str | None = None) -> list[str]:
+        """The stored bundles (of one version, if given), newest first; temp dirs left out."""
+        prefix = f"{check_version(version)}@" if version is not None else ""
+        found = []
+        try:
+            entries = list(os.scandir(self._bundles))
+        except OSError:
+            return []  # no bundles directory (yet), or one being replaced
+        for entry in entries:
+            if not entry.name.startswith(prefix) or entry.name.startswith(TMP_PREFIX):
+                continue
+            try:
+                if entry.is_dir():
+                    found.append((entry.stat().st_mtime_ns, check_bundle_id(entry.name)))
+            except (OSError, InvalidInput):
+                continue  # removed meanwhile, or not a bundle
+        return [name for _, name in sorted(found, reverse=True)]
+
+    def bundle_path(self, bundle_id: str) -> Path:
+        """Where a bundle's files lie (for loaders and the mirror); the id is checked."""
+        return self._bundles / check_bundle_id(bundle_id)
+
+    def _load(self, bundle_id: str) -> Bundle:
+        check_bundle_id(bundle_id)
+        path = self._bundles / bundle_id
+        if not path.is_dir():
+            raise NotFound(f"no bundle {bundle_id}")
+        loaded = load_bundle(path)
+        if loaded.bundle_id != bundle_id:
+            raise Unavailable(f"bundle {bundle_id} is corrupt: it holds {loaded.bundle_id}")
+        with self._cache_lock:
+            self._cached = loaded
+        return loaded
+
+    def _version_names(self) -> list[str]:
+        if not self._versions.is_dir():
+            return []
+        names = [entry.name for entry in os.scandir(self._versions) if _VERSION.match(entry.name)]
+        return sorted(names, key=_number)
+
+    def _read_version(self, version: str) -> ModelVersion:
+        path = self._versions / version
+        manifest = json.loads((path / "manifest.json").read_text())
+        metrics = json.loads((path / "metrics.json").read_text())
+        return ModelVersion(
+            version=version,
+            family=manifest["family"],
+            created_at=manifest["created_at"],
+            data_version=manifest.get("data_version", ""),
+            metrics=metrics,
+            manifest=manifest,
+            path=path,
+        )
+
+
+class LocalModelStore(RegistryReader):
+    """Versions and bundles in a local directory."""
 
     def create_version(
         self,
@@ -115,17 +223,6 @@ class LocalModelStore:
             raise
         return self.get_version(version)
 
-    def list_versions(self) -> list[ModelVersion]:
-        """Every version, oldest first."""
-        return [self._read_version(name) for name in self._version_names()]
-
-    def get_version(self, version: str) -> ModelVersion:
-        """The version, or NotFound; a malformed id raises InvalidInput."""
-        check_version(version)
-        if not (self._versions / version / "manifest.json").is_file():
-            raise NotFound(f"no model version {version}")
-        return self._read_version(version)
-
     def add_bundle(self, bundle: Bundle) -> str:
         """Store a serving bundle (write then rename); returns its bundle_id."""
         bundle_id = check_bundle_id(bundle.bundle_id)
@@ -149,24 +246,11 @@ class LocalModelStore:
         _fsync_dir(self._bundles)
         return bundle_id
 
-    def latest_bundle_for(self, version: str) -> str | None:
-        """The newest bundle made by the version, or None."""
-        check_version(version)
-        if not self._bundles.is_dir():
-            return None
-        prefix = f"{version}@"
-        found = [
-            (entry.stat().st_mtime_ns, entry.name)
-            for entry in os.scandir(self._bundles)
-            if entry.name.startswith(prefix) and entry.is_dir()
-        ]
-        return max(found)[1] if found else None
-
     def set_current(self, bundle_id: str) -> None:
         """Point `current` at a bundle that loads and passes its checks; atomic."""
         self._load(bundle_id)  # raises Unavailable for a broken bundle, before anything moves
         tmp = self.root / f"{TMP_PREFIX}current-{secrets.token_hex(8)}"
-        os.symlink(os.path.join("bundles", bundle_id), tmp)
+        os.symlink(os.path.join(BUNDLES_DIR, bundle_id), tmp)
         try:
             os.replace(tmp, self.root / CURRENT)
         except BaseException:
@@ -174,38 +258,25 @@ class LocalModelStore:
             raise
         _fsync_dir(self.root)
 
-    def current_bundle_id(self) -> str | None:
-        """The bundle `current` points at, or None before the first promotion."""
-        try:
-            target = os.readlink(self.root / CURRENT)
-        except FileNotFoundError:
-            return None
-        return Path(target).name
-
-    def bundle(self, bundle_id: str) -> Bundle:
-        """The verified bundle; the last one read stays cached (bundles are immutable)."""
-        check_bundle_id(bundle_id)
-        with self._cache_lock:
-            cached = self._cached
-        if cached is not None and cached.bundle_id == bundle_id:
-            return cached
-        return self._load(bundle_id)
-
-    def is_readable(self) -> bool:
-        """Whether the store root exists and can be listed."""
-        return self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)
-
-    def _load(self, bundle_id: str) -> Bundle:
-        check_bundle_id(bundle_id)
-        path = self._bundles / bundle_id
-        if not path.is_dir():
-            raise NotFound(f"no bundle {bundle_id}")
-        loaded = load_bundle(path)
-        if loaded.bundle_id != bundle_id:
-            raise Unavailable(f"bundle {bundle_id} is corrupt: it holds {loaded.bundle_id}")
-        with self._cache_lock:
-            self._cached = loaded
-        return loaded
+    def sweep_abandoned(self, older_than: float = ABANDONED_AFTER) -> list[str]:
+        """Remove what a killed writer left behind (never visible): temp dirs in versions/ and
+        bundles/, temp links beside `current`; returns their paths relative to the root."""
+        removed = []
+        now = time.time()
+        for folder in (self.root, self._versions, self._bundles):
+            if not folder.is_dir():
+                continue
+            for entry in os.scandir(folder):
+                if not entry.name.startswith(TMP_PREFIX):
+                    continue
+                if now - entry.stat(follow_symlinks=False).st_mtime <= older_than:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    Path(entry.path).unlink(missing_ok=True)
+                removed.append(os.path.relpath(entry.path, self.root))
+        return removed
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
@@ -217,29 +288,9 @@ class LocalModelStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _version_names(self) -> list[str]:
-        if not self._versions.is_dir():
-            return []
-        names = [entry.name for entry in os.scandir(self._versions) if _VERSION.match(entry.name)]
-        return sorted(names, key=_number)
-
     def _next_number(self) -> int:
         names = self._version_names()
         return _number(names[-1]) + 1 if names else 1
-
-    def _read_version(self, version: str) -> ModelVersion:
-        path = self._versions / version
-        manifest = json.loads((path / "manifest.json").read_text())
-        metrics = json.loads((path / "metrics.json").read_text())
-        return ModelVersion(
-            version=version,
-            family=manifest["family"],
-            created_at=manifest["created_at"],
-            data_version=manifest.get("data_version", ""),
-            metrics=metrics,
-            manifest=manifest,
-            path=path,
-        )
 
 
 def _number(version: str) -> int:

@@ -1,14 +1,14 @@
 """What the dashboard draws: a summary of every tract, and one tract's history and forecasts.
 
-Pure functions over bundles, plus BundleShelf, which finds and keeps the store's other bundles
-so a chart can set earlier forecasts against what happened since.
+Pure functions over bundles, plus BundleShelf, which keeps the store's other bundles (found
+through the registry's read-only view) so a chart can set earlier forecasts against what
+happened since.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -18,11 +18,11 @@ from typing import Any
 
 from tractcast.errors import NotFound, Unavailable
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, load_bundle
+from tractcast.serving.holder import BundleSource
 from tractcast.validation import shown
 
 log = logging.getLogger(__name__)
 
-BUNDLES_DIR = "bundles"
 WEEK = 7
 EARLIER_LIMIT = 3  # earlier forecasts drawn on a tract's chart
 SCANNED_BUNDLES = 12  # newest bundle directories looked at for them
@@ -126,13 +126,13 @@ class BundleShelf:
 
     def __init__(
         self,
-        store_root: Path | str,
+        source: BundleSource,
         *,
         loader: Callable[[Path], Bundle] = load_bundle,
         scanned: int = SCANNED_BUNDLES,
         kept: int = KEPT_BUNDLES,
     ) -> None:
-        self.root = Path(store_root) / BUNDLES_DIR
+        self.source = source
         self._load = loader
         self._scanned = scanned
         self._kept = kept
@@ -163,14 +163,10 @@ class BundleShelf:
 
     def _newest_names(self, exclude: str) -> list[str]:
         try:
-            entries = [
-                (entry.stat().st_mtime_ns, entry.name)
-                for entry in os.scandir(self.root)
-                if entry.is_dir() and not entry.name.startswith(".") and entry.name != exclude
-            ]
+            names = [name for name in self.source.bundle_ids() if name != exclude]
         except OSError:
             return []  # no bundles directory (yet), or one being replaced
-        return [name for _, name in sorted(entries, reverse=True)[: self._scanned]]
+        return names[: self._scanned]
 
     def _bundle(self, name: str) -> Bundle | None:
         with self._lock:
@@ -181,7 +177,7 @@ class BundleShelf:
             if name in self._failed:
                 return None
         try:
-            bundle = self._load(self.root / name)
+            bundle = self._load(self.source.bundle_path(name))
         except (Unavailable, OSError):
             log.warning("bundle %s failed to load; not drawn as an earlier forecast", name)
             with self._lock:

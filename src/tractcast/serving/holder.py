@@ -1,29 +1,45 @@
 """The serving bundle an API process answers from, following the store's `current` link.
 
 A new bundle is loaded completely before it replaces the old one, and a bundle that fails to
-load never replaces anything: requests keep being answered from the last good bundle.
+load never replaces anything: requests keep being answered from the last good bundle. Where
+bundles lie is the registry's business: the holder reads them through a BundleSource
+(tractcast.registry.RegistryReader is one).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
-from tractcast.errors import InvalidInput, NotFound, Unavailable
+from tractcast.errors import InvalidInput, NotFound, TractcastError, Unavailable
 from tractcast.serving.bundle import Bundle, load_bundle
 from tractcast.validation import shown
 
 log = logging.getLogger(__name__)
 
-CURRENT_LINK = "current"
-BUNDLES_DIR = "bundles"
 _SAFE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class BundleSource(Protocol):
+    """Where serving bundles are found: the registry's read-only view of the store."""
+
+    def current_bundle_id(self) -> str | None:
+        """The bundle `current` points at, or None."""
+        ...
+
+    def bundle_ids(self, version: str | None = None) -> list[str]:
+        """The stored bundles (of one version, if given), newest first."""
+        ...
+
+    def bundle_path(self, bundle_id: str) -> Path:
+        """Where a bundle's files lie, for a loader."""
+        ...
 
 
 class BundleHolder:
@@ -31,14 +47,14 @@ class BundleHolder:
 
     def __init__(
         self,
-        store_root: Path | str,
+        source: BundleSource,
         check_interval: float = 0.5,
         *,
         loader: Callable[[Path], Bundle] = load_bundle,
         clock: Callable[[], float] = time.monotonic,
         cached_versions: int = 4,
     ) -> None:
-        self.store_root = Path(store_root)
+        self.source = source
         self.check_interval = check_interval
         self._load = loader
         self._clock = clock
@@ -46,8 +62,8 @@ class BundleHolder:
         self._lock = threading.Lock()  # guards the fields below
         self._refresh_lock = threading.Lock()  # one loader at a time; readers never wait on it
         self._bundle: Bundle | None = None
-        self._target: str | None = None  # link target of the bundle being served
-        self._failed_target: str | None = None  # link target that failed to load
+        self._target: str | None = None  # id of the bundle being served
+        self._failed_target: str | None = None  # bundle id that failed to load
         self._next_check = float("-inf")
         self._by_version: OrderedDict[str, Bundle] = OrderedDict()  # bundle_id -> bundle
 
@@ -74,19 +90,19 @@ class BundleHolder:
         current = self.loaded()
         if current is not None and current.model_version == version:
             return current
-        for directory in self._bundle_dirs_of(version):
+        for bundle_id in self._bundle_ids_of(version):
             with self._lock:
-                cached = self._by_version.get(directory.name)
+                cached = self._by_version.get(bundle_id)
                 if cached is not None:
-                    self._by_version.move_to_end(directory.name)
+                    self._by_version.move_to_end(bundle_id)
                     return cached
             try:
-                bundle = self._load(directory)
+                bundle = self._load(self.source.bundle_path(bundle_id))
             except Unavailable:
-                log.warning("bundle %s failed to load; trying an older one", directory.name)
+                log.warning("bundle %s failed to load; trying an older one", bundle_id)
                 continue
             with self._lock:
-                self._by_version[directory.name] = bundle
+                self._by_version[bundle_id] = bundle
                 while len(self._by_version) > self._cached_versions:
                     self._by_version.popitem(last=False)
             return bundle
@@ -109,7 +125,7 @@ class BundleHolder:
 
     def _switch_to(self, target: str) -> None:
         try:
-            bundle = self._load(self.store_root / target)
+            bundle = self._load(self.source.bundle_path(target))
         except Exception:
             # Keep serving the old bundle; retry only when the link moves again.
             log.exception("serving bundle %s failed to load; keeping %s", target, self._target)
@@ -121,19 +137,13 @@ class BundleHolder:
 
     def _read_link(self) -> str | None:
         try:
-            return os.readlink(self.store_root / CURRENT_LINK)
-        except OSError:
+            return self.source.current_bundle_id()
+        except (OSError, TractcastError):  # a link being replaced, or not a bundle's
             return None
 
-    def _bundle_dirs_of(self, version: str) -> list[Path]:
-        """Bundle directories of one model version, newest first."""
-        root = self.store_root / BUNDLES_DIR
-        dirs = [path for path in root.glob(f"{version}@*") if path.is_dir()]
-        return sorted(dirs, key=_mtime, reverse=True)
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return float("-inf")
+    def _bundle_ids_of(self, version: str) -> list[str]:
+        """Bundle ids of one model version, newest first."""
+        try:
+            return self.source.bundle_ids(version)
+        except InvalidInput:  # safe to read, but not shaped like a version id: none stored
+            return []

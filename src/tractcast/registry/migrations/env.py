@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from tractcast.registry.metadata import SCHEMA
 from tractcast.registry.migrations import VERSION_TABLE
+from tractcast.registry.tables import SCHEMA
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -8,13 +8,13 @@ import pytest
 
 from tractcast.monitoring.drift import DriftCheck
 from tractcast.monitoring.live_error import LiveError
-from tractcast.monitoring.triggers import Signals, decide_triggers, read_checks, run_checks
 from tractcast.registry.lifecycle import (
     open_stores,
     promote_version,
     rollback_version,
     serving_version,
 )
+from tractcast.workflows.checks import Signals, decide_triggers, read_checks, run_checks
 
 from .conftest import MakeVersion, Portal, Retrains, weekly_mean
 

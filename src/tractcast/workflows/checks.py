@@ -31,24 +31,16 @@ from tractcast.data.watch import DataWatcher, Release, watcher_for
 from tractcast.errors import DataRejected, TractcastError
 from tractcast.monitoring.drift import DriftCheck, check_drift
 from tractcast.monitoring.live_error import (
-    Comparison,
     LiveError,
-    compare_on_same_points,
     live_error,
     observed_actuals,
     scored_points,
     version_bundles,
 )
-from tractcast.registry.lifecycle import (
-    open_stores,
-    previous_champion,
-    record_data_events,
-    rollback_if_degraded,
-    serving_version,
-)
-from tractcast.registry.metadata import CHAMPION_KINDS, SqlMetadataStore
-from tractcast.registry.store import LocalModelStore
+from tractcast.registry.registry import Registry
 from tractcast.settings import Settings
+from tractcast.workflows.retrain import git_commit, series_arrays
+from tractcast.workflows.rollback import check_rollback
 
 if TYPE_CHECKING:
     from tractcast.data.ingest import IngestResult
@@ -129,18 +121,17 @@ def run_checks(
     `now` is when the check runs (the scheduler's clock). Returns what was found and done,
     as appended to the check log.
     """
-    store, metadata = open_stores(settings)
+    registry = Registry.open(settings)
     try:
-        with _locked(store):
-            return _check(settings, store, metadata, now, enqueue, scheduled)
+        with _locked(registry):
+            return _check(settings, registry, now, enqueue, scheduled)
     finally:
-        metadata.close()
+        registry.close()
 
 
 def _check(
     settings: Settings,
-    store: LocalModelStore,
-    metadata: SqlMetadataStore,
+    registry: Registry,
     now: datetime,
     enqueue: Enqueue,
     scheduled: bool,
@@ -149,8 +140,7 @@ def _check(
     report: dict[str, Any] = {"at": now.isoformat(timespec="seconds"), "scheduled": scheduled}
     watcher = watcher_for(settings)
     release, ingested, problems = newest_data(watcher, settings)
-    record_data_events(
-        metadata,
+    registry.record_data_events(
         watcher,
         ingested.report if ingested else None,
         ingested.data_version if ingested else None,
@@ -158,28 +148,28 @@ def _check(
     )
     if problems:
         report["problems"] = problems
-    versions = store.list_versions()
-    champion = serving_version(store)
+    versions = registry.list_versions()
+    champion = registry.serving_version()
     data_version = ingested.data_version if ingested else None
     if data_version is None and release is not None:
         data_version = release.data_version
     trained = data_version is not None and data_version in {v.data_version for v in versions}
     key = {"data_version": data_version, "champion": champion, "trained": trained}
     report.update(key)
-    if not scheduled and trained and _read_state(store).get("last") == key:
-        return _record(store, key, {**report, "unchanged": True, "fired": []})
+    if not scheduled and trained and _read_state(registry).get("last") == key:
+        return _record(registry, key, {**report, "unchanged": True, "fired": []})
     if release is not None and ingested is None:
         ingested = ingest_release(watcher, release, settings)[1]
     if ingested is not None and champion is not None:
-        report["rollback"] = check_rollback(store, metadata, champion, ingested, settings)
-        champion = serving_version(store)
+        report["rollback"] = check_rollback(registry, champion, ingested, settings)
+        champion = registry.serving_version()
         report["champion"] = key["champion"] = champion
     signals = Signals(
         scheduled=scheduled,
         data_version=data_version,
         trained=trained,
         up_to_date=_up_to_date(versions, data_version),
-        **(champion_signals(store, champion, ingested, settings) if ingested else {}),
+        **(champion_signals(registry, champion, ingested, settings) if ingested else {}),
     )
     fired = decide_triggers(
         signals,
@@ -190,7 +180,7 @@ def _check(
     report["fired"] = [asdict(f) for f in fired]
     if fired:
         report["retrain"] = enqueue(settings, fired[0].trigger)
-    return _record(store, key, report)
+    return _record(registry, key, report)
 
 
 def newest_data(
@@ -227,14 +217,12 @@ def ingest_release(
 
 
 def champion_signals(
-    store: LocalModelStore, champion: str | None, ingested: IngestResult, settings: Settings
+    registry: Registry, champion: str | None, ingested: IngestResult, settings: Settings
 ) -> dict[str, Any]:
     """Drift of the newest inputs from the champion's training window, and its live error."""
     if champion is None:
         return {}
-    from tractcast.pipeline import series_arrays
-
-    found = store.get_version(champion)
+    found = registry.get_version(champion)
     arrays = series_arrays(ingested)
     reference = found.manifest.get("drift_reference")
     drift = None
@@ -242,55 +230,15 @@ def champion_signals(
         drift = check_drift(
             reference, arrays.history, arrays.observed, arrays.dates, settings.drift_threshold
         )
-    points = scored_points(version_bundles(store, champion), observed_actuals(ingested.series))
+    points = scored_points(
+        version_bundles(registry.reader, champion), observed_actuals(ingested.series)
+    )
     wape = found.metrics.get("wape")
     return {
         "drift": drift,
         "live": live_error(champion, points, settings.rollback_days),
         "validation_wape": float(wape) if isinstance(wape, int | float) else None,
     }
-
-
-def check_rollback(
-    store: LocalModelStore,
-    metadata: SqlMetadataStore,
-    champion: str,
-    ingested: IngestResult,
-    settings: Settings,
-) -> dict[str, Any] | None:
-    """Compare a just-promoted champion with its predecessor; roll back when it does worse."""
-    history = metadata.list_events(limit=None, kinds=CHAMPION_KINDS)
-    if not history or history[0].kind != "promoted" or history[0].version != champion:
-        return None  # not just promoted (or promoted outside the lifecycle)
-    predecessor = previous_champion(history[::-1], champion)
-    if predecessor is None:
-        return None
-    comparison = compare_versions(store, champion, predecessor, ingested, settings.rollback_days)
-    event = rollback_if_degraded(
-        store,
-        metadata,
-        comparison,
-        margin=settings.rollback_margin,
-        days=settings.rollback_days,
-    )
-    return {**comparison.to_dict(), "rolled_back": event.to_dict() if event else None}
-
-
-def compare_versions(
-    store: LocalModelStore, champion: str, predecessor: str, ingested: IngestResult, days: int
-) -> Comparison:
-    """Champion and predecessor on the forecasts both made since the champion's first bundle."""
-    actuals = observed_actuals(ingested.series)
-    mine = version_bundles(store, champion)
-    since = mine[0].as_of if mine else ""
-    theirs = [bundle for bundle in version_bundles(store, predecessor) if bundle.as_of >= since]
-    return compare_on_same_points(
-        champion,
-        scored_points(mine, actuals),
-        predecessor,
-        scored_points(theirs, actuals),
-        days,
-    )
 
 
 def read_checks(settings: Settings, limit: int | None = 100) -> list[dict[str, Any]]:
@@ -306,8 +254,6 @@ def read_checks(settings: Settings, limit: int | None = 100) -> list[dict[str, A
 def _up_to_date(versions: list[Any], data_version: str | None) -> bool:
     if not versions or data_version is None:
         return False
-    from tractcast.pipeline import git_commit
-
     newest = versions[-1]
     return newest.data_version == data_version and newest.manifest.get("git_commit") == git_commit()
 
@@ -321,9 +267,9 @@ def _signals_report(signals: Signals) -> dict[str, Any]:
     }
 
 
-def _record(store: LocalModelStore, key: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+def _record(registry: Registry, key: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
     """Append the check to the log and remember what it saw (both atomic enough to crash)."""
-    directory = store.root / MONITORING_DIR
+    directory = registry.state_dir(MONITORING_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / LOG_FILE, "a") as log:
         log.write(json.dumps(_plain(report), sort_keys=True) + "\n")
@@ -334,8 +280,8 @@ def _record(store: LocalModelStore, key: dict[str, Any], report: dict[str, Any])
     return report
 
 
-def _read_state(store: LocalModelStore) -> dict[str, Any]:
-    path = store.root / MONITORING_DIR / STATE_FILE
+def _read_state(registry: Registry) -> dict[str, Any]:
+    path = registry.state_dir(MONITORING_DIR) / STATE_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -350,9 +296,9 @@ def _plain(value: Any) -> Any:
 
 
 @contextmanager
-def _locked(store: LocalModelStore) -> Iterator[None]:
+def _locked(registry: Registry) -> Iterator[None]:
     """One check at a time per store (the scheduled retrain and the daily check may overlap)."""
-    directory = store.root / MONITORING_DIR
+    directory = registry.state_dir(MONITORING_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

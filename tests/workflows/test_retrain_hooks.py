@@ -6,15 +6,16 @@ from __future__ import annotations
 from tractcast.data.watch import watcher_for
 from tractcast.evaluation.gate import GateDecision
 from tractcast.models.base import make_forecaster
-from tractcast.pipeline import (
+from tractcast.registry import Registry
+from tractcast.registry.lifecycle import open_stores, promote_version, register_version
+from tractcast.settings import Settings
+from tractcast.workflows.retrain import (
     apply_decision,
     load_inputs,
     run_manifest,
     series_arrays,
     version_bundle,
 )
-from tractcast.registry.lifecycle import open_stores, promote_version, register_version
-from tractcast.settings import Settings
 
 from .conftest import Portal
 
@@ -59,21 +60,20 @@ def test_a_promotion_also_forecasts_with_the_champion_it_replaces(
     settings: Settings, portal: Portal
 ):
     portal.release("2023-03-31")
-    store, metadata = open_stores(settings)
+    registry = Registry.open(settings)
+    store, metadata = registry.store, registry.metadata
     old = fitted_version(settings, "persistence")
     new = fitted_version(settings, "seasonal_naive")
     index, ingested = load_inputs(settings)
     arrays = series_arrays(ingested)
-    store.add_bundle(version_bundle(store, old, arrays, ingested))
+    store.add_bundle(version_bundle(registry, old, arrays, ingested))
     promote_version(store, metadata, old, reason="first")
     portal.release("2023-04-30")
     index, ingested = load_inputs(settings)
     arrays = series_arrays(ingested)
-    store.add_bundle(version_bundle(store, new, arrays, ingested))
+    store.add_bundle(version_bundle(registry, new, arrays, ingested))
 
-    apply_decision(
-        store, metadata, GateDecision(True, new, old, "better"), arrays, ingested, "drift"
-    )
+    apply_decision(registry, GateDecision(True, new, old, "better"), arrays, ingested, "drift")
 
     assert store.current_bundle_id() == f"{new}@{ingested.data_version}"
     assert store.latest_bundle_for(old) == f"{old}@{ingested.data_version}"  # same data as new

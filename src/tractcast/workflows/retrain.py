@@ -56,19 +56,8 @@ from tractcast.models.base import (
 )
 from tractcast.monitoring.drift import reference_sample
 from tractcast.registry.integrity import verify_version_files
-from tractcast.registry.lifecycle import (
-    open_stores,
-    promote_version,
-    record_data_events,
-    refresh_serving_bundle,
-    register_version,
-    reject_version,
-    serving_version,
-)
-from tractcast.registry.metadata import SqlMetadataStore
-from tractcast.registry.mirror import mirror_store
-from tractcast.registry.store import LocalModelStore, ModelVersion
-from tractcast.registry.tracking import track_candidates
+from tractcast.registry.registry import Registry
+from tractcast.registry.store import ModelVersion
 from tractcast.serving.build import build_bundle
 from tractcast.serving.bundle import Bundle
 from tractcast.settings import Settings
@@ -227,8 +216,7 @@ def iso_day(dates: pd.DatetimeIndex, index: int) -> str:
 
 
 def register_candidate(
-    store: LocalModelStore,
-    metadata: SqlMetadataStore,
+    registry: Registry,
     prototype: Forecaster,
     arrays: SeriesArrays,
     ingested: IngestResult,
@@ -244,9 +232,7 @@ def register_candidate(
     """
     progress.advance("final fit and bundles", prototype.family)
     forecaster = fit_shared(prototype, arrays.history, warm=warm)
-    version = register_version(
-        store,
-        metadata,
+    version = registry.register(
         forecaster.family,
         forecaster.save,
         metrics=metrics,
@@ -260,7 +246,7 @@ def register_candidate(
         version.version,
         ingested.data_version,
     )
-    store.add_bundle(bundle)
+    registry.add_bundle(bundle)
     return version
 
 
@@ -271,7 +257,7 @@ def model_notes(forecaster: Forecaster) -> dict[str, Any]:
 
 
 def evaluate_champion(
-    store: LocalModelStore,
+    registry: Registry,
     champion: str,
     candidates: dict[str, Forecaster],
     backtest: Backtest,
@@ -279,7 +265,7 @@ def evaluate_champion(
     settings: Settings,
 ) -> tuple[dict[str, Any] | None, str]:
     """The champion's scores on the backtest's origins (None if it cannot be refitted), and how."""
-    found = store.get_version(champion)
+    found = registry.get_version(champion)
     try:
         prototype = forecaster_from_params(
             found.family,
@@ -306,17 +292,17 @@ def evaluate_champion(
 
 
 def refresh_champion(
-    store: LocalModelStore, champion: str, arrays: SeriesArrays, ingested: IngestResult
+    registry: Registry, champion: str, arrays: SeriesArrays, ingested: IngestResult
 ) -> str:
     """Serve the champion's forecast from the newest data (a new bundle, same model)."""
-    return refresh_serving_bundle(store, version_bundle(store, champion, arrays, ingested))
+    return registry.refresh_serving_bundle(version_bundle(registry, champion, arrays, ingested))
 
 
 def version_bundle(
-    store: LocalModelStore, version: str, arrays: SeriesArrays, ingested: IngestResult
+    registry: Registry, version: str, arrays: SeriesArrays, ingested: IngestResult
 ) -> Bundle:
     """A stored version's forecast from the newest data, as a bundle (nothing serves it yet)."""
-    found = store.get_version(version)
+    found = registry.get_version(version)
     assert found.path is not None
     verify_version_files(found)  # a corrupted .h5 is refused here, before Keras reads it
     forecaster = load_forecaster(found.path, found.family)
@@ -336,11 +322,11 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
     started = time.monotonic()
     timings: dict[str, float] = {}
     with retrain_lock(Path(settings.store)):
-        store, metadata = open_stores(settings)
+        registry = Registry.open(settings)
         progress.begin("ingest", 0, settings.data_source or "the demo data")
         index, ingested = load_inputs(settings)
-        record_data_events(
-            metadata, watcher_for(settings), ingested.report, ingested.data_version, trigger
+        registry.record_data_events(
+            watcher_for(settings), ingested.report, ingested.data_version, trigger
         )
         arrays = series_arrays(ingested)
         timings["ingest"] = _lap(started, timings)
@@ -355,24 +341,23 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
             mask=arrays.observed,
         )
         timings["backtest"] = _lap(started, timings)
-        champion = serving_version(store)
+        champion = registry.serving_version()
         progress.begin("gate", 0, f"candidates against champion {champion or '(none yet)'}")
         champion_scores, how = (None, "")
         if champion is not None:
             champion_scores, how = evaluate_champion(
-                store, champion, candidates, backtest, arrays, settings
+                registry, champion, candidates, backtest, arrays, settings
             )
         timings["champion"] = _lap(started, timings)
         chosen = gate(
             candidates, backtest, champion, champion_scores, how, settings,
-            store, ingested.data_version,
+            registry, ingested.data_version,
         )  # fmt: skip
         manifest = run_manifest(index, ingested, arrays, trigger)
         progress.begin("final fit and bundles", len(candidates), "on all the data")
         versions = {
             family: register_candidate(
-                store,
-                metadata,
+                registry,
                 prototype,
                 arrays,
                 ingested,
@@ -390,20 +375,20 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
         decision = GateDecision(
             chosen.promote, versions[chosen.candidate], champion, chosen.reason, chosen.test
         )
-        apply_decision(store, metadata, decision, arrays, ingested, trigger)
+        apply_decision(registry, decision, arrays, ingested, trigger)
         timings["gate"] = _lap(started, timings)
         # MLflow and the S3 mirror log their outages and catch up later; neither fails a run
         promoted = decision.candidate if decision.promote else None
-        track_candidates(settings, store, versions.values(), promoted)
-        mirror_store(settings, store)
+        registry.track(versions.values(), promoted)
+        registry.mirror()
     return RetrainOutcome(
         promoted=decision.candidate if decision.promote else None,
-        champion=serving_version(store),
+        champion=registry.serving_version(),
         candidate=decision.candidate,
         reason=decision.reason,
         versions=versions,
         data_version=ingested.data_version,
-        bundle_id=store.current_bundle_id(),
+        bundle_id=registry.current_bundle_id(),
         origins=[iso_day(arrays.dates, origin) for origin in backtest.origins],
         metrics={family: _headline(backtest.scores[family]) for family in candidates},
         champion_metrics=None if champion_scores is None else _headline(champion_scores),
@@ -463,8 +448,7 @@ def version_metrics(
 
 
 def apply_decision(
-    store: LocalModelStore,
-    metadata: SqlMetadataStore,
+    registry: Registry,
     decision: GateDecision,
     arrays: SeriesArrays,
     ingested: IngestResult,
@@ -472,24 +456,21 @@ def apply_decision(
 ) -> None:
     """Promote the candidate, or record its rejection and serve the champion on the new data."""
     if decision.promote:
-        promote_version(
-            store, metadata, decision.candidate, reason=decision.reason, trigger=trigger
-        )
+        registry.promote(decision.candidate, reason=decision.reason, trigger=trigger)
         if decision.champion is not None:
             # the replaced champion forecasts from the same data too, so both can be scored on
-            # the same days once actuals arrive (automated rollback, tractcast.monitoring)
+            # the same days once actuals arrive (automated rollback, tractcast.workflows.rollback)
             with suppress(TractcastError, OSError, ValueError):
-                store.add_bundle(version_bundle(store, decision.champion, arrays, ingested))
+                registry.add_bundle(version_bundle(registry, decision.champion, arrays, ingested))
         return
-    reject_version(
-        metadata, decision.candidate, champion=decision.champion, reason=decision.reason,
-        trigger=trigger,
-    )  # fmt: skip
+    registry.reject(
+        decision.candidate, champion=decision.champion, reason=decision.reason, trigger=trigger
+    )
     if decision.champion is not None:
         # a champion saved by an older release, or whose files fail their checksums, cannot
         # predict here: it keeps its older bundle
         with suppress(TractcastError, OSError, ValueError):
-            refresh_champion(store, decision.champion, arrays, ingested)
+            refresh_champion(registry, decision.champion, arrays, ingested)
 
 
 def backtest_report(
@@ -540,7 +521,7 @@ def gate(
     champion_scores: dict[str, Any] | None,
     how: str,
     settings: Settings,
-    store: LocalModelStore | None = None,
+    registry: Registry | None = None,
     data_version: str | None = None,
 ) -> GateDecision:
     """The gate's decision on this run's best candidate (named by family; the champion by version).
@@ -560,7 +541,7 @@ def gate(
         level=settings.promotion_level,
         min_effect=settings.promotion_min_effect,
         lags=overlap_lags(backtest.origins, settings.horizon),
-        same_recipe=newer_fit_of_champion(store, champion, candidates[candidate], data_version),
+        same_recipe=newer_fit_of_champion(registry, champion, candidates[candidate], data_version),
     )
     if champion is None:
         return decision
@@ -576,16 +557,16 @@ def gate(
 
 
 def newer_fit_of_champion(
-    store: LocalModelStore | None,
+    registry: Registry | None,
     champion: str | None,
     prototype: Forecaster,
     data_version: str | None,
 ) -> bool:
     """Whether the prototype is the champion's family and hyperparameters, on other data."""
-    if store is None or champion is None or data_version is None:
+    if registry is None or champion is None or data_version is None:
         return False
     try:
-        found = store.get_version(champion)
+        found = registry.get_version(champion)
     except TractcastError:
         return False
     if found.data_version == data_version:

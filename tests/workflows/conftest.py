@@ -12,10 +12,10 @@ import pytest
 from tractcast.data.demo import write_demo_data
 from tractcast.models.base import Forecast
 from tractcast.monitoring.drift import reference_sample
-from tractcast.pipeline import git_commit, load_inputs, series_arrays
 from tractcast.registry.lifecycle import open_stores, register_version
 from tractcast.serving.build import build_bundle
 from tractcast.settings import Settings
+from tractcast.workflows.retrain import git_commit, load_inputs, series_arrays
 
 HORIZON = 14
 

@@ -12,7 +12,15 @@ from tractcast.cli import main
 from tractcast.evaluation.backtest import Backtest
 from tractcast.evaluation.gate import choose_candidate
 from tractcast.models.base import BASELINE_FAMILIES
-from tractcast.pipeline import (
+from tractcast.registry import Registry
+from tractcast.registry.lifecycle import (
+    current_model,
+    open_stores,
+    promote_version,
+    serving_version,
+)
+from tractcast.settings import Settings
+from tractcast.workflows.retrain import (
     REPORT_KEYS,
     RetrainOutcome,
     candidate_forecasters,
@@ -24,13 +32,6 @@ from tractcast.pipeline import (
     retrain,
     series_arrays,
 )
-from tractcast.registry.lifecycle import (
-    current_model,
-    open_stores,
-    promote_version,
-    serving_version,
-)
-from tractcast.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -200,13 +201,14 @@ def test_versions_command_shows_backtest_metrics(settings: Settings, first, caps
 def test_a_champion_with_other_hyperparameters_is_refitted_and_scores_as_registered(
     settings: Settings, first: RetrainOutcome
 ) -> None:
-    store, _ = open_stores(settings)
+    registry = Registry.open(settings)
+    store = registry.store
     arrays = series_arrays(load_inputs(settings)[1])
     registered = store.get_version("v0001-lstm").metrics
     origins = [int(arrays.dates.get_loc(pd.Timestamp(day))) for day in registered["origins"]]
     others = candidate_forecasters(settings.with_(epochs=1), arrays.first_weekday)
     scores, how = evaluate_champion(
-        store, "v0001-lstm", others, Backtest(origins=origins, scores={}), arrays, settings
+        registry, "v0001-lstm", others, Backtest(origins=origins, scores={}), arrays, settings
     )
     assert how == "refitted with its saved hyperparameters"
     assert scores is not None
@@ -217,7 +219,8 @@ def test_a_champion_with_other_hyperparameters_is_refitted_and_scores_as_registe
 def test_a_kept_champion_serves_its_forecast_from_the_newest_data(
     settings: Settings, second: RetrainOutcome, tmp_path: Path
 ) -> None:
-    store, metadata = open_stores(settings)
+    registry = Registry.open(settings)
+    store, metadata = registry.store, registry.metadata
     champion, events = serving_version(store), len(metadata.list_events(limit=None))
     demo = Path(settings.demo_dir)
     lines = (demo / "cases.csv").read_text().splitlines()
@@ -230,7 +233,7 @@ def test_a_kept_champion_serves_its_forecast_from_the_newest_data(
     )
     _, ingested = load_inputs(other)
     assert ingested.data_version != second.data_version
-    bundle_id = refresh_champion(store, champion, series_arrays(ingested), ingested)
+    bundle_id = refresh_champion(registry, champion, series_arrays(ingested), ingested)
     assert bundle_id == f"{champion}@{ingested.data_version}"
     assert store.current_bundle_id() == bundle_id and serving_version(store) == champion
     assert len(metadata.list_events(limit=None)) == events  # the champion did not change
