@@ -124,9 +124,7 @@ def main() -> None:
         index = TractIndex.from_file(layer)
         indexed = time.monotonic() - started
         settings = stack_settings(base / "stack", tracts=str(layer), workers=args.workers)
-        store = Path(settings.store)
-        (store / "bundles").mkdir(parents=True)
-        publish(store, synthetic_bundle(index))
+        publish(Path(settings.store), synthetic_bundle(index))
         points = inside_points(layer, args.runs, seed=2)
         # The densest place (a city's centre) and a typical one (the countryside between them).
         centres = {"city": CITIES[0], "countryside": COUNTRYSIDE}
