@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tractcast.data.sources import (
+from tractcast.data.sources import open_source
+from tractcast.data.sources.base import (
     Source,
     State,
-    open_source,
     safe_name,
     sha256_file,
     snapshot_version,
