@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from tractcast.errors import TractcastError
+from tractcast.jsonsafe import json_safe
 from tractcast.registry.store import LocalModelStore, check_bundle_id
 from tractcast.serving.bundle import Bundle
 
@@ -284,4 +285,4 @@ def _day(value: Any) -> str | None:
 
 
 def _rounded(value: float) -> float | None:
-    return round(float(value), 4) if np.isfinite(value) else None
+    return json_safe(round(float(value), 4))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from tractcast.clock import utc_now
 from tractcast.errors import InvalidInput, NotFound, Unavailable
 from tractcast.registry.migrations import upgrade_schema
 from tractcast.registry.store import ModelVersion
@@ -140,7 +140,7 @@ class SqlMetadataStore:
         if kind not in EVENT_KINDS:
             raise InvalidInput(f"unknown event kind {kind!r}, expected one of {EVENT_KINDS}")
         values = {
-            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "at": utc_now("milliseconds"),  # events of one second keep their order
             "kind": kind,
             "version": version,
             "from_version": from_version,

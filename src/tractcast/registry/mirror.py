@@ -17,10 +17,10 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tractcast.clock import utc_now
 from tractcast.errors import InvalidInput, Unavailable
 from tractcast.registry.store import (
     TMP_PREFIX,
@@ -90,7 +90,7 @@ class S3ArtifactMirror:
         body = {
             "bundle_id": bundle_id,
             "version": version_of_bundle(bundle_id),
-            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "updated_at": utc_now(),
         }
         self._put(CURRENT, json.dumps(body).encode())
 

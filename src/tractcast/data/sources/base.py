@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
@@ -111,7 +110,3 @@ def fetch_all(source: Source, into: Path) -> Fetched:
     """Download every entry of a source into a directory (no previous state)."""
     into.mkdir(parents=True, exist_ok=True)
     return source.fetch(source.probe(None), into)
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
