@@ -67,7 +67,7 @@ REQUEST_ID = {
         "schema": {"type": "string"},
     }
 }
-ADMIN = [{"bearerAuth": []}]
+ADMIN: list[Schema] = [{"bearerAuth": []}]
 
 SCHEMAS: dict[str, Schema] = {
     "Error": {

@@ -144,11 +144,11 @@ def column_profile(
         return ColumnProfile("text", keys, frozenset(positions), files)
     valid = numbers.dropna()
     integer = bool((valid == np.round(valid)).mean() >= 0.9)
-    medians = tuple(
+    first, last = (
         float(parse_counts(clean_cells(frames[i][column])).abs().median()) for i in files
     )
     return ColumnProfile(
-        "integer" if integer else "number", keys, frozenset(positions), files, medians
+        "integer" if integer else "number", keys, frozenset(positions), files, (first, last)
     )
 
 

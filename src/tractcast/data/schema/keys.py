@@ -22,7 +22,7 @@ from tractcast.errors import DataRejected
 def header_tracts(frame: pd.DataFrame, layer: TractLayer) -> tuple[str, list[str]]:
     """The layer property most column headers match, and those headers."""
     keys = [normalise_key(column) for column in frame.columns]
-    best, matched = "", []
+    best, matched = "", list[str]()
     for prop, key_map in layer_key_maps(layer).items():
         hits = [c for c, k in zip(frame.columns, keys, strict=True) if k in key_map]
         if len(hits) > len(matched):
