@@ -592,11 +592,7 @@ def _lap(started: float, timings: dict[str, float]) -> float:
 
 def _headline(metrics: dict[str, Any]) -> dict[str, float | None]:
     """The overall metrics, rounded; None where nothing was scored (strict JSON has no NaN)."""
-    return {
-        k: float(np.round(metrics[k], 4)) if np.isfinite(metrics[k]) else None
-        for k in HEADLINE
-        if k in metrics
-    }
+    return {k: json_safe(float(np.round(metrics[k], 4))) for k in HEADLINE if k in metrics}
 
 
 def _ingest_summary(report: dict[str, Any]) -> dict[str, Any]:
