@@ -43,9 +43,6 @@ def filter_rows(table: Table, schema: Schema) -> tuple[Table, int]:
     return kept, int((~keep).sum())
 
 
-# --- validation -------------------------------------------------------------------------------
-
-
 def cell_reasons(cells: Cells, kind: str) -> np.ndarray:
     """The quarantine reason of every cell, as 1 + its index in REASONS (0 when valid).
 

@@ -31,9 +31,6 @@ def stale_report(
     return report
 
 
-# --- report -----------------------------------------------------------------------------------
-
-
 def summarise_unmatched(
     unmatched: pd.DataFrame, kind: str, *, key_col: str = "key", raw_col: str = "raw_key"
 ) -> dict[str, dict[str, Any]]:

@@ -11,8 +11,6 @@ from tractcast.data.schema.keys import area_keys, header_areas
 from tractcast.data.schema.parsing import blank_cells, parse_counts, parse_dates
 from tractcast.data.schema.results import AreaKeys, Cells, Schema, TractLayer
 
-# --- cells of each layout ---------------------------------------------------------------------
-
 
 def long_cells(frame: pd.DataFrame, schema: Schema, layer: TractLayer) -> Cells:
     """One cell per row: its date, area and value column."""

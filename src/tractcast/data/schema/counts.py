@@ -28,8 +28,6 @@ from tractcast.data.schema.results import (
 )
 from tractcast.errors import DataRejected, InvalidInput
 
-# --- value ------------------------------------------------------------------------------------
-
 
 def screen_count_column(values: pd.Series, number_format: str = "plain") -> dict[str, float]:
     """Shares telling whether a column holds counts: filled, numeric, integer-like, non-negative."""

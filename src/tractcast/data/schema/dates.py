@@ -18,8 +18,6 @@ from tractcast.data.schema.parsing import (
 from tractcast.data.schema.results import FILE_DATE, DateInference
 from tractcast.errors import DataRejected
 
-# --- layout -----------------------------------------------------------------------------------
-
 
 def header_dates(frame: pd.DataFrame) -> tuple[list[str], str, list[pd.Timestamp]]:
     """The columns whose header is a date, the format, and their dates."""
@@ -30,9 +28,6 @@ def header_dates(frame: pd.DataFrame) -> tuple[list[str], str, list[pd.Timestamp
     parsed = parse_dates(headers, fmt)
     ok = parsed.notna().to_numpy()
     return [c for c, hit in zip(frame.columns, ok, strict=True) if hit], fmt, list(parsed[ok])
-
-
-# --- date -------------------------------------------------------------------------------------
 
 
 def infer_date_column(

@@ -64,9 +64,6 @@ def detect_layout(
     return "long"
 
 
-# --- the whole schema -------------------------------------------------------------------------
-
-
 def require_column(frame: pd.DataFrame, column: str | None, role: str) -> None:
     """Raise InvalidInput when an override names a column the table does not have."""
     if column is not None and column not in frame.columns:

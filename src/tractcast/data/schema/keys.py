@@ -30,9 +30,6 @@ def header_tracts(frame: pd.DataFrame, layer: TractLayer) -> tuple[str, list[str
     return best, matched
 
 
-# --- tract key --------------------------------------------------------------------------------
-
-
 def layer_key_maps(layer: TractLayer, min_coverage: float = 0.9) -> dict[str, dict[str, str]]:
     """For every layer property that identifies tracts uniquely: normalised value -> tract id."""
     tracts = list(layer.tracts)

@@ -26,9 +26,6 @@ _FLOAT_ID = re.compile(r"^\d+\.0+$")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
-# --- text to keys, dates and numbers ----------------------------------------------------------
-
-
 def normalise_key(value: object) -> str:
     """Casefold, drop accents, punctuation, extra spaces and leading zeros ("015" == "15" == 15)."""
     if value is None or isinstance(value, (dict, list)):
