@@ -13,7 +13,6 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -43,21 +42,12 @@ from tractcast.data.schema import (
     infer_schema,
     table_cells,
 )
-from tractcast.data.series import build_matrices, series_frame, stale_tail
+from tractcast.data.series import IngestResult, build_matrices, series_frame, stale_tail
 from tractcast.data.sources import open_source
 from tractcast.data.sources.base import fetch_all, is_remote
 from tractcast.data.sources.local import local_files
 from tractcast.errors import DataRejected, InvalidInput
 from tractcast.settings import Settings
-
-
-@dataclass(frozen=True, eq=False)
-class IngestResult:
-    """The cleaned canonical series, its validation report and the version of the raw data."""
-
-    series: pd.DataFrame
-    report: dict[str, Any]
-    data_version: str
 
 
 def ingest_source(

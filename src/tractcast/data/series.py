@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from tractcast.data.ingest import IngestResult
-
 SERIES_COLUMNS = ("date", "tract_id", "new_cases", "total_cases", "imputed")
 SERIES_FILE = "series.parquet"
 REPORT_FILE = "report.json"
+
+
+@dataclass(frozen=True, eq=False)
+class IngestResult:
+    """The cleaned canonical series, its validation report and the version of the raw data."""
+
+    series: pd.DataFrame
+    report: dict[str, Any]
+    data_version: str
 
 
 def observation_matrix(
