@@ -20,13 +20,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from bench import run_showing_progress
 from tractcast.evaluation.backtest import origins_between, report_table, run_backtest  # noqa: E402
 from tractcast.evaluation.gate import choose_candidate  # noqa: E402
+from tractcast.jsonsafe import json_safe  # noqa: E402
 from tractcast.models.base import BASELINE_FAMILIES  # noqa: E402
 from tractcast.settings import Settings  # noqa: E402
 from tractcast.workflows.retrain import (  # noqa: E402
     REPORT_KEYS,
     candidate_forecasters,
     iso_day,
-    json_safe,
     load_inputs,
     series_arrays,
 )

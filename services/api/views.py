@@ -77,7 +77,7 @@ def readyz() -> Answer:
 
 @api.get("/openapi.json")
 def openapi() -> Answer:
-    return openapi_document()
+    return openapi_document(settings_of().horizon)
 
 
 def _json(text: str) -> Response:

@@ -1,14 +1,14 @@
 """The scheduler: on its cron schedules it checks and enqueues; only the lock holder fires.
 
-Several retrainer replicas may run this process; they share a leader lock (a Redis key taken
-with SET NX PX and renewed, or a file lock without a broker). A replica without the lock fires
-nothing: when a job is due it waits up to one lock lifetime (the holder may have just died),
-then skips. The lock lapses when its holder stops renewing it, so another replica takes over.
+Several retrainer replicas may run this process; they share a leader lock (redis-py's Lock, a
+key taken with SET NX PX and renewed, or a file lock without a broker). A replica without the
+lock fires nothing: when a job is due it waits up to one lock lifetime (the holder may have
+just died), then skips. The lock lapses when its holder stops renewing it, so another replica
+takes over.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import signal
@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
@@ -26,6 +26,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from tractcast.locks import FileLock
 from tractcast.settings import Settings
 
 log = logging.getLogger("tractcast.scheduler")
@@ -36,19 +37,6 @@ LOCK_FILE = ".scheduler.lock"
 
 Enqueue = Callable[[Settings, str], dict[str, Any]]
 Check = Callable[..., dict[str, Any]]
-
-# Renew: extend the key when it holds our token. Take: set it only when nobody holds it.
-_ACQUIRE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
 
 
 class LeaderLock(Protocol):
@@ -62,7 +50,8 @@ class LeaderLock(Protocol):
 
 
 class RedisLeaderLock:
-    """A Redis key holding the leader's token, with a lifetime the leader keeps renewing."""
+    """A Redis key holding the leader's token (redis-py's Lock), with a lifetime the leader
+    keeps renewing."""
 
     def __init__(self, url: str, key: str = LOCK_KEY, ttl: float = LOCK_TTL) -> None:
         import redis
@@ -70,53 +59,46 @@ class RedisLeaderLock:
         self.ttl = ttl
         self.key = key
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        self._acquire = self._redis.register_script(_ACQUIRE)
-        self._release = self._redis.register_script(_RELEASE)
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        # thread_local=False: APScheduler renews it from whichever of its threads runs the job.
+        self._lock = client.lock(key, timeout=ttl, thread_local=False)
 
     def acquire(self) -> bool:
-        import redis
+        from redis.exceptions import LockError, RedisError
 
         try:
-            return bool(self._acquire(keys=[self.key], args=[self.token, int(self.ttl * 1000)]))
-        except redis.RedisError as exc:  # cannot prove we hold it: behave as if we do not
+            if self._lock.local.token is not None:
+                try:
+                    return self._lock.reacquire()  # ours still: renew its lifetime
+                except LockError:  # it lapsed (another replica may hold it now)
+                    pass
+            return self._lock.acquire(blocking=False, token=self.token)
+        except RedisError as exc:  # cannot prove we hold it: behave as if we do not
             log.warning("leader lock unavailable: %s", exc)
             return False
 
     def release(self) -> None:
-        import redis
+        from redis.exceptions import LockError, RedisError
 
         try:
-            self._release(keys=[self.key], args=[self.token])
-        except redis.RedisError as exc:
+            self._lock.release()
+        except LockError:  # not held: never taken, lapsed, or another replica's now
+            pass
+        except RedisError as exc:
             log.warning("leader lock not released (it lapses by itself): %s", exc)
 
 
-class FileLeaderLock:
+class FileLeaderLock(FileLock):
     """An exclusive flock on a file in the store: replicas on one machine, no broker."""
 
     def __init__(self, path: Path, ttl: float = LOCK_TTL) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.ttl = ttl
-        self._handle: IO[str] | None = None
 
-    def acquire(self) -> bool:
-        if self._handle is not None:
-            return True
+    def acquire(self, blocking: bool = False) -> bool:
+        """Take the lock, or keep it when held; never waits (fire_if_leader polls)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a")  # kept open for as long as this replica leads
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return False
-        self._handle = handle
-        return True
-
-    def release(self) -> None:
-        if self._handle is not None:
-            self._handle.close()  # closing drops the flock
-            self._handle = None
+        return super().acquire(blocking)
 
 
 def leader_lock_for(settings: Settings) -> LeaderLock:

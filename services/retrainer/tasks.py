@@ -18,12 +18,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 from celery.utils.log import get_task_logger
 
 from services.retrainer.celery_app import RETRAIN_TASK, SYNC_TASK, celery
+from tractcast.clock import utc_now
 from tractcast.errors import Conflict
 from tractcast.registry import Registry
 from tractcast.settings import Settings
@@ -127,7 +127,7 @@ def record_skip(client: Any, task_id: str, trigger: str, holder: dict[str, Any])
         entry["running"] = running
     log.warning("retrain %s (%s) skipped: %s", task_id, trigger, reason)
     with client.pipeline() as pipe:
-        pipe.lpush(SKIPPED_KEY, json.dumps({**entry, "at": _now()}))
+        pipe.lpush(SKIPPED_KEY, json.dumps({**entry, "at": utc_now()}))
         pipe.ltrim(SKIPPED_KEY, 0, SKIPPED_KEPT - 1)
         pipe.execute()
     return entry
@@ -178,7 +178,7 @@ class RetrainLock:
                 "trigger": trigger,
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
-                "since": _now(),
+                "since": utc_now(),
             }
         )
         lock = self.client.lock(self.key, timeout=self.ttl, thread_local=False)
@@ -250,7 +250,3 @@ def _retrain(settings: Settings, trigger: str) -> dict[str, Any]:
 
 def _redis_broker(settings: Settings) -> bool:
     return bool(settings.broker_url and settings.broker_url.startswith(("redis://", "rediss://")))
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -13,6 +13,10 @@ from tractcast.errors import InvalidInput, PayloadTooLarge
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 SHOWN_CHARS = 40
+LATITUDE_LIMIT = 90  # WGS84 degrees either side of the equator
+LONGITUDE_LIMIT = 180  # WGS84 degrees either side of Greenwich
+MAX_RADIUS_KM = 500.0
+MAX_POINTS = 10000  # points of one batch request
 
 
 def shown(value: Any) -> str:
@@ -47,14 +51,18 @@ def parse_coordinate(lat: Any, lon: Any) -> tuple[float, float]:
     """(lat, lon) as floats in WGS84 degrees: lat in [-90, 90], lon in [-180, 180]."""
     latitude = parse_number(lat, "lat")
     longitude = parse_number(lon, "lon")
-    if not -90.0 <= latitude <= 90.0:
-        raise InvalidInput(f"lat must be between -90 and 90, got {latitude:g}")
-    if not -180.0 <= longitude <= 180.0:
-        raise InvalidInput(f"lon must be between -180 and 180, got {longitude:g}")
+    if not -LATITUDE_LIMIT <= latitude <= LATITUDE_LIMIT:
+        raise InvalidInput(
+            f"lat must be between {-LATITUDE_LIMIT} and {LATITUDE_LIMIT}, got {latitude:g}"
+        )
+    if not -LONGITUDE_LIMIT <= longitude <= LONGITUDE_LIMIT:
+        raise InvalidInput(
+            f"lon must be between {-LONGITUDE_LIMIT} and {LONGITUDE_LIMIT}, got {longitude:g}"
+        )
     return latitude, longitude
 
 
-def parse_radius_km(value: Any, max_km: float = 500.0) -> float:
+def parse_radius_km(value: Any, max_km: float = MAX_RADIUS_KM) -> float:
     """A radius in km: positive, finite and at most `max_km`."""
     radius = parse_number(value, "radius_km")
     if radius <= 0:
@@ -78,7 +86,7 @@ def parse_horizon(value: Any, max_horizon: int = 14) -> int:
     return int(number)
 
 
-def parse_points(body: Any, max_points: int = 10000) -> list[tuple[float, float]]:
+def parse_points(body: Any, max_points: int = MAX_POINTS) -> list[tuple[float, float]]:
     """The (lat, lon) pairs of a {"points": [{"lat": .., "lon": ..}, ...]} body, in order."""
     if not isinstance(body, dict) or "points" not in body:
         raise InvalidInput('the body must be an object with a "points" list')

@@ -5,15 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tractcast.data.schema import (
-    detect_layout,
-    infer_date_column,
-    infer_value_column,
-    layer_key_maps,
-    normalise_key,
-    normalise_keys,
-    parse_dates,
-)
+from tractcast.data.schema.counts import infer_value_column
+from tractcast.data.schema.dates import infer_date_column
+from tractcast.data.schema.inference import detect_layout
+from tractcast.data.schema.keys import layer_key_maps
+from tractcast.data.schema.parsing import normalise_key, normalise_keys, parse_dates
 from tractcast.errors import DataRejected
 from tractcast.geo.index import Tract
 

@@ -22,14 +22,14 @@ import numpy as np
 import pandas as pd
 
 from tractcast.data.reader import RawTable, decompress, parse_table
-from tractcast.data.schema import (
-    FILE_DATE,
+from tractcast.data.schema.parsing import (
     best_date_format,
     normalise_keys,
     parse_counts,
     parse_dates,
 )
-from tractcast.data.sources import snapshot_version
+from tractcast.data.schema.results import FILE_DATE
+from tractcast.data.sources.base import snapshot_version
 from tractcast.errors import DataRejected
 
 FILE_KEY = "[file name]"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,17 +15,13 @@ SERIES_FILE = "series.parquet"
 REPORT_FILE = "report.json"
 
 
-class SeriesRelease(Protocol):
-    """An ingested release as write_series needs it (tractcast.data.ingest.IngestResult is one)."""
+@dataclass(frozen=True, eq=False)
+class IngestResult:
+    """The cleaned canonical series, its validation report and the version of the raw data."""
 
-    @property
-    def series(self) -> pd.DataFrame: ...
-
-    @property
-    def report(self) -> dict[str, Any]: ...
-
-    @property
-    def data_version(self) -> str: ...
+    series: pd.DataFrame
+    report: dict[str, Any]
+    data_version: str
 
 
 def observation_matrix(
@@ -281,7 +278,7 @@ def series_matrix(
     return [str(t) for t in wide.index], pd.DatetimeIndex(wide.columns), wide.to_numpy(dtype=float)
 
 
-def write_series(result: SeriesRelease, out_dir: str | Path) -> tuple[Path, Path]:
+def write_series(result: IngestResult, out_dir: str | Path) -> tuple[Path, Path]:
     """Write series.parquet and report.json into out_dir; return both paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,6 @@ rejected and never becomes the data in use: the last good release stays.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -20,17 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tractcast.data.sources import (
+from tractcast.clock import utc_now
+from tractcast.data.sources import open_source
+from tractcast.data.sources.base import (
     Source,
     State,
-    open_source,
     safe_name,
     sha256_file,
     snapshot_version,
     state_hashes,
-    utc_now,
 )
 from tractcast.errors import DataHeld, DataRejected, InvalidInput, NotFound
+from tractcast.locks import FileLock
 from tractcast.settings import Settings
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from tractcast.data.schema import TractLayer
 
 DATA_DIR = "data"
+TIMESPEC = "microseconds"  # releases are ordered by fetched_at, also within a second
 
 
 @dataclass(frozen=True)
@@ -75,14 +76,14 @@ class DataWatcher:
             source = self.source()
             probe = source.probe(previous)
             if previous is not None and probe.unchanged:
-                self.write_state({**state, "source": probe.state, "checked_at": utc_now()})
+                self.write_state({**state, "source": probe.state, "checked_at": utc_now(TIMESPEC)})
                 return None
             incoming = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.root))
             try:
                 fetched = source.fetch(probe, incoming)
                 self.complete_snapshot(incoming, fetched.state, set(fetched.written), latest)
                 version = snapshot_version(state_hashes(fetched.state))
-                now = utc_now()
+                now = utc_now(TIMESPEC)
                 state = {**state, "source": fetched.state, "checked_at": now}
                 if version == latest:
                     self.write_state(state)
@@ -133,7 +134,7 @@ class DataWatcher:
         with self.locked():
             state = self.read_state()
             rejected = state.get("rejected", {})
-            rejected[release.data_version] = {"reason": reason, "at": utc_now()}
+            rejected[release.data_version] = {"reason": reason, "at": utc_now(TIMESPEC)}
             self.write_state({**state, "rejected": rejected})
 
     def rejections(self) -> dict[str, dict[str, str]]:
@@ -150,7 +151,7 @@ class DataWatcher:
             state = self.read_state()
             pinned = {"data_version": version, "schema": schema, "history": history}
             held = {k: v for k, v in state.get("held", {}).items() if k != version}
-            self.write_state({**state, "pinned": pinned | {"at": utc_now()}, "held": held})
+            self.write_state({**state, "pinned": pinned | {"at": utc_now(TIMESPEC)}, "held": held})
 
     def hold(
         self, release: Release, reason: str, schema: dict[str, str], history: dict[str, float]
@@ -161,7 +162,7 @@ class DataWatcher:
             held = state.get("held", {})
             held[release.data_version] = {
                 "reason": reason,
-                "at": utc_now(),
+                "at": utc_now(TIMESPEC),
                 "schema": schema,
                 "history": history,
             }
@@ -204,12 +205,8 @@ class DataWatcher:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """One check at a time per source (several workers may share the store)."""
-        with open(self.state_path.with_suffix(".lock"), "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with FileLock(self.state_path.with_suffix(".lock")):
+            yield
 
 
 def watcher_for(settings: Settings) -> DataWatcher:

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import stats
 
 from tractcast.errors import InvalidInput
+from tractcast.jsonsafe import json_safe
 
 MIN_ORIGINS = 3  # fewer paired origins leave no degrees of freedom for a variance
 
@@ -50,10 +51,7 @@ class TestResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Strict-JSON fields (an infinite statistic, all origins agreeing, becomes None)."""
-        raw = {**asdict(self), "effect": self.effect}
-        return {
-            k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in raw.items()
-        }
+        return json_safe({**asdict(self), "effect": self.effect})
 
 
 def newey_west_variance(values: np.ndarray, lags: int) -> float:

@@ -45,8 +45,8 @@ class _SecureConnection(http.client.HTTPSConnection):
 
 
 class LayerCopy(NamedTuple):
-    """One copy of geo's layer, swapped whole: a reader never pairs one layer's cells or
-    vertices with another's tracts."""
+    """What a LayerReplica holds: one copy of geo's layer, swapped whole, so a reader never
+    pairs one layer's cells or vertices with another's tracts."""
 
     layer: str  # geo's fingerprint of the layer
     tracts: list[Tract]  # by position
@@ -59,8 +59,9 @@ class LayerCopy(NamedTuple):
 
 
 class LayerReplica:
-    """A copy of what geo knows of its layer that answers without geo: the lookup grid's
-    cells and the rings' vertices (GET /v1/tracts/replica).
+    """The API's copy of geo's layer, kept current: it holds one LayerCopy (`copy`) of what geo
+    knows of its layer, the lookup grid's cells and the rings' vertices (GET /v1/tracts/replica),
+    and answers without geo.
 
     A point in a cell no border crosses takes the cell's answer, computed with the same GridSpec
     arithmetic as geo's, so it is exactly geo's answer; points in cells a border crosses still
@@ -229,10 +230,10 @@ class GeoClient:
         """Tracts whose polygon meets the circle, nearest first, with their distance from the
         center: answered from the copy of geo's layer, fetched first when none is held."""
         self._refresh_replica_if_due()
-        copy = self.replica.copy or self._replica_now()
+        copy = self.replica.copy or self._copy_now()
         return copy.tracts_within_radius(lat, lon, radius_km)
 
-    def _replica_now(self) -> LayerCopy:
+    def _copy_now(self) -> LayerCopy:
         """The copy of geo's layer, fetched in this thread unless another thread fetches it
         already (then waited for); Unavailable when geo gives none."""
         if not self.replica.begin_refresh(wait=2 * self.timeout):
@@ -257,7 +258,9 @@ class GeoClient:
     def _refresh_replica_if_due(self) -> None:
         """Start a check of the copy in the background when it is due: requests never wait."""
         if self.replica.due() and self.replica.begin_refresh():
-            threading.Thread(target=self._refresh_replica, name="geo-replica", daemon=True).start()
+            threading.Thread(
+                target=self._refresh_replica, name="geo-copy-refresh", daemon=True
+            ).start()
 
     def _refresh_replica(self) -> None:
         try:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tractcast.errors import TractcastError
+from tractcast.jsonsafe import json_safe
 from tractcast.registry.store import RegistryReader
 from tractcast.serving.bundle import Bundle
 
@@ -271,4 +272,4 @@ def _day(value: Any) -> str | None:
 
 
 def _rounded(value: float) -> float | None:
-    return round(float(value), 4) if np.isfinite(value) else None
+    return json_safe(round(float(value), 4))

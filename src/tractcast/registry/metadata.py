@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from tractcast.clock import utc_now
 from tractcast.errors import InvalidInput, NotFound, Unavailable
 from tractcast.registry.migrations import upgrade_schema
 from tractcast.registry.store import ModelVersion
@@ -114,7 +114,7 @@ class SqlMetadataStore:
             raise InvalidInput(f"unknown event kind {kind!r}, expected one of {EVENT_KINDS}")
         event = Event(
             id=0,  # the database numbers it
-            at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            at=utc_now("milliseconds"),  # events of one second keep their order
             kind=kind,
             version=version,
             from_version=from_version,

@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tractcast.clock import utc_now
 from tractcast.errors import InvalidInput, Unavailable
 from tractcast.registry.store import (
     RegistryReader,
@@ -89,7 +89,7 @@ class S3ArtifactMirror:
         body = {
             "bundle_id": bundle_id,
             "version": version_of_bundle(bundle_id),
-            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "updated_at": utc_now(),
         }
         self._put(CURRENT, json.dumps(body).encode())
 

@@ -13,9 +13,7 @@ mirror need); LocalModelStore also writes it.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import math
 import os
 import re
 import secrets
@@ -25,11 +23,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tractcast.clock import utc_now
 from tractcast.errors import InvalidInput, NotFound, Unavailable
+from tractcast.jsonsafe import json_safe
+from tractcast.locks import FileLock
 from tractcast.serving.bundle import Bundle, load_bundle, write_bundle
 
 VERSION_PATTERN = r"^v\d{4,}-[a-z][a-z0-9_]*$"  # e.g. v0003-lstm, v0004-persistence
@@ -210,7 +210,7 @@ class LocalModelStore(RegistryReader):
                     **manifest,
                     "version": version,
                     "family": family,
-                    "created_at": _utc_now(),
+                    "created_at": utc_now(),
                     "data_version": str(manifest.get("data_version", "")),
                 }
                 _write_json(tmp / "metrics.json", metrics)
@@ -281,12 +281,8 @@ class LocalModelStore(RegistryReader):
     @contextmanager
     def _lock(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with FileLock(self.root / ".lock"):
+            yield
 
     def _next_number(self) -> int:
         names = self._version_names()
@@ -297,26 +293,9 @@ def _number(version: str) -> int:
     return int(version[1 : version.index("-")])
 
 
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _strict_json(value: Any) -> Any:
-    """Metrics with nothing to score are NaN; strict JSON has no NaN, so they become null."""
-    if isinstance(value, dict):
-        return {str(k): _strict_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_strict_json(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "item"):  # numpy scalars
-        return _strict_json(value.item())
-    return value
-
-
 def _write_json(path: Path, value: Any) -> None:
     with open(path, "w") as handle:
-        json.dump(_strict_json(value), handle, indent=2, sort_keys=True, allow_nan=False)
+        json.dump(json_safe(value), handle, indent=2, sort_keys=True, allow_nan=False)
         handle.flush()
         os.fsync(handle.fileno())
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import requests
 
+from tractcast.clock import utc_now
 from tractcast.errors import NotFound, Unavailable
 from tractcast.registry.store import LocalModelStore, ModelVersion, check_version
 from tractcast.settings import Settings
@@ -237,7 +238,7 @@ def _write_pending(store: LocalModelStore, version: str, promoted: bool, error: 
         "version": version,
         "promoted": promoted,
         "error": error,
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "at": utc_now(),
     }
     tmp = directory / f".tmp-{secrets.token_hex(6)}"
     tmp.write_text(json.dumps(entry))

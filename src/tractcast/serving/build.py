@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import numpy as np
 import pandas as pd
 
+from tractcast.clock import utc_now
 from tractcast.models.base import Forecast
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, bundle_id_for
 
@@ -62,7 +61,7 @@ def build_bundle(
         model_version=model_version,
         data_version=data_version,
         as_of=as_of.date().isoformat(),
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        created_at=utc_now(),
         horizon=horizon,
         tracts=tracts,
     )

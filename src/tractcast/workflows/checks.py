@@ -14,7 +14,6 @@ back. Each check is appended to `<store>/monitoring/checks.jsonl`.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import tempfile
@@ -29,6 +28,7 @@ import numpy as np
 
 from tractcast.data.watch import DataWatcher, Release, watcher_for
 from tractcast.errors import DataRejected, TractcastError
+from tractcast.locks import FileLock
 from tractcast.monitoring.drift import DriftCheck, check_drift
 from tractcast.monitoring.live_error import (
     LiveError,
@@ -300,9 +300,5 @@ def _locked(registry: Registry) -> Iterator[None]:
     """One check at a time per store (the scheduled retrain and the daily check may overlap)."""
     directory = registry.state_dir(MONITORING_DIR)
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(directory / ".lock"):
+        yield

@@ -18,7 +18,6 @@ logs it with the other metrics.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import subprocess
 import time
@@ -46,6 +45,8 @@ from tractcast.evaluation.backtest import (
 from tractcast.evaluation.gate import GateDecision, choose_candidate, decide_promotion
 from tractcast.evaluation.significance import overlap_lags
 from tractcast.geo.index import TractIndex
+from tractcast.jsonsafe import json_safe
+from tractcast.locks import FileLock
 from tractcast.models.base import (
     BASELINE_FAMILIES,
     Forecaster,
@@ -192,15 +193,13 @@ def git_commit() -> str:
 def retrain_lock(store_root: Path) -> Iterator[None]:
     """Only one retrain per store at a time; a second one is refused, not queued."""
     Path(store_root).mkdir(parents=True, exist_ok=True)
-    with open(Path(store_root) / ".retrain.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise Conflict("a retrain is already running") from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = FileLock(Path(store_root) / ".retrain.lock")
+    if not lock.acquire(blocking=False):
+        raise Conflict("a retrain is already running")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def dated_scores(scores: dict[str, Any], dates: pd.DatetimeIndex) -> dict[str, Any]:
@@ -503,17 +502,6 @@ def backtest_report(
     )
 
 
-def json_safe(value: Any) -> Any:
-    """The value with every non-finite float as None, so it prints as strict JSON."""
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(item) for item in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 def gate(
     candidates: dict[str, Forecaster],
     backtest: Backtest,
@@ -585,11 +573,7 @@ def _lap(started: float, timings: dict[str, float]) -> float:
 
 def _headline(metrics: dict[str, Any]) -> dict[str, float | None]:
     """The overall metrics, rounded; None where nothing was scored (strict JSON has no NaN)."""
-    return {
-        k: float(np.round(metrics[k], 4)) if np.isfinite(metrics[k]) else None
-        for k in HEADLINE
-        if k in metrics
-    }
+    return {k: json_safe(float(np.round(metrics[k], 4))) for k in HEADLINE if k in metrics}
 
 
 def _ingest_summary(report: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
+
+from tractcast.locks import FileLock
 
 HERE = Path(__file__).resolve().parent
 # Not Alembic's default name: a database shared with another Alembic user (MLflow) stays apart.
@@ -105,9 +106,5 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite" or database in (None, "", ":memory:"):
         yield
         return
-    with open(f"{database}.migrate-lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(f"{database}.migrate-lock"):
+        yield
