@@ -185,13 +185,21 @@ def trending_history(n_tracts: int = 12, n_days: int = 320, seed: int = 7) -> np
     return rng.poisson(levels * waves * week[days % 7]).astype(float)
 
 
-def test_with_a_zero_correction_the_lstm_forecasts_the_seasonal_naive(history: np.ndarray) -> None:
-    forecaster = make_forecaster("lstm", **{**SMALL, "epochs": 1})
+@pytest.mark.parametrize("weeks", [1, 2])
+def test_with_a_zero_correction_the_lstm_forecasts_its_seasonal_anchor(
+    history: np.ndarray, weeks: int
+) -> None:
+    forecaster = make_forecaster("lstm", **{**SMALL, "epochs": 1, "anchor_weeks": weeks})
     forecaster.fit(history)
     median = forecaster.model.get_layer("median")
     median.set_weights([np.zeros_like(w) for w in median.get_weights()])
     point = forecaster.predict(history).point
-    np.testing.assert_allclose(point, seasonal_naive_point(history, 14), rtol=1e-5, atol=1e-4)
+    # the same weekday's log1p cases, averaged over the last `weeks` weeks
+    # (with one week, exactly the seasonal naive)
+    n_days = history.shape[1]
+    weekly = [seasonal_naive_point(history[:, : n_days - 7 * k], 14) for k in range(weeks)]
+    expected = np.expm1(np.mean(np.log1p(weekly), axis=0))
+    np.testing.assert_allclose(point, expected, rtol=1e-5, atol=1e-4)
 
 
 def test_the_lstm_keeps_the_weekday_dip_and_follows_the_trend_beyond_the_naive() -> None:

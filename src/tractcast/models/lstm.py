@@ -101,15 +101,17 @@ def anchor_values(
     level: np.ndarray,
     horizon: int,
     anchor: str,
+    weeks: int = 1,
 ) -> np.ndarray:
     """(n, horizon) log1p values the outputs are relative to, for windows ending before `days`.
 
-    "seasonal": the same weekday in the window's last week (the seasonal naive, in log1p);
-    "level": the window's mean for every target day.
+    "seasonal": the same weekday in the window's last `weeks` weeks (mean of log1p; with one
+    week the seasonal naive); "level": the window's mean for every target day.
     """
     if anchor == "level":
         return np.repeat(level[:, None], horizon, axis=1)
-    return log_history[tracts, days - PERIOD + np.arange(horizon) % PERIOD]
+    same_day = days - PERIOD + np.arange(horizon) % PERIOD
+    return np.mean([log_history[tracts, same_day - PERIOD * k] for k in range(weeks)], axis=0)
 
 
 def training_windows(
@@ -120,13 +122,14 @@ def training_windows(
     horizon: int,
     first_weekday: int,
     anchor: str = "seasonal",
+    anchor_weeks: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and targets (log1p cases minus each target day's anchor) for each origin."""
     tracts, days = origins[:, :1], origins[:, 1:]
     features, level = window_features(
         log_history, log_total, tracts, days + np.arange(-lookback, 0), first_weekday
     )
-    base = anchor_values(log_history, tracts, days, level, horizon, anchor)
+    base = anchor_values(log_history, tracts, days, level, horizon, anchor, anchor_weeks)
     targets = log_history[tracts, days + np.arange(horizon)] - base
     return features, targets.astype(np.float32)
 
@@ -229,11 +232,15 @@ class LSTMForecaster:
         first_weekday: int = 0,
         warm_epochs: int = 8,
         anchor: str = "seasonal",
+        anchor_weeks: int = 2,
     ) -> None:
         if anchor not in ANCHORS:
             raise InvalidInput(f"anchor must be one of {', '.join(ANCHORS)}, got {anchor!r}")
-        if anchor == "seasonal" and lookback < PERIOD:
-            raise InvalidInput(f"the seasonal anchor needs a lookback of {PERIOD} days or more")
+        if anchor == "seasonal" and not 1 <= anchor_weeks <= lookback // PERIOD:
+            raise InvalidInput(
+                f"the seasonal anchor over {anchor_weeks} week(s) needs a lookback of "
+                f"{PERIOD * max(anchor_weeks, 1)} days or more, got {lookback}"
+            )
         self.horizon = horizon
         self.lookback = lookback
         self.units = units
@@ -251,6 +258,7 @@ class LSTMForecaster:
         self.warm_epochs = warm_epochs
         # what the outputs are relative to: the seasonal naive per target day, or the window mean
         self.anchor = anchor
+        self.anchor_weeks = anchor_weeks  # the seasonal anchor: mean over this many weeks
         self.initial_weights: list[np.ndarray] | None = None
         self.model: Any = None
         # per interval level, the factor on the quantile heads' gaps (scaled conformal)
@@ -273,10 +281,11 @@ class LSTMForecaster:
             "first_weekday": self.first_weekday,
             "warm_epochs": self.warm_epochs,
             "anchor": self.anchor,
+            "anchor_weeks": self.anchor_weeks,
         }
 
     # what a manifest written before a parameter existed meant by leaving it out
-    legacy_params: ClassVar[dict[str, Any]] = {"anchor": "level"}
+    legacy_params: ClassVar[dict[str, Any]] = {"anchor": "level", "anchor_weeks": 1}
 
     @property
     def min_days(self) -> int:
@@ -290,7 +299,8 @@ class LSTMForecaster:
             other.horizon,
             other.units,
             other.anchor,
-        ) == (self.lookback, self.horizon, self.units, self.anchor)
+            other.anchor_weeks,
+        ) == (self.lookback, self.horizon, self.units, self.anchor, self.anchor_weeks)
         self.initial_weights = other.model.get_weights() if same else None
 
     def batch_for(self, n_windows: int) -> int:
@@ -344,7 +354,7 @@ class LSTMForecaster:
     ) -> tuple[np.ndarray, np.ndarray]:
         return training_windows(
             log_history, log_total, origins, self.lookback, self.horizon, self.first_weekday,
-            self.anchor,
+            self.anchor, self.anchor_weeks,
         )  # fmt: skip
 
     def predict_log(self, features: np.ndarray) -> np.ndarray:
@@ -368,8 +378,9 @@ class LSTMForecaster:
             log_history, np.log1p(history.sum(axis=0)), tracts, days, self.first_weekday
         )
         base = anchor_values(
-            log_history, tracts, np.full((n_tracts, 1), n_days), level, self.horizon, self.anchor
-        )
+            log_history, tracts, np.full((n_tracts, 1), n_days), level, self.horizon,
+            self.anchor, self.anchor_weeks,
+        )  # fmt: skip
         log_q = self.predict_log(features) + base[:, :, None]
         if not self.scales:
             return self.additive_forecast(log_q)
