@@ -14,7 +14,8 @@ import pytest
 from tractcast.errors import InvalidInput
 from tractcast.evaluation.backtest import run_backtest
 from tractcast.models import Forecaster, load_forecaster, make_forecaster
-from tractcast.models.baselines import Persistence
+from tractcast.models.base import forecaster_from_params
+from tractcast.models.baselines import Persistence, SeasonalNaive, seasonal_naive_point
 
 pytestmark = pytest.mark.slow
 
@@ -171,3 +172,60 @@ def test_lstm_reads_the_all_tract_total_as_context(fitted: Forecaster, history: 
 def test_history_too_short_to_train_and_calibrate_is_rejected(history: np.ndarray) -> None:
     with pytest.raises(InvalidInput, match="at least"):
         make_forecaster("lstm", **SMALL).fit(history[:, :80])
+
+
+def trending_history(n_tracts: int = 12, n_days: int = 320, seed: int = 7) -> np.ndarray:
+    """Waves of growth and decline (up to ~25% a week) on a strong weekday pattern."""
+    rng = np.random.default_rng(seed)
+    week = np.array([0.3, 1.3, 1.2, 1.1, 1.0, 0.9, 0.8])  # a Monday reporting dip
+    days = np.arange(n_days)
+    phase = rng.uniform(0, 2 * np.pi, size=(n_tracts, 1))
+    waves = np.exp(1.5 * np.sin(2 * np.pi * days / 90 + phase))
+    levels = rng.uniform(200, 2000, size=(n_tracts, 1))
+    return rng.poisson(levels * waves * week[days % 7]).astype(float)
+
+
+@pytest.mark.parametrize("weeks", [1, 2])
+def test_with_a_zero_correction_the_lstm_forecasts_its_seasonal_anchor(
+    history: np.ndarray, weeks: int
+) -> None:
+    forecaster = make_forecaster("lstm", **{**SMALL, "epochs": 1, "anchor_weeks": weeks})
+    forecaster.fit(history)
+    median = forecaster.model.get_layer("median")
+    median.set_weights([np.zeros_like(w) for w in median.get_weights()])
+    point = forecaster.predict(history).point
+    # the same weekday's log1p cases, averaged over the last `weeks` weeks
+    # (with one week, exactly the seasonal naive)
+    n_days = history.shape[1]
+    weekly = [seasonal_naive_point(history[:, : n_days - 7 * k], 14) for k in range(weeks)]
+    expected = np.expm1(np.mean(np.log1p(weekly), axis=0))
+    np.testing.assert_allclose(point, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_the_lstm_keeps_the_weekday_dip_and_follows_the_trend_beyond_the_naive() -> None:
+    history = trending_history()
+    origins = [250, 270, 290, 306]
+    candidates = {"lstm": make_forecaster("lstm", **SMALL), "seasonal_naive": SeasonalNaive()}
+    scores = run_backtest(history, candidates, origins).scores["lstm"]
+    assert all(day["relative_mae"] < 1.0 for day in scores["per_horizon"])
+    forecast = make_forecaster("lstm", **SMALL)
+    forecast.fit(history[:, :306])
+    point = forecast.predict(history[:, :306]).point
+    mondays = (306 + np.arange(14)) % 7 == 0
+    # every forecast Monday is below both days around it, in every tract
+    for monday in np.flatnonzero(mondays):
+        assert np.all(point[:, monday] < point[:, monday - 1])
+        assert np.all(point[:, monday] < point[:, monday + 1])
+
+
+def test_an_lstm_saved_before_the_anchor_keeps_forecasting_from_the_window_mean(
+    fitted: Forecaster, history: np.ndarray, tmp_path: Path
+) -> None:
+    fitted.save(tmp_path)
+    state = json.loads((tmp_path / "lstm.json").read_text())
+    del state["params"]["anchor"]
+    (tmp_path / "lstm.json").write_text(json.dumps(state))
+    assert load_forecaster(tmp_path, "lstm").params()["anchor"] == "level"
+    old_manifest = {k: v for k, v in fitted.params().items() if k != "anchor"}
+    assert forecaster_from_params("lstm", old_manifest).params()["anchor"] == "level"
+    assert forecaster_from_params("lstm", {}).params()["anchor"] == "seasonal"

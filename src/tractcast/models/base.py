@@ -238,8 +238,12 @@ def forecaster_from_params(family: str, params: dict[str, Any], **changes: Any) 
     """A new, unfitted forecaster from a manifest's hyperparameters.
 
     Names the family's constructor does not take (written by an older release, or meant for
-    another family) are left out, so an older champion can still be refitted for comparison.
+    another family) are left out, so an older champion can still be refitted for comparison;
+    a name a manifest lacks because it did not exist yet takes the family's `legacy_params`
+    value, which reproduces that release (empty `params` mean the current defaults).
     """
-    accepted = inspect.signature(_forecaster_class(family)).parameters
-    merged = {**params, **changes}
+    cls = _forecaster_class(family)
+    accepted = inspect.signature(cls).parameters
+    legacy = getattr(cls, "legacy_params", {}) if params else {}
+    merged = {**legacy, **params, **changes}
     return make_forecaster(family, **{k: v for k, v in merged.items() if k in accepted})

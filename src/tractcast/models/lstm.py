@@ -1,9 +1,14 @@
 """A global LSTM over every tract: `lookback` days in, `horizon` days out, 80% intervals.
 
 Each window is scaled on its own (log1p cases minus the window's mean), so large and small tracts
-train together. The model emits three quantiles per horizon (10%, 50%, 90%) trained with a pinball
-loss in log1p space; quantiles survive the monotone back-transform, so the median is the point
-forecast and the outer pair bounds the 80% interval. A conformal step on the newest days (held out
+train together. The targets are relative to an anchor per target day: with `anchor="seasonal"`
+(the default) the log1p of the weekly seasonal naive's value for that day (the same weekday in the
+last week of the window), a skip connection, so the network learns a correction for level and
+trend and inherits the weekday reporting pattern (Monday dips, holidays) exactly; with
+`anchor="level"` (versions saved before the anchor existed) the window's mean. The model emits
+three quantiles per horizon (10%, 50%, 90%) trained with a pinball loss in log1p space;
+quantiles survive the monotone back-transform, so the median is the point forecast and the outer
+pair bounds the 80% interval. A conformal step on the newest days (held out
 from training) scales the gaps between the median and the outer quantiles, per horizon, to what
 those days need for each interval (50%, 80%, 95%).
 
@@ -15,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -43,6 +48,8 @@ OUTPUT_QUANTILES = (QUANTILES[0], 0.5, QUANTILES[1])  # lower bound, point, uppe
 LEVEL_SCALE = 10.0  # log1p of ~20,000 cases; keeps the level feature near [0, 1]
 MAX_LOG_CASES = 30.0  # guards expm1 against overflow on a runaway output
 MIN_STEPS, MIN_BATCH = 32, 16  # small histories train on smaller batches, not on fewer steps
+ANCHORS = ("seasonal", "level")
+PERIOD = 7  # the seasonal anchor's period: the same weekday last week
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +94,26 @@ def window_origins(
     return pairs
 
 
+def anchor_values(
+    log_history: np.ndarray,
+    tracts: np.ndarray,
+    days: np.ndarray,
+    level: np.ndarray,
+    horizon: int,
+    anchor: str,
+    weeks: int = 1,
+) -> np.ndarray:
+    """(n, horizon) log1p values the outputs are relative to, for windows ending before `days`.
+
+    "seasonal": the same weekday in the window's last `weeks` weeks (mean of log1p; with one
+    week the seasonal naive); "level": the window's mean for every target day.
+    """
+    if anchor == "level":
+        return np.repeat(level[:, None], horizon, axis=1)
+    same_day = days - PERIOD + np.arange(horizon) % PERIOD
+    return np.mean([log_history[tracts, same_day - PERIOD * k] for k in range(weeks)], axis=0)
+
+
 def training_windows(
     log_history: np.ndarray,
     log_total: np.ndarray,
@@ -94,13 +121,16 @@ def training_windows(
     lookback: int,
     horizon: int,
     first_weekday: int,
+    anchor: str = "seasonal",
+    anchor_weeks: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs and targets (log1p cases minus the input window's level) for each origin."""
+    """Inputs and targets (log1p cases minus each target day's anchor) for each origin."""
     tracts, days = origins[:, :1], origins[:, 1:]
     features, level = window_features(
         log_history, log_total, tracts, days + np.arange(-lookback, 0), first_weekday
     )
-    targets = log_history[tracts, days + np.arange(horizon)] - level[:, None]
+    base = anchor_values(log_history, tracts, days, level, horizon, anchor, anchor_weeks)
+    targets = log_history[tracts, days + np.arange(horizon)] - base
     return features, targets.astype(np.float32)
 
 
@@ -201,7 +231,16 @@ class LSTMForecaster:
         patience: int = 4,
         first_weekday: int = 0,
         warm_epochs: int = 8,
+        anchor: str = "seasonal",
+        anchor_weeks: int = 2,
     ) -> None:
+        if anchor not in ANCHORS:
+            raise InvalidInput(f"anchor must be one of {', '.join(ANCHORS)}, got {anchor!r}")
+        if anchor == "seasonal" and not 1 <= anchor_weeks <= lookback // PERIOD:
+            raise InvalidInput(
+                f"the seasonal anchor over {anchor_weeks} week(s) needs a lookback of "
+                f"{PERIOD * max(anchor_weeks, 1)} days or more, got {lookback}"
+            )
         self.horizon = horizon
         self.lookback = lookback
         self.units = units
@@ -217,6 +256,9 @@ class LSTMForecaster:
         self.first_weekday = first_weekday
         # a fit that starts from an earlier fit's weights trains for at most this many epochs
         self.warm_epochs = warm_epochs
+        # what the outputs are relative to: the seasonal naive per target day, or the window mean
+        self.anchor = anchor
+        self.anchor_weeks = anchor_weeks  # the seasonal anchor: mean over this many weeks
         self.initial_weights: list[np.ndarray] | None = None
         self.model: Any = None
         # per interval level, the factor on the quantile heads' gaps (scaled conformal)
@@ -238,7 +280,12 @@ class LSTMForecaster:
             "patience": self.patience,
             "first_weekday": self.first_weekday,
             "warm_epochs": self.warm_epochs,
+            "anchor": self.anchor,
+            "anchor_weeks": self.anchor_weeks,
         }
+
+    # what a manifest written before a parameter existed meant by leaving it out
+    legacy_params: ClassVar[dict[str, Any]] = {"anchor": "level", "anchor_weeks": 1}
 
     @property
     def min_days(self) -> int:
@@ -251,7 +298,9 @@ class LSTMForecaster:
             other.lookback,
             other.horizon,
             other.units,
-        ) == (self.lookback, self.horizon, self.units)
+            other.anchor,
+            other.anchor_weeks,
+        ) == (self.lookback, self.horizon, self.units, self.anchor, self.anchor_weeks)
         self.initial_weights = other.model.get_weights() if same else None
 
     def batch_for(self, n_windows: int) -> int:
@@ -272,12 +321,8 @@ class LSTMForecaster:
         valid = window_origins(
             n_tracts, split, n_days - self.horizon, max(1, self.max_windows // 4), rng
         )
-        x_train, y_train = training_windows(
-            log_history, log_total, train, self.lookback, self.horizon, self.first_weekday
-        )
-        x_valid, y_valid = training_windows(
-            log_history, log_total, valid, self.lookback, self.horizon, self.first_weekday
-        )
+        x_train, y_train = self.training_windows(log_history, log_total, train)
+        x_valid, y_valid = self.training_windows(log_history, log_total, valid)
         model = build_model(self.lookback, self.horizon, self.units)
         epochs = self.epochs
         if self.initial_weights is not None:
@@ -304,8 +349,16 @@ class LSTMForecaster:
         self.scales = interval_scales(y_valid, self.predict_log(x_valid))
         self.adjustment = None
 
+    def training_windows(
+        self, log_history: np.ndarray, log_total: np.ndarray, origins: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return training_windows(
+            log_history, log_total, origins, self.lookback, self.horizon, self.first_weekday,
+            self.anchor, self.anchor_weeks,
+        )  # fmt: skip
+
     def predict_log(self, features: np.ndarray) -> np.ndarray:
-        """Raw model outputs (n, horizon, 3): log1p quantiles relative to each window's level."""
+        """Raw model outputs (n, horizon, 3): log1p quantiles relative to each target's anchor."""
         # a direct call: model.predict would build a tf.data pipeline for every small batch
         chunks = [
             np.asarray(self.model(features[start : start + 4096], training=False), dtype=float)
@@ -320,14 +373,15 @@ class LSTMForecaster:
         history = check_history(history, self.lookback)
         n_tracts, n_days = history.shape
         days = np.broadcast_to(np.arange(n_days - self.lookback, n_days), (n_tracts, self.lookback))
+        log_history, tracts = np.log1p(history), np.arange(n_tracts)[:, None]
         features, level = window_features(
-            np.log1p(history),
-            np.log1p(history.sum(axis=0)),
-            np.arange(n_tracts)[:, None],
-            days,
-            self.first_weekday,
+            log_history, np.log1p(history.sum(axis=0)), tracts, days, self.first_weekday
         )
-        log_q = self.predict_log(features) + level[:, None, None]
+        base = anchor_values(
+            log_history, tracts, np.full((n_tracts, 1), n_days), level, self.horizon,
+            self.anchor, self.anchor_weeks,
+        )  # fmt: skip
+        log_q = self.predict_log(features) + base[:, :, None]
         if not self.scales:
             return self.additive_forecast(log_q)
         median = log_q[..., 1]
@@ -372,6 +426,11 @@ class LSTMForecaster:
             "features": list(FEATURES),
             "outputs": {"quantiles": list(OUTPUT_QUANTILES), "point": 0.5},
             "scaling": "log1p, minus the mean of each input window's log1p values",
+            "outputs_relative_to": (
+                "log1p of the same weekday in the input window's last week"
+                if self.anchor == "seasonal"
+                else "the mean of the input window's log1p values"
+            ),
             "level_scale": LEVEL_SCALE,
             "scales": {str(level): scale.tolist() for level, scale in self.scales.items()},
             **({} if self.adjustment is None else {"adjustment": self.adjustment.tolist()}),
@@ -389,7 +448,7 @@ class LSTMForecaster:
         calibrated = "scales" in state or "adjustment" in state
         if list(state.get("features", [])) != list(FEATURES) or not calibrated:
             raise InvalidInput(f"{directory} holds an LSTM of another layout (an older release)")
-        forecaster = cls(**state["params"])
+        forecaster = cls(**{**cls.legacy_params, **state["params"]})
         forecaster.model = keras.models.load_model(
             directory / MODEL_FILE, compile=False, safe_mode=True
         )
