@@ -16,6 +16,7 @@ from tractcast.evaluation.backtest import run_backtest
 from tractcast.models import Forecaster, load_forecaster, make_forecaster
 from tractcast.models.base import forecaster_from_params
 from tractcast.models.baselines import Persistence, SeasonalNaive, seasonal_naive_point
+from tractcast.models.lstm import window_origins
 
 pytestmark = pytest.mark.slow
 
@@ -229,3 +230,16 @@ def test_an_lstm_saved_before_the_anchor_keeps_forecasting_from_the_window_mean(
     old_manifest = {k: v for k, v in fitted.params().items() if k != "anchor"}
     assert forecaster_from_params("lstm", old_manifest).params()["anchor"] == "level"
     assert forecaster_from_params("lstm", {}).params()["anchor"] == "seasonal"
+
+
+def test_every_tract_gets_training_windows_when_tracts_outnumber_the_sample() -> None:
+    """10,000 tracts and a 20,000-window sample: a uniform draw would leave ~13% untrained."""
+    rng = np.random.default_rng(0)
+    pairs = window_origins(10_000, 28, 1_000, 20_000, rng)
+    assert set(pairs[:, 0].tolist()) == set(range(10_000))
+    assert 20_000 < len(pairs) < 22_000 and len(np.unique(pairs, axis=0)) == len(pairs)
+    assert pairs[:, 1].min() >= 28 and pairs[:, 1].max() <= 1_000
+    # A sample that covers every tract by itself is left as it was drawn.
+    few = window_origins(107, 28, 1_700, 20_000, np.random.default_rng(1))
+    uniform = np.random.default_rng(1).choice(107 * 1_673, size=20_000, replace=False)
+    assert len(few) == 20_000 and (few[:, 0] == np.sort(uniform) // 1_673).all()

@@ -86,11 +86,18 @@ def window_features(
 def window_origins(
     n_tracts: int, first: int, last: int, limit: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """(tract, day) pairs whose day starts a target window; a uniform sample of `limit` at most."""
+    """(tract, day) pairs whose day starts a target window: a uniform sample of `limit`, plus one
+    window at a random day for each tract the sample missed, so every tract is trained on."""
     days = np.arange(first, last + 1)
     pairs = np.stack(np.meshgrid(np.arange(n_tracts), days, indexing="ij"), axis=-1).reshape(-1, 2)
-    if len(pairs) > limit:
-        pairs = pairs[np.sort(rng.choice(len(pairs), size=limit, replace=False))]
+    if len(pairs) <= limit:
+        return pairs
+    pairs = pairs[np.sort(rng.choice(len(pairs), size=limit, replace=False))]
+    missed = np.setdiff1d(np.arange(n_tracts), pairs[:, 0])
+    if len(missed):  # thousands of tracts: a uniform sample leaves some out (e^-2 at 2 each)
+        extra = np.column_stack([missed, rng.integers(first, last + 1, size=len(missed))])
+        pairs = np.concatenate([pairs, extra])
+        pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
     return pairs
 
 
