@@ -7,10 +7,10 @@ from typing import Any
 from flask import Blueprint, current_app, request
 
 from services.common.http import json_body, require_admin, settings_of
-from tractcast.data.watch import watcher_for
 from tractcast.errors import InvalidInput
 from tractcast.monitoring.live_error import served_live_skill
 from tractcast.registry import Registry
+from tractcast.workflows.releases import watcher_for
 
 REGISTRY_KEY = "tractcast.registry"
 

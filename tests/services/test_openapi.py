@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from services.api.app import create_app
 from tractcast.geo.client import LayerReplica
+from tractcast.registry.store import RegistryReader
 from tractcast.serving.holder import BundleHolder
 from tractcast.settings import Settings
 
@@ -31,7 +32,7 @@ class NoGeo:
 def client(tmp_path: Path) -> FlaskClient:
     (tmp_path / "bundles").mkdir()
     settings = Settings(store=tmp_path, horizon=7)  # not the default 14
-    app = create_app(settings, geo=NoGeo(), holder=BundleHolder(tmp_path))  # type: ignore[arg-type]
+    app = create_app(settings, geo=NoGeo(), holder=BundleHolder(RegistryReader(tmp_path)))  # type: ignore[arg-type]
     return app.test_client()
 
 

@@ -3,12 +3,12 @@ trigger on every event, and data that comes through the watcher."""
 
 from __future__ import annotations
 
-from tractcast.data.watch import watcher_for
 from tractcast.evaluation.gate import GateDecision
 from tractcast.models.base import make_forecaster
 from tractcast.registry import Registry
 from tractcast.registry.lifecycle import open_stores, promote_version, register_version
 from tractcast.settings import Settings
+from tractcast.workflows.releases import watcher_for
 from tractcast.workflows.retrain import (
     apply_decision,
     load_inputs,

@@ -19,7 +19,12 @@ from tractcast.registry.metadata import (
     SqlMetadataStore,
     metadata_store_from_url,
 )
-from tractcast.registry.store import LocalModelStore, ModelVersion, version_of_bundle
+from tractcast.registry.store import (
+    LocalModelStore,
+    ModelVersion,
+    metadata_url,
+    version_of_bundle,
+)
 from tractcast.serving.bundle import Bundle
 from tractcast.settings import Settings
 
@@ -29,8 +34,9 @@ if TYPE_CHECKING:
 
 def open_stores(settings: Settings) -> tuple[LocalModelStore, SqlMetadataStore]:
     """The model store and the metadata store the settings name."""
-    Path(settings.store).mkdir(parents=True, exist_ok=True)
-    return LocalModelStore(Path(settings.store)), metadata_store_from_url(settings.metadata_url)
+    store = LocalModelStore(settings.store)
+    store.root.mkdir(parents=True, exist_ok=True)
+    return store, metadata_store_from_url(metadata_url(settings))
 
 
 def register_version(

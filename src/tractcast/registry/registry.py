@@ -162,10 +162,6 @@ class Registry:
             log.info("removed %d abandoned temp dirs: %s", len(removed), ", ".join(removed))
         return removed
 
-    def state_dir(self, name: str) -> Path:
-        """A folder of the store for a workflow's own files (its log, state and lock)."""
-        return self.store.root / name
-
     # -- copies elsewhere (MLflow, S3); their outages are logged, never raised ------------------
 
     def track(self, versions: Iterable[str], promoted: str | None) -> TrackingReport:
