@@ -40,10 +40,7 @@ from tractcast.jsonsafe import json_safe
 from tractcast.locks import FileLock
 from tractcast.serving.bundle import Bundle, load_bundle, write_bundle
 from tractcast.settings import Settings
-
-VERSION_PATTERN = r"^v\d{4,}-[a-z][a-z0-9_]*$"  # e.g. v0003-lstm, v0004-persistence
-FAMILY_PATTERN = r"^[a-z][a-z0-9_]*$"
-DATA_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$"
+from tractcast.validation import DATA_VERSION_PATTERN, FAMILY_PATTERN, VERSION_PATTERN
 
 _VERSION = re.compile(VERSION_PATTERN)
 _FAMILY = re.compile(FAMILY_PATTERN)
