@@ -134,6 +134,11 @@ class RegistryReader:
             return None
         return Path(target).name
 
+    def serving_version(self) -> str | None:
+        """The version whose bundle `current` points at (the champion), or None."""
+        bundle_id = self.current_bundle_id()
+        return version_of_bundle(bundle_id) if bundle_id else None
+
     def bundle(self, bundle_id: str) -> Bundle:
         """The verified bundle; the last one read stays cached (bundles are immutable)."""
         check_bundle_id(bundle_id)
