@@ -39,10 +39,10 @@ def list_models() -> dict[str, Any]:
 
 @blueprint.get("/v1/models/current")
 def current_model() -> dict[str, Any]:
-    current = registry().current_model()
+    model = registry().current_model()
     days = settings_of(current_app).rollback_days
-    skill = served_live_skill(registry().reader, current["version"], days)
-    return {**current, "live_skill": skill.to_dict()}
+    skill = served_live_skill(registry().reader, model["version"], days)
+    return {**model, "live_skill": skill.to_dict()}
 
 
 @blueprint.get("/v1/models/<version>")

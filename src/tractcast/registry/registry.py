@@ -96,10 +96,10 @@ class Registry:
     ) -> list[Event]:
         return self.metadata.list_events(limit=limit, kinds=kinds)
 
-    def previous_champion(self, current: str | None) -> str | None:
-        """The champion before `current`, from the promotions and rollbacks on record."""
+    def previous_champion(self, champion: str | None) -> str | None:
+        """The champion before `champion`, from the promotions and rollbacks on record."""
         history = self.list_events(limit=None, kinds=CHAMPION_KINDS)[::-1]
-        return previous_champion(history, current)
+        return previous_champion(history, champion)
 
     def current_model(self) -> dict[str, Any]:
         """What serves now: version, family, bundle, data version, metrics and as_of; or
@@ -303,8 +303,9 @@ class Registry:
         self.metadata.close()
 
 
-def previous_champion(history: Sequence[Event], current: str | None) -> str | None:
-    """The champion before `current`, reading promotions and rollbacks oldest first.
+def previous_champion(history: Sequence[Event], champion: str | None) -> str | None:
+    """The champion before `champion` (the serving version), reading promotions and rollbacks
+    oldest first.
 
     A rollback pops the champions above its target, so rolling back twice walks further back
     instead of returning to the version just rolled back from.
@@ -315,8 +316,8 @@ def previous_champion(history: Sequence[Event], current: str | None) -> str | No
             del stack[len(stack) - stack[::-1].index(event.version) :]
         elif not stack or stack[-1] != event.version:
             stack.append(event.version)
-    if stack and stack[-1] != current:
+    if stack and stack[-1] != champion:
         # `current` was moved outside the lifecycle; the last champion on record is the way back
         return stack[-1]
-    earlier = [version for version in stack[:-1] if version != current]
+    earlier = [version for version in stack[:-1] if version != champion]
     return earlier[-1] if earlier else None

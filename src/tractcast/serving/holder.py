@@ -87,9 +87,9 @@ class BundleHolder:
         """The newest bundle made with model `version`; NotFound when it has none."""
         if not _PINNED_VERSION.fullmatch(version):
             raise InvalidInput(f"malformed model_version {shown(version)}")
-        current = self.loaded()
-        if current is not None and current.model_version == version:
-            return current
+        served = self.loaded()
+        if served is not None and served.model_version == version:
+            return served
         for bundle_id in self._bundle_ids_of(version):
             with self._lock:
                 cached = self._by_version.get(bundle_id)
