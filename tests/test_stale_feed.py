@@ -49,8 +49,8 @@ def test_a_retrain_on_a_stopped_feed_ends_its_series_at_the_last_fresh_day(tmp_p
     # every scored day is an actual, never a copy; origins fall on a weekly grid, so the newest
     # scored day is within a week of the last fresh one
     assert last_fresh - pd.Timedelta(days=7) < max(scored_until) <= last_fresh
-    opened = Registry.open(settings)
-    store, metadata = opened.store, opened.metadata
+    registry = Registry.open(settings)
+    store, metadata = registry.store, registry.metadata
     version = store.get_version(outcome.versions["lstm"])
     assert version.manifest["days"] == 160  # trained on the fresh days only
     bundle = store.bundle(store.current_bundle_id() or "")

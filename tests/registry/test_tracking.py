@@ -175,9 +175,9 @@ def test_a_retrain_succeeds_while_mlflow_is_down_mirrors_to_s3_and_logs_later(
 
         outcome = retrain(offline, trigger="test")
 
-        opened = Registry.open(offline)
+        registry = Registry.open(offline)
 
-        store, _ = opened.store, opened.metadata
+        store = registry.store
         assert outcome.bundle_id == store.current_bundle_id() is not None
         versions = sorted(outcome.versions.values())
         assert pending_versions(store) == versions

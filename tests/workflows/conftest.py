@@ -97,8 +97,8 @@ def make_version(settings: Settings) -> MakeVersion:
         wape: float = 0.5,
         reference_scale: float = 1.0,
     ) -> str:
-        opened = Registry.open(settings)
-        store, metadata = opened.store, opened.metadata
+        registry = Registry.open(settings)
+        store = registry.store
         _, ingested = load_inputs(settings)
         arrays = series_arrays(ingested)
         manifest = {
@@ -108,7 +108,7 @@ def make_version(settings: Settings) -> MakeVersion:
                 arrays.history * reference_scale, arrays.observed, arrays.dates
             ),
         }
-        version = Registry(store, metadata).register(
+        version = registry.register(
             family,
             lambda directory: (directory / "model.json").write_text("{}"),
             metrics={"wape": wape, "mae": 1.0},

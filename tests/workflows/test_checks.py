@@ -96,9 +96,8 @@ def test_nothing_new_since_the_retrain_fires_nothing_and_is_not_reingested(
     settings, portal: Portal, retrains: Retrains, make_version: MakeVersion
 ):
     portal.release("2023-03-31")
-    opened = Registry.open(settings)
-    store, metadata = opened.store, opened.metadata
-    Registry(store, metadata).promote(make_version(), reason="first")
+    registry = Registry.open(settings)
+    registry.promote(make_version(), reason="first")
     first = run_checks(settings, NOW, retrains)
     again = run_checks(settings, NOW, retrains)
     assert retrains.triggers == []
@@ -111,9 +110,8 @@ def test_the_schedule_skips_a_retrain_that_would_train_the_same_model(
     settings, portal: Portal, retrains: Retrains, make_version: MakeVersion
 ):
     portal.release("2023-03-31")
-    opened = Registry.open(settings)
-    store, metadata = opened.store, opened.metadata
-    Registry(store, metadata).promote(make_version(), reason="first")
+    registry = Registry.open(settings)
+    registry.promote(make_version(), reason="first")
     report = run_checks(settings, NOW, retrains, scheduled=True)
     assert retrains.triggers == [] and report["up_to_date"] is True
     portal.release("2023-04-30")
@@ -127,10 +125,9 @@ def test_inputs_unlike_the_champions_training_window_name_the_retrain_drift(
     settings, portal: Portal, retrains: Retrains, make_version: MakeVersion
 ):
     portal.release("2023-03-31")
-    opened = Registry.open(settings)
-    store, metadata = opened.store, opened.metadata
+    registry = Registry.open(settings)
     # a champion whose training window saw a hundredth of today's cases
-    Registry(store, metadata).promote(make_version(reference_scale=0.01), reason="first")
+    registry.promote(make_version(reference_scale=0.01), reason="first")
     portal.release("2023-04-30")
     report = run_checks(settings, NOW, retrains)
     assert retrains.triggers == ["drift"]
@@ -142,10 +139,9 @@ def test_a_champion_far_off_its_validation_error_names_the_retrain_live_error(
     settings, portal: Portal, retrains: Retrains, make_version: MakeVersion
 ):
     portal.release("2023-03-31")
-    opened = Registry.open(settings)
-    store, metadata = opened.store, opened.metadata
+    registry = Registry.open(settings)
     wild = make_version(forecast=lambda history: 4 * history[:, -14:], wape=0.2)
-    Registry(store, metadata).promote(wild, reason="first")
+    registry.promote(wild, reason="first")
     portal.release("2023-04-30")
     report = run_checks(settings, NOW, retrains)
     assert retrains.triggers == ["live_error"]
@@ -158,8 +154,8 @@ def test_a_just_promoted_champion_worse_than_its_predecessor_is_rolled_back_and_
     settings, portal: Portal, retrains: Retrains, make_version: MakeVersion
 ):
     portal.release("2023-03-31")
-    opened = Registry.open(settings)
-    store, metadata = opened.store, opened.metadata
+    registry = Registry.open(settings)
+    store, metadata = registry.store, registry.metadata
     good, bad = promote_two(store, metadata, make_version, overshoot=True)
     portal.release("2023-04-30")
 
@@ -184,8 +180,8 @@ def test_a_champion_as_good_as_its_predecessor_stays(
     settings, portal: Portal, retrains: Retrains, make_version: MakeVersion
 ):
     portal.release("2023-03-31")
-    opened = Registry.open(settings)
-    store, metadata = opened.store, opened.metadata
+    registry = Registry.open(settings)
+    store, metadata = registry.store, registry.metadata
     first, second = promote_two(store, metadata, make_version, overshoot=False)
     portal.release("2023-04-30")
     report = run_checks(settings, NOW, retrains)
@@ -200,8 +196,8 @@ def test_too_few_days_of_actuals_is_no_verdict_yet(
     settings, portal: Portal, retrains: Retrains, make_version: MakeVersion
 ):
     portal.release("2023-03-31")
-    opened = Registry.open(settings)
-    store, metadata = opened.store, opened.metadata
+    registry = Registry.open(settings)
+    store, metadata = registry.store, registry.metadata
     good, bad = promote_two(store, metadata, make_version, overshoot=True)
     portal.release("2023-04-06")  # six days of actuals
     report = run_checks(settings, NOW, retrains)
@@ -213,10 +209,10 @@ def test_a_champion_restored_by_a_rollback_is_not_judged_again(
     settings, portal: Portal, retrains: Retrains, make_version: MakeVersion
 ):
     portal.release("2023-03-31")
-    opened = Registry.open(settings)
-    store, metadata = opened.store, opened.metadata
+    registry = Registry.open(settings)
+    store, metadata = registry.store, registry.metadata
     good, bad = promote_two(store, metadata, make_version, overshoot=True)
-    Registry(store, metadata).rollback(reason="an admin had doubts")
+    registry.rollback(reason="an admin had doubts")
     portal.release("2023-04-30")
     report = run_checks(settings, NOW, retrains)
     assert report["rollback"] is None and store.serving_version() == good

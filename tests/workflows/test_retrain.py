@@ -13,6 +13,7 @@ from tractcast.evaluation.backtest import Backtest
 from tractcast.evaluation.gate import choose_candidate
 from tractcast.models.base import BASELINE_FAMILIES
 from tractcast.registry import Registry
+from tractcast.registry import store as layout
 from tractcast.settings import Settings
 from tractcast.workflows.retrain import (
     REPORT_KEYS,
@@ -59,8 +60,8 @@ def test_every_candidate_family_is_registered_with_its_backtest_metrics(
 ) -> None:
     assert list(first.versions) == list(FAMILIES)
     assert first.versions["lstm"] == "v0001-lstm"
-    opened = Registry.open(settings)
-    store, _ = opened.store, opened.metadata
+    registry = Registry.open(settings)
+    store = registry.store
     for family, version in first.versions.items():
         found = store.get_version(version)
         assert found.family == family and version.endswith(f"-{family}")
@@ -80,17 +81,33 @@ def test_every_candidate_family_is_registered_with_its_backtest_metrics(
         assert store.latest_bundle_for(version) is not None
 
 
+def test_a_retrain_writes_under_the_store_root_only_what_the_registry_names(
+    settings: Settings, first: RetrainOutcome
+) -> None:
+    named = {
+        layout.VERSIONS_DIR, layout.BUNDLES_DIR, layout.CURRENT, layout.WRITER_LOCK,
+        layout.METADATA_DB, layout.DATA_DIR, layout.CHECKS_DIR, layout.TRACKING_BACKLOG_DIR,
+        layout.RETRAIN_LOCK, layout.SCHEDULER_LOCK,
+    }  # fmt: skip
+    entries = {path.name for path in Path(settings.store).iterdir()}
+    beside_the_database = {name for name in entries if name.startswith(f"{layout.METADATA_DB}.")}
+    assert entries - beside_the_database <= named, entries - named
+    assert {layout.VERSIONS_DIR, layout.BUNDLES_DIR, layout.CURRENT, layout.DATA_DIR} <= entries
+    reader = Registry.open(settings).reader
+    assert (reader.data_dir() / first.data_version).is_dir()  # the watcher's snapshot
+
+
 def test_without_a_champion_the_best_scoring_candidate_serves(
     settings: Settings, first: RetrainOutcome
 ) -> None:
     best = choose_candidate(first.metrics, BASELINE_FAMILIES)
     assert first.promoted == first.champion == first.candidate == first.versions[best]
     assert "no champion yet" in first.reason
-    opened = Registry.open(settings)
-    store, metadata = opened.store, opened.metadata
+    registry = Registry.open(settings)
+    store = registry.store
     assert store.serving_version() == first.versions[best]
     assert first.bundle_id == f"{first.versions[best]}@{first.data_version}"
-    current = Registry(store, metadata).current_model()  # what GET /v1/models/current answers
+    current = registry.current_model()  # what GET /v1/models/current answers
     assert (current["version"], current["family"]) == (first.versions[best], best)
     assert store.bundle(first.bundle_id).model_version == first.versions[best]
 
@@ -102,8 +119,8 @@ def test_retraining_on_the_same_data_keeps_the_champion_and_records_why(
     assert second.champion == first.champion
     assert second.metrics == first.metrics  # same data and configuration, same scores
     assert second.champion_metrics == first.metrics[first.champion.split("-", 1)[1]]
-    opened = Registry.open(settings)
-    store, metadata = opened.store, opened.metadata
+    registry = Registry.open(settings)
+    store, metadata = registry.store, registry.metadata
     assert store.serving_version() == first.champion
     rejected = metadata.list_events(kinds=["rejected"])[0]
     assert rejected.version == second.candidate and rejected.from_version == first.champion
@@ -117,12 +134,12 @@ def test_retraining_on_the_same_data_keeps_the_champion_and_records_why(
 def test_a_candidate_better_than_a_weak_champion_is_promoted(
     settings: Settings, second: RetrainOutcome
 ) -> None:
-    opened = Registry.open(settings)
-    store, metadata = opened.store, opened.metadata
+    registry = Registry.open(settings)
+    store, metadata = registry.store, registry.metadata
     weak = second.versions["persistence"]
     if second.candidate == weak:
         pytest.fail("persistence was the best candidate on the demo data")
-    Registry(store, metadata).promote(weak, reason="test: serve a weak champion")
+    registry.promote(weak, reason="test: serve a weak champion")
     third = retrain(settings, trigger="test")
     assert third.promoted == third.candidate == third.champion, third.reason
     assert f"significantly better than champion {weak}" in third.reason

@@ -21,16 +21,13 @@ from .conftest import Portal
 
 def fitted_version(settings: Settings, family: str) -> str:
     """A real baseline fitted on the newest release and registered with a bundle-free version."""
-    opened = Registry.open(settings)
-    store, metadata = opened.store, opened.metadata
+    registry = Registry.open(settings)
     index, ingested = load_inputs(settings)
     arrays = series_arrays(ingested)
     forecaster = make_forecaster(family, horizon=14)
     forecaster.fit(arrays.history)
     manifest = run_manifest(index, ingested, arrays, "test")
-    version = Registry(store, metadata).register(
-        family, forecaster.save, metrics={"wape": 0.5}, manifest=manifest
-    )
+    version = registry.register(family, forecaster.save, metrics={"wape": 0.5}, manifest=manifest)
     return version.version
 
 

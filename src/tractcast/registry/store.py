@@ -8,6 +8,7 @@ Layout under the store root:
     .tmp-*                           what a writer has not renamed into place yet (in each folder)
     .lock                            the writers' lock (version numbers are taken under it)
     metadata.db                      the metadata database when no TRACTCAST_DATABASE_URL is set
+                                     (beside it, SQLite's journal and the migration lock)
     data/                            the data watcher's snapshots and state (data_dir)
     monitoring/                      the scheduled checks' log, state and lock (checks_dir)
     tracking-pending/<version>.json  versions MLflow has not taken yet (tracking_backlog_dir)
