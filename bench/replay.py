@@ -34,7 +34,6 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bench import run_showing_progress
 from tractcast.data.ingest import ingest_options, ingest_source
-from tractcast.data.watch import watcher_for
 from tractcast.errors import TractcastError
 from tractcast.geo.index import TractIndex
 from tractcast.models.base import load_forecaster
@@ -43,6 +42,7 @@ from tractcast.registry import Registry
 from tractcast.serving.build import build_bundle
 from tractcast.settings import Settings
 from tractcast.workflows.checks import run_checks
+from tractcast.workflows.releases import watcher_for
 from tractcast.workflows.retrain import retrain, series_arrays
 
 ROOT = Path(__file__).resolve().parents[1]

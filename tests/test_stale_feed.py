@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tractcast.data.demo import write_demo_data
-from tractcast.registry.lifecycle import open_stores
+from tractcast.registry.registry import Registry
 from tractcast.settings import Settings
 from tractcast.workflows.retrain import retrain
 
@@ -49,7 +49,8 @@ def test_a_retrain_on_a_stopped_feed_ends_its_series_at_the_last_fresh_day(tmp_p
     # every scored day is an actual, never a copy; origins fall on a weekly grid, so the newest
     # scored day is within a week of the last fresh one
     assert last_fresh - pd.Timedelta(days=7) < max(scored_until) <= last_fresh
-    store, metadata = open_stores(settings)
+    registry = Registry.open(settings)
+    store, metadata = registry.store, registry.metadata
     version = store.get_version(outcome.versions["lstm"])
     assert version.manifest["days"] == 160  # trained on the fresh days only
     bundle = store.bundle(store.current_bundle_id() or "")

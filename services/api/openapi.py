@@ -26,10 +26,11 @@ from services.geo import openapi as geo
 from services.registry import openapi as registry
 from services.retrainer import openapi as retrainer
 from tractcast.serving.dashboard import WEEK
+from tractcast.validation import PINNED_VERSION_PATTERN
 
 MODEL_VERSION = query(
     "model_version",
-    {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", "examples": ["v0003-lstm"]},
+    {"type": "string", "pattern": PINNED_VERSION_PATTERN, "examples": ["v0003-lstm"]},
     "Answer with the newest bundle of this model version instead of the champion.",
     required=False,
 )

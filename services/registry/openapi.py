@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.common.openapi import ADMIN, Schema, errors, json_response, ref
-from tractcast.registry.store import VERSION_PATTERN
+from tractcast.validation import VERSION_PATTERN
 
 VERSION_PATH = {
     "name": "version",

@@ -7,10 +7,10 @@ from typing import Any
 from flask import Blueprint, current_app, request
 
 from services.common.http import json_body, require_admin, settings_of
-from tractcast.data.watch import watcher_for
 from tractcast.errors import InvalidInput
 from tractcast.monitoring.live_error import served_live_skill
 from tractcast.registry import Registry
+from tractcast.workflows.releases import watcher_for
 
 REGISTRY_KEY = "tractcast.registry"
 
@@ -39,10 +39,10 @@ def list_models() -> dict[str, Any]:
 
 @blueprint.get("/v1/models/current")
 def current_model() -> dict[str, Any]:
-    current = registry().current_model()
+    model = registry().current_model()
     days = settings_of(current_app).rollback_days
-    skill = served_live_skill(registry().reader, current["version"], days)
-    return {**current, "live_skill": skill.to_dict()}
+    skill = served_live_skill(registry().reader, model["version"], days)
+    return {**model, "live_skill": skill.to_dict()}
 
 
 @blueprint.get("/v1/models/<version>")

@@ -27,13 +27,13 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from tractcast.locks import FileLock
+from tractcast.registry.store import RegistryReader
 from tractcast.settings import Settings
 
 log = logging.getLogger("tractcast.scheduler")
 
 LOCK_KEY = "tractcast:scheduler:leader"
 LOCK_TTL = 30.0  # seconds a holder keeps the lock without renewing it
-LOCK_FILE = ".scheduler.lock"
 
 Enqueue = Callable[[Settings, str], dict[str, Any]]
 Check = Callable[..., dict[str, Any]]
@@ -105,7 +105,7 @@ def leader_lock_for(settings: Settings) -> LeaderLock:
     """Redis when the broker is Redis, else a file lock in the store."""
     if settings.broker_url and settings.broker_url.startswith(("redis://", "rediss://")):
         return RedisLeaderLock(settings.broker_url)
-    return FileLeaderLock(Path(settings.store) / LOCK_FILE)
+    return FileLeaderLock(RegistryReader(settings.store).scheduler_lock_path())
 
 
 def fire_if_leader(

@@ -72,8 +72,8 @@ def choices(report: dict[str, Any]) -> dict[str, Any]:
 
 def cmd_accept_data(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """Accept a held data release: pin its schema; the next retrain uses it."""
-    from tractcast.data.watch import watcher_for
     from tractcast.registry import Registry
+    from tractcast.workflows.releases import watcher_for
 
     registry = Registry.open(settings)
     event = registry.accept_data_release(watcher_for(settings), args.data_version, trigger="cli")

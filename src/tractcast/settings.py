@@ -102,11 +102,6 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @property
-    def metadata_url(self) -> str:
-        """SQLAlchemy URL of the metadata database; SQLite inside the store by default."""
-        return self.database_url or f"sqlite:///{Path(self.store).resolve() / 'metadata.db'}"
-
-    @property
     def geo_base_url(self) -> str:
         return self.geo_url or f"http://{self.host}:{self.geo_port}"
 

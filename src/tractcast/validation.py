@@ -18,6 +18,14 @@ LONGITUDE_LIMIT = 180  # WGS84 degrees either side of Greenwich
 MAX_RADIUS_KM = 500.0
 MAX_POINTS = 10000  # points of one batch request
 
+# The shapes of the ids the registry gives out; every version id also fits the pinned pattern.
+VERSION_PATTERN = r"^v\d{4,}-[a-z][a-z0-9_]*$"  # e.g. v0003-lstm, v0004-persistence
+FAMILY_PATTERN = r"^[a-z][a-z0-9_]*$"
+DATA_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$"
+# What a client may send as ?model_version= without a 400: safe to look up (no path, no control
+# characters); a safe id that is not a stored version is a 404, not a malformed request.
+PINNED_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
 
 def shown(value: Any) -> str:
     """A client's value for an error message: its repr, cut short when long."""

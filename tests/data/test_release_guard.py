@@ -18,13 +18,19 @@ from tests.data import corpus
 from tests.data.corpus import CorpusLayer
 
 from services.registry.app import create_app
-from tractcast.data.watch import DataWatcher, ingest_current_release
+from tractcast.data.watch import DataWatcher
 from tractcast.errors import NotFound
-from tractcast.registry.lifecycle import accept_data_release, record_data_events
-from tractcast.registry.metadata import SqlMetadataStore
+from tractcast.registry.registry import Registry
+from tractcast.registry.store import RegistryReader
 from tractcast.settings import Settings
+from tractcast.workflows.releases import ingest_current_release
 
 TOKEN = "guard-token"
+
+
+def portal_watcher(portal, settings: Settings) -> DataWatcher:
+    """The watcher of the test portal, in the folder the registry names in the store."""
+    return DataWatcher(str(portal), RegistryReader(settings.store).data_dir())
 
 
 @pytest.fixture
@@ -101,7 +107,7 @@ def test_a_refused_release_leaves_the_last_good_one_serving(settings, portal, ch
     refused = fallback.report["refused_release"]
     assert refused["data_version"] != good.data_version
     assert "TRACTCAST_VALUE_COLUMN" in refused["reason"]
-    watcher = DataWatcher(str(portal), settings.store)
+    watcher = portal_watcher(portal, settings)
     assert refused["data_version"] in watcher.rejections()
     assert ingest_current_release(settings, layer)[0] == good  # remembered, not retried
 
@@ -114,23 +120,23 @@ def test_a_held_release_waits_for_an_admin_while_the_last_good_one_serves(settin
     used, fallback = ingest_current_release(settings, layer)
     assert used == good and fallback.data_version == first.data_version
     held = fallback.report["held_release"]
-    watcher = DataWatcher(str(portal), settings.store)
+    watcher = portal_watcher(portal, settings)
     assert set(watcher.held()) == {held["data_version"]}
     assert watcher.pinned()["data_version"] == good.data_version
-    metadata = SqlMetadataStore(settings.metadata_url)
+    registry = Registry.open(settings)
     try:
-        (event,) = record_data_events(metadata, watcher)
+        (event,) = registry.record_data_events(watcher)
         assert (event.kind, event.version, event.from_version) == (
             "data_held",
             held["data_version"],
             good.data_version,
         )
-        assert record_data_events(metadata, watcher) == []  # recorded once
+        assert registry.record_data_events(watcher) == []  # recorded once
         assert ingest_current_release(settings, layer)[0] == good  # still held
-        accepted = accept_data_release(metadata, watcher, held["data_version"])
+        accepted = registry.accept_data_release(watcher, held["data_version"])
         assert accepted.kind == "data_accepted"
     finally:
-        metadata.close()
+        registry.close()
     used, result = ingest_current_release(settings, layer)
     assert used.data_version == held["data_version"] == result.data_version
     assert watcher.pinned()["data_version"] == held["data_version"]
@@ -168,17 +174,20 @@ def test_a_new_day_with_revision_noise_is_accepted_and_moves_the_pin(settings, p
     used, result = ingest_current_release(settings, CorpusLayer())
     assert used.data_version != good.data_version
     assert "held_release" not in result.report and "refused_release" not in result.report
-    assert DataWatcher(str(portal), settings.store).pinned()["data_version"] == used.data_version
+    assert portal_watcher(portal, settings).pinned()["data_version"] == used.data_version
 
 
 def test_accepting_a_release_that_is_not_held_is_not_found(settings, portal):
     ingest_current_release(settings, CorpusLayer())
-    metadata = SqlMetadataStore(settings.metadata_url)
+    registry = Registry.open(settings)
     try:
         with pytest.raises(NotFound):
-            accept_data_release(metadata, DataWatcher(str(portal), settings.store), "0123abcd")
+            registry.accept_data_release(
+                portal_watcher(portal, settings),
+                "0123abcd",
+            )
     finally:
-        metadata.close()
+        registry.close()
 
 
 def test_the_admin_endpoint_accepts_a_held_release_behind_the_token(settings, portal):

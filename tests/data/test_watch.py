@@ -8,13 +8,20 @@ from pathlib import Path
 import pytest
 
 from tractcast.data.ingest import ingest_source
-from tractcast.data.watch import DataWatcher, current_release, ingest_current_release
+from tractcast.data.watch import DataWatcher
+from tractcast.registry.store import RegistryReader
 from tractcast.settings import Settings
+from tractcast.workflows.releases import current_release, ingest_current_release
 
 from .conftest import DAILY_NAME, publish_days
 
 FIRST_DAYS = ["20200224", "20200225", "20200226", "20200227", "20200228", "20200229"]
 NEXT_DAY = "20200301"
+
+
+def watcher_dir(store: Path) -> Path:
+    """The data watcher's folder the registry names in a store."""
+    return RegistryReader(store).data_dir()
 
 
 @pytest.fixture
@@ -25,7 +32,7 @@ def published(portal, italy_days):
 
 
 def index_watcher(portal, tmp_path: Path) -> DataWatcher:
-    return DataWatcher(f"{portal.url}/dati-province/", tmp_path / "store", timeout=5)
+    return DataWatcher(f"{portal.url}/dati-province/", watcher_dir(tmp_path / "store"), timeout=5)
 
 
 def test_first_check_downloads_every_daily_file_once(published, tmp_path, italy_index):
@@ -83,7 +90,9 @@ def test_the_same_bytes_give_the_same_data_version_in_any_store(published, tmp_p
 
 def test_a_url_template_probes_the_days_after_the_last_known_one(published, tmp_path, italy_days):
     template = f"{published.url}/dati-province/dpc-covid19-ita-province-{{date:%Y%m%d}}.csv"
-    watcher = DataWatcher(f"{template}#start=2020-02-24", tmp_path / "store", timeout=5)
+    watcher = DataWatcher(
+        f"{template}#start=2020-02-24", watcher_dir(tmp_path / "store"), timeout=5
+    )
     first = watcher.check()
     assert first is not None and len(first.files) == 6
     published.log.clear()
@@ -98,7 +107,7 @@ def test_a_url_template_probes_the_days_after_the_last_known_one(published, tmp_
 
 def test_a_single_csv_url_is_revalidated_with_a_conditional_request(portal, tmp_path):
     (portal.root / "cases.csv").write_text("date,code,cases\n2021-03-01,001,3\n")
-    watcher = DataWatcher(f"{portal.url}/cases.csv", tmp_path / "store", timeout=5)
+    watcher = DataWatcher(f"{portal.url}/cases.csv", watcher_dir(tmp_path / "store"), timeout=5)
     release = watcher.check()
     assert release is not None and release.path.name == "cases.csv"
     portal.log.clear()
@@ -122,7 +131,7 @@ def test_a_refused_release_leaves_the_last_good_one_in_use(
     assert fallback.data_version == result.data_version
     refused = fallback.report["refused_release"]
     assert "HTML" in refused["reason"] and NEXT_DAY in refused["reason"]
-    watcher = DataWatcher(settings.data_source or "", settings.store)
+    watcher = DataWatcher(settings.data_source or "", watcher_dir(settings.store))
     assert refused["data_version"] in watcher.rejections()
     assert watcher.latest_good() == good
     published.log.clear()
@@ -133,7 +142,7 @@ def test_a_refused_release_leaves_the_last_good_one_in_use(
 def test_a_local_file_is_rehashed_only_when_size_or_mtime_moves(tmp_path):
     source = tmp_path / "cases.csv"
     source.write_text("date,code,cases\n2021-03-01,001,3\n")
-    watcher = DataWatcher(str(source), tmp_path / "store")
+    watcher = DataWatcher(str(source), watcher_dir(tmp_path / "store"))
     first = watcher.check()
     assert first is not None and first.path.read_bytes() == source.read_bytes()
     os.utime(source, (1_700_000_000, 1_700_000_000))  # touched, same bytes
@@ -146,7 +155,7 @@ def test_a_local_file_is_rehashed_only_when_size_or_mtime_moves(tmp_path):
 def test_a_directory_source_snapshots_only_changed_files(tmp_path, italy_days):
     folder = tmp_path / "portal"
     publish_days(folder, italy_days, FIRST_DAYS)
-    watcher = DataWatcher(str(folder), tmp_path / "store")
+    watcher = DataWatcher(str(folder), watcher_dir(tmp_path / "store"))
     first = watcher.check()
     publish_days(folder, italy_days, [NEXT_DAY])
     second = watcher.check()
@@ -167,7 +176,9 @@ def test_an_s3_prefix_is_watched_through_its_etags(tmp_path, italy_days):
         for day in FIRST_DAYS[:3]:
             name = f"dati-province/{DAILY_NAME.format(day=day)}"
             client.put_object(Bucket="portal", Key=name, Body=italy_days[day])
-        watcher = DataWatcher("s3://portal/dati-province/", tmp_path / "store", client=client)
+        watcher = DataWatcher(
+            "s3://portal/dati-province/", watcher_dir(tmp_path / "store"), client=client
+        )
         first = watcher.check()
         assert first is not None and len(first.files) == 3
         assert watcher.check() is None

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tractcast.registry.lifecycle import promote_version, register_version
 from tractcast.registry.metadata import SqlMetadataStore
+from tractcast.registry.registry import Registry as ModelRegistry
 from tractcast.registry.store import LocalModelStore
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, bundle_id_for
 
@@ -50,9 +50,7 @@ class Registry:
 
     def register(self) -> str:
         """Register one more version with a bundle, the way the pipeline does."""
-        version = register_version(
-            self.store,
-            self.metadata,
+        version = ModelRegistry(self.store, self.metadata).register(
             "lstm",
             write_weights,
             metrics={"mae": 1.0},
@@ -70,7 +68,7 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
     metadata = SqlMetadataStore(f"sqlite:///{root}/metadata.db")
     made = Registry(root, store, metadata, "", "")
     made.champion = made.register()
-    promote_version(store, metadata, made.champion, reason="first", trigger="test")
+    ModelRegistry(store, metadata).promote(made.champion, reason="first", trigger="test")
     made.candidate = made.register()
     yield made
     metadata.close()

@@ -12,7 +12,7 @@ from tests.faults.conftest import Registry
 
 from services.registry.app import create_app
 from tractcast.errors import Unavailable
-from tractcast.registry.lifecycle import promote_version, rollback_version
+from tractcast.registry.registry import Registry as ModelRegistry
 from tractcast.registry.store import RegistryReader
 from tractcast.serving.holder import BundleHolder
 from tractcast.settings import Settings
@@ -83,10 +83,10 @@ def test_promoting_a_corrupted_version_is_refused_and_the_champion_keeps_serving
 
 
 def test_rolling_back_to_a_corrupted_version_is_refused_too(registry: Registry) -> None:
-    promote_version(registry.store, registry.metadata, registry.candidate, reason="better")
+    ModelRegistry(registry.store, registry.metadata).promote(registry.candidate, reason="better")
     corrupt(registry, registry.champion, "bit flip in model.h5")
     with pytest.raises(Unavailable, match="model.h5 fails its checksum"):
-        rollback_version(registry.store, registry.metadata, reason="try")
+        ModelRegistry(registry.store, registry.metadata).rollback(reason="try")
     assert registry.store.current_bundle_id() == registry.bundle_of(registry.candidate)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from tests.faults.conftest import Registry, tiny_bundle, write_weights
 
-from tractcast.registry.lifecycle import promote_version, register_version
+from tractcast.registry.registry import Registry as ModelRegistry
 from tractcast.registry.store import TMP_PREFIX
 from tractcast.serving import bundle as bundle_module
 
@@ -32,8 +32,8 @@ def half_written_weights(directory: Path) -> None:
 
 
 def register(registry: Registry, write: Callable[[Path], None] = write_weights) -> None:
-    register_version(
-        registry.store, registry.metadata, "lstm", write, {"mae": 1.0}, {"data_version": "d1"}
+    ModelRegistry(registry.store, registry.metadata).register(
+        "lstm", write, {"mae": 1.0}, {"data_version": "d1"}
     )
 
 
@@ -89,7 +89,7 @@ def test_a_promotion_that_cannot_write_its_link_leaves_the_champion_serving(
     serving = registry.store.current_bundle_id()
     monkeypatch.setattr(os, "symlink", disk_full)
     with pytest.raises(OSError):
-        promote_version(registry.store, registry.metadata, registry.candidate, reason="try")
+        ModelRegistry(registry.store, registry.metadata).promote(registry.candidate, reason="try")
     assert registry.store.current_bundle_id() == serving
     assert [e.kind for e in registry.metadata.list_events(limit=1)] == ["registered"]
     assert leftovers(registry.root) == []

@@ -19,7 +19,7 @@ from tests.faults.processes import wait_until
 
 from tractcast.errors import NotFound
 from tractcast.registry.integrity import verify_version_files
-from tractcast.registry.lifecycle import current_model, promote_version
+from tractcast.registry.registry import Registry as ModelRegistry
 from tractcast.registry.store import TMP_PREFIX, LocalModelStore, RegistryReader
 from tractcast.serving.bundle import load_bundle
 from tractcast.serving.holder import BundleHolder
@@ -53,7 +53,7 @@ CHILD = textwrap.dedent(
 
     setattr(owner, function_name, hooked)
 
-    from tractcast.registry.lifecycle import promote_version, register_version
+    from tractcast.registry.registry import Registry as ModelRegistry
     from tractcast.registry.metadata import SqlMetadataStore
     from tractcast.registry.store import LocalModelStore
     from tests.faults.conftest import tiny_bundle, write_weights
@@ -63,10 +63,10 @@ CHILD = textwrap.dedent(
     if action == "set_current":
         store.set_current(arg)
     elif action == "promote":
-        promote_version(store, metadata, arg, reason="kill test", trigger="test")
+        ModelRegistry(store, metadata).promote(arg, reason="kill test", trigger="test")
     elif action == "register":
-        register_version(store, metadata, "lstm", write_weights, {"mae": 1.0},
-                         {"data_version": "d1"}, trigger="test")
+        ModelRegistry(store, metadata).register("lstm", write_weights, {"mae": 1.0},
+                                                {"data_version": "d1"}, trigger="test")
     elif action == "add_bundle":
         store.add_bundle(tiny_bundle(arg, "d2"))
     Path(marker).write_text("finished")
@@ -137,9 +137,12 @@ def test_kill_after_the_swap_before_the_event_serves_the_new_version_and_it_can_
     target = "tractcast.registry.store:_fsync_dir"
     assert kill_at(registry, target, "after", "promote", registry.candidate) == target
     assert assert_store_is_whole(registry.root) == registry.bundle_of(registry.candidate)
-    assert current_model(registry.store, registry.metadata)["version"] == registry.candidate
-    event = promote_version(
-        registry.store, registry.metadata, registry.candidate, reason="again", trigger="test"
+    assert (
+        ModelRegistry(registry.store, registry.metadata).current_model()["version"]
+        == registry.candidate
+    )
+    event = ModelRegistry(registry.store, registry.metadata).promote(
+        registry.candidate, reason="again", trigger="test"
     )
     assert event.from_version == registry.candidate
 

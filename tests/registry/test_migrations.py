@@ -22,6 +22,7 @@ from tractcast.registry.migrations import (
     head_revision,
     upgrade_schema,
 )
+from tractcast.registry.store import metadata_url
 from tractcast.runner import child_env
 from tractcast.settings import Settings
 
@@ -140,6 +141,6 @@ def test_the_migrate_command_upgrades_the_configured_database_and_says_where_it_
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == f"at {head_revision()} (newest: {head_revision()})"
-    engine = create_engine(settings.metadata_url)
+    engine = create_engine(metadata_url(settings))
     assert tables(engine) == MODEL_TABLES | {VERSION_TABLE}
     engine.dispose()

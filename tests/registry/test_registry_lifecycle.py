@@ -8,29 +8,22 @@ from pathlib import Path
 import pytest
 
 from tractcast.errors import Conflict, InvalidInput, NotFound, Unavailable
-from tractcast.registry.lifecycle import (
-    current_model,
-    previous_champion,
-    promote_version,
-    register_version,
-    rollback_version,
-    serving_version,
-)
 from tractcast.registry.metadata import Event, SqlMetadataStore
+from tractcast.registry.registry import Registry, previous_champion
 from tractcast.registry.store import LocalModelStore, ModelVersion
 
 MakeVersion = Callable[..., ModelVersion]
 
 
 def promote(store: LocalModelStore, meta: SqlMetadataStore, version: str) -> None:
-    promote_version(store, meta, version, reason="test")
+    Registry(store, meta).promote(version, reason="test")
 
 
 def test_register_version_records_it(
     store: LocalModelStore, metadata: SqlMetadataStore, write_weights: Callable[[Path], None]
 ) -> None:
-    version = register_version(
-        store, metadata, "lstm", write_weights, {"mae": 2.0}, {"data_version": "d1"}
+    version = Registry(store, metadata).register(
+        "lstm", write_weights, {"mae": 2.0}, {"data_version": "d1"}
     )
     assert metadata.get_version(version.version).metrics == {"mae": 2.0}
     assert [(e.kind, e.version) for e in metadata.list_events()] == [("registered", "v0001-lstm")]
@@ -40,7 +33,7 @@ def test_promote_points_current_at_the_versions_bundle(
     store: LocalModelStore, metadata: SqlMetadataStore, make_version: MakeVersion
 ) -> None:
     version = make_version().version
-    event = promote_version(store, metadata, version, reason="first", trigger="gate")
+    event = Registry(store, metadata).promote(version, reason="first", trigger="gate")
     assert (event.kind, event.version, event.from_version) == ("promoted", version, None)
     assert event.trigger == "gate"
     assert store.current_bundle_id() == f"{version}@d1"
@@ -51,9 +44,9 @@ def test_promote_unknown_version_is_not_found(
     store: LocalModelStore, metadata: SqlMetadataStore
 ) -> None:
     with pytest.raises(NotFound):
-        promote_version(store, metadata, "v0007-lstm", reason="test")
+        Registry(store, metadata).promote("v0007-lstm", reason="test")
     with pytest.raises(InvalidInput):
-        promote_version(store, metadata, "../../etc", reason="test")
+        Registry(store, metadata).promote("../../etc", reason="test")
     assert metadata.list_events() == []
 
 
@@ -62,7 +55,7 @@ def test_promote_without_a_bundle_is_a_conflict(
 ) -> None:
     version = make_version(bundle=False).version
     with pytest.raises(Conflict):
-        promote_version(store, metadata, version, reason="test")
+        Registry(store, metadata).promote(version, reason="test")
     assert store.current_bundle_id() is None
 
 
@@ -76,7 +69,7 @@ def test_promote_a_broken_bundle_is_rejected_and_the_champion_stays(
     checksum.write_text("0" * 64)
     with pytest.raises(Unavailable):
         promote(store, metadata, bad)
-    assert serving_version(store) == good
+    assert store.serving_version() == good
     assert metadata.list_events()[0].kind == "rejected"
 
 
@@ -86,7 +79,7 @@ def test_rollback_restores_previous_version(
     first, second = make_version().version, make_version().version
     promote(store, metadata, first)
     promote(store, metadata, second)
-    event = rollback_version(store, metadata, reason="live error rose", trigger="monitor")
+    event = Registry(store, metadata).rollback(reason="live error rose", trigger="monitor")
     assert (event.kind, event.version, event.from_version) == ("rolled_back", first, second)
     assert store.current_bundle_id() == f"{first}@d1"
     assert metadata.champion_history() == [first, second, first]
@@ -98,11 +91,11 @@ def test_rolling_back_twice_walks_further_back(
     first, second, third = (make_version().version for _ in range(3))
     for version in (first, second, third):
         promote(store, metadata, version)
-    assert rollback_version(store, metadata, reason="bad").version == second
-    assert rollback_version(store, metadata, reason="also bad").version == first
+    assert Registry(store, metadata).rollback(reason="bad").version == second
+    assert Registry(store, metadata).rollback(reason="also bad").version == first
     with pytest.raises(Conflict):
-        rollback_version(store, metadata, reason="nothing left")
-    assert serving_version(store) == first
+        Registry(store, metadata).rollback(reason="nothing left")
+    assert store.serving_version() == first
 
 
 def test_rollback_to_a_named_version(
@@ -111,30 +104,30 @@ def test_rollback_to_a_named_version(
     first, second, third = (make_version().version for _ in range(3))
     for version in (first, second, third):
         promote(store, metadata, version)
-    event = rollback_version(store, metadata, first, reason="known good")
+    event = Registry(store, metadata).rollback(first, reason="known good")
     assert (event.version, event.from_version) == (first, third)
     with pytest.raises(Conflict, match="already serving"):
-        rollback_version(store, metadata, first, reason="again")
+        Registry(store, metadata).rollback(first, reason="again")
 
 
 def test_rollback_without_an_earlier_champion_is_a_conflict(
     store: LocalModelStore, metadata: SqlMetadataStore, make_version: MakeVersion
 ) -> None:
     with pytest.raises(Conflict):
-        rollback_version(store, metadata, reason="nothing serves")
+        Registry(store, metadata).rollback(reason="nothing serves")
     promote(store, metadata, make_version().version)
     with pytest.raises(Conflict):
-        rollback_version(store, metadata, reason="only one champion")
+        Registry(store, metadata).rollback(reason="only one champion")
 
 
 def test_current_model_describes_what_serves(
     store: LocalModelStore, metadata: SqlMetadataStore, make_version: MakeVersion
 ) -> None:
     with pytest.raises(NotFound):
-        current_model(store, metadata)
+        Registry(store, metadata).current_model()
     version = make_version(data_version="d7").version
     promote(store, metadata, version)
-    assert current_model(store, metadata) == {
+    assert Registry(store, metadata).current_model() == {
         "version": version,
         "family": "lstm",
         "bundle_id": f"{version}@d7",

@@ -13,8 +13,8 @@ from mlflow.tracking import MlflowClient
 from tests.faults.processes import Server, free_port, mlflow_server, moto_server
 
 from tractcast.errors import Unavailable
-from tractcast.registry.lifecycle import open_stores
 from tractcast.registry.mirror import S3ArtifactMirror
+from tractcast.registry.registry import Registry
 from tractcast.registry.store import LocalModelStore, ModelVersion
 from tractcast.registry.tracking import (
     VERSION_TAG,
@@ -175,7 +175,9 @@ def test_a_retrain_succeeds_while_mlflow_is_down_mirrors_to_s3_and_logs_later(
 
         outcome = retrain(offline, trigger="test")
 
-        store, _ = open_stores(offline)
+        registry = Registry.open(offline)
+
+        store = registry.store
         assert outcome.bundle_id == store.current_bundle_id() is not None
         versions = sorted(outcome.versions.values())
         assert pending_versions(store) == versions

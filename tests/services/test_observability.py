@@ -22,7 +22,7 @@ from services.registry.app import create_app as create_registry
 from services.retrainer.app import create_app as create_retrainer
 from tractcast.geo.index import TractIndex
 from tractcast.logs import JsonFormatter, logging_config
-from tractcast.registry.lifecycle import open_stores
+from tractcast.registry.registry import Registry
 from tractcast.registry.store import RegistryReader
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, write_bundle
 from tractcast.serving.holder import BundleHolder
@@ -171,7 +171,7 @@ def test_registry_metrics_count_runs_promotions_and_rollbacks(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = Settings(store=tmp_path)
-    store, metadata = open_stores(settings)
+    metadata = Registry.open(settings).metadata
     for version in ("v0001-lstm", "v0002-lstm", "v0003-lstm"):
         metadata.record_event("registered", version, reason="trained")
     metadata.record_event("promoted", "v0001-lstm", reason="first")

@@ -12,7 +12,7 @@ import pytest
 from tractcast.data.demo import write_demo_data
 from tractcast.models.base import Forecast
 from tractcast.monitoring.drift import reference_sample
-from tractcast.registry.lifecycle import open_stores, register_version
+from tractcast.registry.registry import Registry
 from tractcast.serving.build import build_bundle
 from tractcast.settings import Settings
 from tractcast.workflows.retrain import git_commit, load_inputs, series_arrays
@@ -97,7 +97,8 @@ def make_version(settings: Settings) -> MakeVersion:
         wape: float = 0.5,
         reference_scale: float = 1.0,
     ) -> str:
-        store, metadata = open_stores(settings)
+        registry = Registry.open(settings)
+        store = registry.store
         _, ingested = load_inputs(settings)
         arrays = series_arrays(ingested)
         manifest = {
@@ -107,9 +108,7 @@ def make_version(settings: Settings) -> MakeVersion:
                 arrays.history * reference_scale, arrays.observed, arrays.dates
             ),
         }
-        version = register_version(
-            store,
-            metadata,
+        version = registry.register(
             family,
             lambda directory: (directory / "model.json").write_text("{}"),
             metrics={"wape": wape, "mae": 1.0},

@@ -8,12 +8,7 @@ import pytest
 
 from tractcast.monitoring.drift import DriftCheck
 from tractcast.monitoring.live_error import LiveError
-from tractcast.registry.lifecycle import (
-    open_stores,
-    promote_version,
-    rollback_version,
-    serving_version,
-)
+from tractcast.registry.registry import Registry
 from tractcast.workflows.checks import Signals, decide_triggers, read_checks, run_checks
 
 from .conftest import MakeVersion, Portal, Retrains, weekly_mean
@@ -38,10 +33,10 @@ def promote_two(store, metadata, make_version: MakeVersion, overshoot: bool) -> 
     """A first champion, then a successor that passed the gate: forecasting five times the
     weekly mean when `overshoot`, else as good as the first. Returns both version ids."""
     first = make_version(wape=10.0)
-    promote_version(store, metadata, first, reason="first")
+    Registry(store, metadata).promote(first, reason="first")
     forecast = (lambda history: 5 * weekly_mean(history)) if overshoot else weekly_mean
     second = make_version(family="lstm", forecast=forecast, wape=10.0)
-    promote_version(store, metadata, second, reason="passed the gate")
+    Registry(store, metadata).promote(second, reason="passed the gate")
     return first, second
 
 
@@ -101,8 +96,8 @@ def test_nothing_new_since_the_retrain_fires_nothing_and_is_not_reingested(
     settings, portal: Portal, retrains: Retrains, make_version: MakeVersion
 ):
     portal.release("2023-03-31")
-    store, metadata = open_stores(settings)
-    promote_version(store, metadata, make_version(), reason="first")
+    registry = Registry.open(settings)
+    registry.promote(make_version(), reason="first")
     first = run_checks(settings, NOW, retrains)
     again = run_checks(settings, NOW, retrains)
     assert retrains.triggers == []
@@ -115,8 +110,8 @@ def test_the_schedule_skips_a_retrain_that_would_train_the_same_model(
     settings, portal: Portal, retrains: Retrains, make_version: MakeVersion
 ):
     portal.release("2023-03-31")
-    store, metadata = open_stores(settings)
-    promote_version(store, metadata, make_version(), reason="first")
+    registry = Registry.open(settings)
+    registry.promote(make_version(), reason="first")
     report = run_checks(settings, NOW, retrains, scheduled=True)
     assert retrains.triggers == [] and report["up_to_date"] is True
     portal.release("2023-04-30")
@@ -130,9 +125,9 @@ def test_inputs_unlike_the_champions_training_window_name_the_retrain_drift(
     settings, portal: Portal, retrains: Retrains, make_version: MakeVersion
 ):
     portal.release("2023-03-31")
-    store, metadata = open_stores(settings)
+    registry = Registry.open(settings)
     # a champion whose training window saw a hundredth of today's cases
-    promote_version(store, metadata, make_version(reference_scale=0.01), reason="first")
+    registry.promote(make_version(reference_scale=0.01), reason="first")
     portal.release("2023-04-30")
     report = run_checks(settings, NOW, retrains)
     assert retrains.triggers == ["drift"]
@@ -144,9 +139,9 @@ def test_a_champion_far_off_its_validation_error_names_the_retrain_live_error(
     settings, portal: Portal, retrains: Retrains, make_version: MakeVersion
 ):
     portal.release("2023-03-31")
-    store, metadata = open_stores(settings)
+    registry = Registry.open(settings)
     wild = make_version(forecast=lambda history: 4 * history[:, -14:], wape=0.2)
-    promote_version(store, metadata, wild, reason="first")
+    registry.promote(wild, reason="first")
     portal.release("2023-04-30")
     report = run_checks(settings, NOW, retrains)
     assert retrains.triggers == ["live_error"]
@@ -159,13 +154,14 @@ def test_a_just_promoted_champion_worse_than_its_predecessor_is_rolled_back_and_
     settings, portal: Portal, retrains: Retrains, make_version: MakeVersion
 ):
     portal.release("2023-03-31")
-    store, metadata = open_stores(settings)
+    registry = Registry.open(settings)
+    store, metadata = registry.store, registry.metadata
     good, bad = promote_two(store, metadata, make_version, overshoot=True)
     portal.release("2023-04-30")
 
     report = run_checks(settings, NOW, retrains)
 
-    assert serving_version(store) == good
+    assert store.serving_version() == good
     event = metadata.list_events(limit=1)[0]
     assert (event.kind, event.version, event.from_version) == ("rolled_back", good, bad)
     assert event.trigger == "live_error"
@@ -184,11 +180,12 @@ def test_a_champion_as_good_as_its_predecessor_stays(
     settings, portal: Portal, retrains: Retrains, make_version: MakeVersion
 ):
     portal.release("2023-03-31")
-    store, metadata = open_stores(settings)
+    registry = Registry.open(settings)
+    store, metadata = registry.store, registry.metadata
     first, second = promote_two(store, metadata, make_version, overshoot=False)
     portal.release("2023-04-30")
     report = run_checks(settings, NOW, retrains)
-    assert serving_version(store) == second
+    assert store.serving_version() == second
     assert report["rollback"]["rolled_back"] is None
     assert report["rollback"]["champion_mae"] == pytest.approx(
         report["rollback"]["predecessor_mae"]
@@ -199,11 +196,12 @@ def test_too_few_days_of_actuals_is_no_verdict_yet(
     settings, portal: Portal, retrains: Retrains, make_version: MakeVersion
 ):
     portal.release("2023-03-31")
-    store, metadata = open_stores(settings)
+    registry = Registry.open(settings)
+    store, metadata = registry.store, registry.metadata
     good, bad = promote_two(store, metadata, make_version, overshoot=True)
     portal.release("2023-04-06")  # six days of actuals
     report = run_checks(settings, NOW, retrains)
-    assert serving_version(store) == bad
+    assert store.serving_version() == bad
     assert report["rollback"]["days"] == 6 and report["rollback"]["rolled_back"] is None
 
 
@@ -211,10 +209,11 @@ def test_a_champion_restored_by_a_rollback_is_not_judged_again(
     settings, portal: Portal, retrains: Retrains, make_version: MakeVersion
 ):
     portal.release("2023-03-31")
-    store, metadata = open_stores(settings)
+    registry = Registry.open(settings)
+    store, metadata = registry.store, registry.metadata
     good, bad = promote_two(store, metadata, make_version, overshoot=True)
-    rollback_version(store, metadata, reason="an admin had doubts")
+    registry.rollback(reason="an admin had doubts")
     portal.release("2023-04-30")
     report = run_checks(settings, NOW, retrains)
-    assert report["rollback"] is None and serving_version(store) == good
+    assert report["rollback"] is None and store.serving_version() == good
     assert [e.kind for e in metadata.list_events(limit=2)] == ["rolled_back", "promoted"]

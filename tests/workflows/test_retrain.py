@@ -13,12 +13,7 @@ from tractcast.evaluation.backtest import Backtest
 from tractcast.evaluation.gate import choose_candidate
 from tractcast.models.base import BASELINE_FAMILIES
 from tractcast.registry import Registry
-from tractcast.registry.lifecycle import (
-    current_model,
-    open_stores,
-    promote_version,
-    serving_version,
-)
+from tractcast.registry import store as layout
 from tractcast.settings import Settings
 from tractcast.workflows.retrain import (
     REPORT_KEYS,
@@ -65,7 +60,8 @@ def test_every_candidate_family_is_registered_with_its_backtest_metrics(
 ) -> None:
     assert list(first.versions) == list(FAMILIES)
     assert first.versions["lstm"] == "v0001-lstm"
-    store, _ = open_stores(settings)
+    registry = Registry.open(settings)
+    store = registry.store
     for family, version in first.versions.items():
         found = store.get_version(version)
         assert found.family == family and version.endswith(f"-{family}")
@@ -85,16 +81,33 @@ def test_every_candidate_family_is_registered_with_its_backtest_metrics(
         assert store.latest_bundle_for(version) is not None
 
 
+def test_a_retrain_writes_under_the_store_root_only_what_the_registry_names(
+    settings: Settings, first: RetrainOutcome
+) -> None:
+    named = {
+        layout.VERSIONS_DIR, layout.BUNDLES_DIR, layout.CURRENT, layout.WRITER_LOCK,
+        layout.METADATA_DB, layout.DATA_DIR, layout.CHECKS_DIR, layout.TRACKING_BACKLOG_DIR,
+        layout.RETRAIN_LOCK, layout.SCHEDULER_LOCK,
+    }  # fmt: skip
+    entries = {path.name for path in Path(settings.store).iterdir()}
+    beside_the_database = {name for name in entries if name.startswith(f"{layout.METADATA_DB}.")}
+    assert entries - beside_the_database <= named, entries - named
+    assert {layout.VERSIONS_DIR, layout.BUNDLES_DIR, layout.CURRENT, layout.DATA_DIR} <= entries
+    reader = Registry.open(settings).reader
+    assert (reader.data_dir() / first.data_version).is_dir()  # the watcher's snapshot
+
+
 def test_without_a_champion_the_best_scoring_candidate_serves(
     settings: Settings, first: RetrainOutcome
 ) -> None:
     best = choose_candidate(first.metrics, BASELINE_FAMILIES)
     assert first.promoted == first.champion == first.candidate == first.versions[best]
     assert "no champion yet" in first.reason
-    store, metadata = open_stores(settings)
-    assert serving_version(store) == first.versions[best]
+    registry = Registry.open(settings)
+    store = registry.store
+    assert store.serving_version() == first.versions[best]
     assert first.bundle_id == f"{first.versions[best]}@{first.data_version}"
-    current = current_model(store, metadata)  # what GET /v1/models/current answers
+    current = registry.current_model()  # what GET /v1/models/current answers
     assert (current["version"], current["family"]) == (first.versions[best], best)
     assert store.bundle(first.bundle_id).model_version == first.versions[best]
 
@@ -106,8 +119,9 @@ def test_retraining_on_the_same_data_keeps_the_champion_and_records_why(
     assert second.champion == first.champion
     assert second.metrics == first.metrics  # same data and configuration, same scores
     assert second.champion_metrics == first.metrics[first.champion.split("-", 1)[1]]
-    store, metadata = open_stores(settings)
-    assert serving_version(store) == first.champion
+    registry = Registry.open(settings)
+    store, metadata = registry.store, registry.metadata
+    assert store.serving_version() == first.champion
     rejected = metadata.list_events(kinds=["rejected"])[0]
     assert rejected.version == second.candidate and rejected.from_version == first.champion
     assert "not significantly better than champion" in rejected.reason
@@ -120,15 +134,16 @@ def test_retraining_on_the_same_data_keeps_the_champion_and_records_why(
 def test_a_candidate_better_than_a_weak_champion_is_promoted(
     settings: Settings, second: RetrainOutcome
 ) -> None:
-    store, metadata = open_stores(settings)
+    registry = Registry.open(settings)
+    store, metadata = registry.store, registry.metadata
     weak = second.versions["persistence"]
     if second.candidate == weak:
         pytest.fail("persistence was the best candidate on the demo data")
-    promote_version(store, metadata, weak, reason="test: serve a weak champion")
+    registry.promote(weak, reason="test: serve a weak champion")
     third = retrain(settings, trigger="test")
     assert third.promoted == third.candidate == third.champion, third.reason
     assert f"significantly better than champion {weak}" in third.reason
-    assert serving_version(store) == third.promoted
+    assert store.serving_version() == third.promoted
     metrics = store.get_version(third.promoted).metrics
     assert metrics["promotion"]["promote"] is True
     assert metrics["promotion_p_value"] < 0.05 and metrics["promotion_ratio_high"] < 1.0
@@ -221,7 +236,7 @@ def test_a_kept_champion_serves_its_forecast_from_the_newest_data(
 ) -> None:
     registry = Registry.open(settings)
     store, metadata = registry.store, registry.metadata
-    champion, events = serving_version(store), len(metadata.list_events(limit=None))
+    champion, events = store.serving_version(), len(metadata.list_events(limit=None))
     demo = Path(settings.demo_dir)
     lines = (demo / "cases.csv").read_text().splitlines()
     last_day = lines[-1].split(",")[0]
@@ -235,7 +250,7 @@ def test_a_kept_champion_serves_its_forecast_from_the_newest_data(
     assert ingested.data_version != second.data_version
     bundle_id = refresh_champion(registry, champion, series_arrays(ingested), ingested)
     assert bundle_id == f"{champion}@{ingested.data_version}"
-    assert store.current_bundle_id() == bundle_id and serving_version(store) == champion
+    assert store.current_bundle_id() == bundle_id and store.serving_version() == champion
     assert len(metadata.list_events(limit=None)) == events  # the champion did not change
 
 

@@ -3,12 +3,11 @@ trigger on every event, and data that comes through the watcher."""
 
 from __future__ import annotations
 
-from tractcast.data.watch import watcher_for
 from tractcast.evaluation.gate import GateDecision
 from tractcast.models.base import make_forecaster
 from tractcast.registry import Registry
-from tractcast.registry.lifecycle import open_stores, promote_version, register_version
 from tractcast.settings import Settings
+from tractcast.workflows.releases import watcher_for
 from tractcast.workflows.retrain import (
     apply_decision,
     load_inputs,
@@ -22,15 +21,13 @@ from .conftest import Portal
 
 def fitted_version(settings: Settings, family: str) -> str:
     """A real baseline fitted on the newest release and registered with a bundle-free version."""
-    store, metadata = open_stores(settings)
+    registry = Registry.open(settings)
     index, ingested = load_inputs(settings)
     arrays = series_arrays(ingested)
     forecaster = make_forecaster(family, horizon=14)
     forecaster.fit(arrays.history)
     manifest = run_manifest(index, ingested, arrays, "test")
-    version = register_version(
-        store, metadata, family, forecaster.save, metrics={"wape": 0.5}, manifest=manifest
-    )
+    version = registry.register(family, forecaster.save, metrics={"wape": 0.5}, manifest=manifest)
     return version.version
 
 
@@ -67,7 +64,7 @@ def test_a_promotion_also_forecasts_with_the_champion_it_replaces(
     index, ingested = load_inputs(settings)
     arrays = series_arrays(ingested)
     store.add_bundle(version_bundle(registry, old, arrays, ingested))
-    promote_version(store, metadata, old, reason="first")
+    Registry(store, metadata).promote(old, reason="first")
     portal.release("2023-04-30")
     index, ingested = load_inputs(settings)
     arrays = series_arrays(ingested)

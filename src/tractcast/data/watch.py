@@ -1,9 +1,10 @@
 """The portal watcher: probe a source cheaply, download a changed one once, keep raw snapshots.
 
-Snapshots live under `<store>/data/<data_version>/` (the data version is the content hash of the
-snapshot, so the same bytes always give the same version); the watcher's state (validators,
-releases, refusals) is one JSON file beside them. A release that ingestion refuses is marked
-rejected and never becomes the data in use: the last good release stays.
+Snapshots live under `<folder>/<data_version>/`, in the folder the registry names in the store
+(the data version is the content hash of the snapshot, so the same bytes always give the same
+version); the watcher's state (validators, releases, refusals) is one JSON file beside them.
+A release that ingestion refuses is marked rejected and never becomes the data in use: the last
+good release stays.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tractcast.data.sources.base import (
     snapshot_version,
     state_hashes,
 )
-from tractcast.errors import DataHeld, DataRejected, InvalidInput, NotFound
+from tractcast.errors import DataHeld, DataRejected, NotFound
 from tractcast.locks import FileLock
 from tractcast.settings import Settings
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from tractcast.data.ingest import IngestResult
     from tractcast.data.schema import TractLayer
 
-DATA_DIR = "data"
 TIMESPEC = "microseconds"  # releases are ordered by fetched_at, also within a second
 
 
@@ -52,11 +52,11 @@ class Release:
 
 
 class DataWatcher:
-    """Watches one source; snapshots and state under `<store_root>/data/`."""
+    """Watches one source; snapshots and state in the folder it is given (the registry names it)."""
 
-    def __init__(self, source_uri: str, store_root: str | Path, **source_options: Any) -> None:
+    def __init__(self, source_uri: str, directory: str | Path, **source_options: Any) -> None:
         self.source_uri = str(source_uri)
-        self.root = Path(store_root) / DATA_DIR
+        self.root = Path(directory)
         self.source_options = source_options
         key = hashlib.sha256(self.source_uri.encode()).hexdigest()[:12]
         self.state_path = self.root / f"watch-{key}.json"
@@ -209,25 +209,6 @@ class DataWatcher:
             yield
 
 
-def watcher_for(settings: Settings) -> DataWatcher:
-    """The watcher of the configured source (the demo cases file when none is configured)."""
-    from tractcast.data.demo import resolve_inputs
-
-    source, _ = resolve_inputs(settings)
-    if not source:
-        raise InvalidInput("no data source is configured (TRACTCAST_DATA_SOURCE)")
-    return DataWatcher(source, settings.store)
-
-
-def current_release(settings: Settings) -> Release:
-    """The release to use now: a new one if the source changed, else the last good one."""
-    watcher = watcher_for(settings)
-    release = watcher.check() or watcher.latest_good()
-    if release is None:
-        raise DataRejected("every release of the data source was refused; see the watcher state")
-    return release
-
-
 SCHEMA_KEYS = (
     "format", "table_layout", "date_column", "tract_column", "layer_property", "value_column",
     "value_kind",
@@ -311,33 +292,3 @@ def ingest_release(
         raise
     guard_release(watcher, release, result, settings.history_tolerance)
     return result
-
-
-def ingest_current_release(settings: Settings, index: TractLayer) -> tuple[Release, IngestResult]:
-    """Ingest the newest release; a refused or held one leaves the last good one in use.
-
-    The report of a fallback names the release set aside and why (`refused_release`, or
-    `held_release` for one that waits for an admin).
-    """
-    from tractcast.data.ingest import ingest_options, ingest_source
-
-    watcher = watcher_for(settings)
-    new = watcher.check()
-    refused: DataRejected | None = None
-    if new is not None:
-        try:
-            return new, ingest_release(watcher, new, index, settings)
-        except DataRejected as exc:
-            refused = exc
-    good = watcher.latest_good()
-    if good is None:
-        raise refused or DataRejected("no release of the data source can be used")
-    result = ingest_source(good.path, index, **ingest_options(settings))
-    if watcher.pinned() is None:  # a store from before pinning: its release in use is the pin
-        watcher.pin(
-            good.data_version, schema_signature(result.report), national_history(result.series)
-        )
-    if refused is not None and new is not None:
-        key = "held_release" if isinstance(refused, DataHeld) else "refused_release"
-        result.report[key] = {"data_version": new.data_version, "reason": refused.message}
-    return good, result

@@ -133,15 +133,15 @@ class LayerReplica:
         ids, names = body.get("ids"), body.get("names")
         if not (isinstance(ids, list) and isinstance(names, list) and len(ids) == len(names)):
             raise ValueError("the replica's tracts are not two lists of one length")
-        layer = body.get("layer")
-        if not isinstance(layer, str):
+        fingerprint = body.get("layer")
+        if not isinstance(fingerprint, str):
             raise ValueError("the replica names no layer")
         cells = answers.cells
         if int(cells.max(initial=NO_TRACT)) >= len(ids) or int(cells.min(initial=BORDER)) < BORDER:
             raise ValueError("the grid names a tract the layer does not have")
         tracts = [Tract(str(key), str(name)) for key, name in zip(ids, names, strict=True)]
         outlines = Outlines.from_dict(body.get("outlines"), [tract.id for tract in tracts])
-        self.copy, self.etag = LayerCopy(layer, tracts, answers, outlines), etag
+        self.copy, self.etag = LayerCopy(fingerprint, tracts, answers, outlines), etag
 
 
 class GeoClient:

@@ -42,13 +42,15 @@ def gdal_path(path: str | Path) -> str:
     return text
 
 
-def read_layer(path: str | Path, layer: str | None = None) -> Layer:
-    """Read GeoJSON, TopoJSON, Shapefile or GeoPackage; reproject to WGS84; repair geometry."""
+def read_layer(path: str | Path, layer_name: str | None = None) -> Layer:
+    """Read GeoJSON, TopoJSON, Shapefile or GeoPackage; reproject to WGS84; repair geometry.
+
+    `layer_name` picks one of a GeoPackage's layers (default: its first polygon layer)."""
     if not str(path).startswith("/vsi") and not Path(path).exists():
         raise InvalidInput(f"the tract layer file does not exist: {path}")
     source = gdal_path(path)
     try:
-        name = layer or polygon_layer_name(source)
+        name = layer_name or polygon_layer_name(source)
         with fiona.open(source, layer=name) as collection:
             crs = layer_crs(collection.crs)
             raw = [(feature.geometry, dict(feature.properties)) for feature in collection]

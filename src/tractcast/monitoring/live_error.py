@@ -244,11 +244,15 @@ def served_live_skill(store: RegistryReader, version: str, days: int) -> LiveSki
 
     Remembered per set of bundles, so a scrape or a request after the first reads no bundle.
     """
-    current = store.current_bundle_id()
-    key = (version, str(days), str(current), *sorted(store.bundle_ids(version)))
+    current_bundle_id = store.current_bundle_id()
+    key = (version, str(days), str(current_bundle_id), *sorted(store.bundle_ids(version)))
     if key not in _SKILL_MEMO:
         bundles = version_bundles(store, version)
-        newest = store.bundle(current) if current else (bundles[-1] if bundles else None)
+        newest = (
+            store.bundle(current_bundle_id)
+            if current_bundle_id
+            else (bundles[-1] if bundles else None)
+        )
         actuals = bundle_actuals(newest) if newest is not None else observed_actuals(_NO_SERIES)
         points = with_naive(scored_points(bundles, actuals), actuals)
         _SKILL_MEMO.clear()  # only the newest matters

@@ -75,10 +75,10 @@ class S3ArtifactMirror:
             if f"bundles/{bundle_id}" not in complete:
                 self._upload_dir(store.bundle_path(bundle_id), f"bundles/{bundle_id}")
                 report.bundles.append(bundle_id)
-        current = store.current_bundle_id()
-        if current is not None and current != self.current_bundle_id():
-            self.set_current(current)
-            report.current = current
+        current_bundle_id = store.current_bundle_id()
+        if current_bundle_id is not None and current_bundle_id != self.current_bundle_id():
+            self.set_current(current_bundle_id)
+            report.current = current_bundle_id
         return report
 
     def set_current(self, bundle_id: str) -> None:

@@ -6,9 +6,18 @@ Layout under the store root:
                              (bundle_id = "<version>@<data_version>")
     current -> bundles/<bundle_id>   relative symlink, swapped atomically (temp link + os.replace)
     .tmp-*                           what a writer has not renamed into place yet (in each folder)
+    .lock                            the writers' lock (version numbers are taken under it)
+    metadata.db                      the metadata database when no TRACTCAST_DATABASE_URL is set
+                                     (beside it, SQLite's journal and the migration lock)
+    data/                            the data watcher's snapshots and state (data_dir)
+    monitoring/                      the scheduled checks' log, state and lock (checks_dir)
+    tracking-pending/<version>.json  versions MLflow has not taken yet (tracking_backlog_dir)
+    .retrain.lock                    one retrain per store at a time (retrain_lock_path)
+    .scheduler.lock                  the scheduler's leader lock without Redis (scheduler_lock_path)
 
 RegistryReader reads that layout (what the API, the dashboard, live-error scoring and the S3
-mirror need); LocalModelStore also writes it.
+mirror need) and names every other path under the root, so their owners ask it instead of
+spelling them; LocalModelStore also writes versions, bundles and `current`.
 """
 
 from __future__ import annotations
@@ -31,10 +40,8 @@ from tractcast.errors import InvalidInput, NotFound, Unavailable
 from tractcast.jsonsafe import json_safe
 from tractcast.locks import FileLock
 from tractcast.serving.bundle import Bundle, load_bundle, write_bundle
-
-VERSION_PATTERN = r"^v\d{4,}-[a-z][a-z0-9_]*$"  # e.g. v0003-lstm, v0004-persistence
-FAMILY_PATTERN = r"^[a-z][a-z0-9_]*$"
-DATA_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$"
+from tractcast.settings import Settings
+from tractcast.validation import DATA_VERSION_PATTERN, FAMILY_PATTERN, VERSION_PATTERN
 
 _VERSION = re.compile(VERSION_PATTERN)
 _FAMILY = re.compile(FAMILY_PATTERN)
@@ -43,6 +50,13 @@ TMP_PREFIX = ".tmp-"
 CURRENT = "current"
 VERSIONS_DIR = "versions"
 BUNDLES_DIR = "bundles"
+WRITER_LOCK = ".lock"
+METADATA_DB = "metadata.db"
+DATA_DIR = "data"
+CHECKS_DIR = "monitoring"
+TRACKING_BACKLOG_DIR = "tracking-pending"
+RETRAIN_LOCK = ".retrain.lock"
+SCHEDULER_LOCK = ".scheduler.lock"
 ABANDONED_AFTER = 60.0  # seconds; a store write takes far less, so an older temp entry is orphaned
 
 
@@ -75,6 +89,11 @@ def check_bundle_id(bundle_id: str) -> str:
 def version_of_bundle(bundle_id: str) -> str:
     """The model version a bundle id names."""
     return check_bundle_id(bundle_id).partition("@")[0]
+
+
+def metadata_url(settings: Settings) -> str:
+    """SQLAlchemy URL of the metadata database; SQLite inside the store by default."""
+    return settings.database_url or f"sqlite:///{Path(settings.store).resolve() / METADATA_DB}"
 
 
 def version_number(version: str) -> int:
@@ -116,6 +135,11 @@ class RegistryReader:
             return None
         return Path(target).name
 
+    def serving_version(self) -> str | None:
+        """The version whose bundle `current` points at (the champion), or None."""
+        bundle_id = self.current_bundle_id()
+        return version_of_bundle(bundle_id) if bundle_id else None
+
     def bundle(self, bundle_id: str) -> Bundle:
         """The verified bundle; the last one read stays cached (bundles are immutable)."""
         check_bundle_id(bundle_id)
@@ -150,6 +174,28 @@ class RegistryReader:
     def bundle_path(self, bundle_id: str) -> Path:
         """Where a bundle's files lie (for loaders and the mirror); the id is checked."""
         return self._bundles / check_bundle_id(bundle_id)
+
+    # -- the other files under the root: their owners ask here, never spell the path -----------
+
+    def data_dir(self) -> Path:
+        """The data watcher's folder: raw snapshots by data version, and its state."""
+        return self.root / DATA_DIR
+
+    def checks_dir(self) -> Path:
+        """The scheduled checks' folder: their log, last state and lock."""
+        return self.root / CHECKS_DIR
+
+    def tracking_backlog_dir(self) -> Path:
+        """Versions the tracking server has not taken yet, one JSON file each."""
+        return self.root / TRACKING_BACKLOG_DIR
+
+    def retrain_lock_path(self) -> Path:
+        """The lock a retrain holds, so only one runs per store."""
+        return self.root / RETRAIN_LOCK
+
+    def scheduler_lock_path(self) -> Path:
+        """The scheduler's leader lock when there is no Redis to hold it."""
+        return self.root / SCHEDULER_LOCK
 
     def _load(self, bundle_id: str) -> Bundle:
         check_bundle_id(bundle_id)
@@ -281,7 +327,7 @@ class LocalModelStore(RegistryReader):
     @contextmanager
     def _lock(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(self.root / ".lock"):
+        with FileLock(self.root / WRITER_LOCK):
             yield
 
     def _next_number(self) -> int:

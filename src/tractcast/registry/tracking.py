@@ -24,12 +24,11 @@ import requests
 
 from tractcast.clock import utc_now
 from tractcast.errors import NotFound, Unavailable
-from tractcast.registry.store import LocalModelStore, ModelVersion, check_version
+from tractcast.registry.store import TMP_PREFIX, LocalModelStore, ModelVersion, check_version
 from tractcast.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PENDING_DIR = "tracking-pending"
 VERSION_TAG = "tractcast.version"
 # Bounded retries: a tracking server that is down must not hold a retrain for minutes. The
 # operator's own MLFLOW_* variables win.
@@ -106,7 +105,7 @@ def track_candidates(
     if report.pending:
         log.warning(
             "MLflow at %s did not take %d version(s), kept in %s to log later: %s",
-            settings.mlflow_uri, len(report.pending), store.root / PENDING_DIR,
+            settings.mlflow_uri, len(report.pending), store.tracking_backlog_dir(),
             next(iter(report.pending.values())),
         )  # fmt: skip
     return report
@@ -219,7 +218,7 @@ def _mlflow_env() -> Iterator[None]:
 
 
 def _read_pending(store: LocalModelStore) -> dict[str, dict[str, Any]]:
-    directory = store.root / PENDING_DIR
+    directory = store.tracking_backlog_dir()
     if not directory.is_dir():
         return {}
     entries = {}
@@ -232,7 +231,7 @@ def _read_pending(store: LocalModelStore) -> dict[str, dict[str, Any]]:
 
 
 def _write_pending(store: LocalModelStore, version: str, promoted: bool, error: str) -> None:
-    directory = store.root / PENDING_DIR
+    directory = store.tracking_backlog_dir()
     directory.mkdir(parents=True, exist_ok=True)
     entry = {
         "version": version,
@@ -240,13 +239,13 @@ def _write_pending(store: LocalModelStore, version: str, promoted: bool, error: 
         "error": error,
         "at": utc_now(),
     }
-    tmp = directory / f".tmp-{secrets.token_hex(6)}"
+    tmp = directory / f"{TMP_PREFIX}{secrets.token_hex(6)}"
     tmp.write_text(json.dumps(entry))
     os.replace(tmp, directory / f"{check_version(version)}.json")
 
 
 def _drop_pending(store: LocalModelStore, version: str) -> None:
-    (store.root / PENDING_DIR / f"{version}.json").unlink(missing_ok=True)
+    (store.tracking_backlog_dir() / f"{version}.json").unlink(missing_ok=True)
 
 
 def _finite(value: Any) -> bool:

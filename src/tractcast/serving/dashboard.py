@@ -140,25 +140,25 @@ class BundleShelf:
         self._bundles: OrderedDict[str, Bundle] = OrderedDict()  # directory name -> bundle
         self._failed: set[str] = set()  # directories that did not load: not tried again
 
-    def earlier_than(self, current: Bundle, limit: int = EARLIER_LIMIT) -> list[Bundle]:
+    def earlier_than(self, served: Bundle, limit: int = EARLIER_LIMIT) -> list[Bundle]:
         """Up to `limit` other bundles: those made from older data first (newest data first;
         the serving version's own, then its family's, before others), then the others, newest
         first. Bundles that fail to load are passed over."""
         found = [
             bundle
-            for name in self._newest_names(exclude=current.bundle_id)
+            for name in self._newest_names(exclude=served.bundle_id)
             if (bundle := self._bundle(name)) is not None
         ]
         older = sorted(
-            (bundle for bundle in found if bundle.as_of < current.as_of),
+            (bundle for bundle in found if bundle.as_of < served.as_of),
             key=lambda bundle: (
                 bundle.as_of,
-                bundle.model_version == current.model_version,
-                family_of(bundle.model_version) == family_of(current.model_version),
+                bundle.model_version == served.model_version,
+                family_of(bundle.model_version) == family_of(served.model_version),
             ),
             reverse=True,  # stable: ties keep their newest-first order
         )
-        rest = [bundle for bundle in found if bundle.as_of >= current.as_of]
+        rest = [bundle for bundle in found if bundle.as_of >= served.as_of]
         return (older + rest)[:limit]
 
     def _newest_names(self, exclude: str) -> list[str]:

@@ -19,11 +19,11 @@ from typing import Protocol
 
 from tractcast.errors import InvalidInput, NotFound, TractcastError, Unavailable
 from tractcast.serving.bundle import Bundle, load_bundle
-from tractcast.validation import shown
+from tractcast.validation import PINNED_VERSION_PATTERN, shown
 
 log = logging.getLogger(__name__)
 
-_SAFE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_PINNED_VERSION = re.compile(PINNED_VERSION_PATTERN)
 
 
 class BundleSource(Protocol):
@@ -85,11 +85,11 @@ class BundleHolder:
 
     def bundle_for_version(self, version: str) -> Bundle:
         """The newest bundle made with model `version`; NotFound when it has none."""
-        if not _SAFE_VERSION.fullmatch(version):
+        if not _PINNED_VERSION.fullmatch(version):
             raise InvalidInput(f"malformed model_version {shown(version)}")
-        current = self.loaded()
-        if current is not None and current.model_version == version:
-            return current
+        served = self.loaded()
+        if served is not None and served.model_version == version:
+            return served
         for bundle_id in self._bundle_ids_of(version):
             with self._lock:
                 cached = self._by_version.get(bundle_id)

@@ -21,12 +21,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tractcast.data.watch import DataWatcher, Release, watcher_for
+from tractcast.data.watch import DataWatcher, Release
 from tractcast.errors import DataRejected, TractcastError
 from tractcast.locks import FileLock
 from tractcast.monitoring.drift import DriftCheck, check_drift
@@ -38,7 +37,9 @@ from tractcast.monitoring.live_error import (
     version_bundles,
 )
 from tractcast.registry.registry import Registry
+from tractcast.registry.store import RegistryReader
 from tractcast.settings import Settings
+from tractcast.workflows.releases import watcher_for
 from tractcast.workflows.retrain import git_commit, series_arrays
 from tractcast.workflows.rollback import check_rollback
 
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from tractcast.data.ingest import IngestResult
 
 TRIGGERS = ("live_error", "drift", "new_data", "schedule")  # most specific first
-MONITORING_DIR = "monitoring"
 LOG_FILE = "checks.jsonl"
 STATE_FILE = "state.json"
 
@@ -243,7 +243,7 @@ def champion_signals(
 
 def read_checks(settings: Settings, limit: int | None = 100) -> list[dict[str, Any]]:
     """The check log, newest first."""
-    path = Path(settings.store) / MONITORING_DIR / LOG_FILE
+    path = RegistryReader(settings.store).checks_dir() / LOG_FILE
     if not path.is_file():
         return []
     lines = path.read_text().splitlines()
@@ -269,7 +269,7 @@ def _signals_report(signals: Signals) -> dict[str, Any]:
 
 def _record(registry: Registry, key: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
     """Append the check to the log and remember what it saw (both atomic enough to crash)."""
-    directory = registry.state_dir(MONITORING_DIR)
+    directory = registry.reader.checks_dir()
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / LOG_FILE, "a") as log:
         log.write(json.dumps(_plain(report), sort_keys=True) + "\n")
@@ -281,7 +281,7 @@ def _record(registry: Registry, key: dict[str, Any], report: dict[str, Any]) -> 
 
 
 def _read_state(registry: Registry) -> dict[str, Any]:
-    path = registry.state_dir(MONITORING_DIR) / STATE_FILE
+    path = registry.reader.checks_dir() / STATE_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -298,7 +298,7 @@ def _plain(value: Any) -> Any:
 @contextmanager
 def _locked(registry: Registry) -> Iterator[None]:
     """One check at a time per store (the scheduled retrain and the daily check may overlap)."""
-    directory = registry.state_dir(MONITORING_DIR)
+    directory = registry.reader.checks_dir()
     directory.mkdir(parents=True, exist_ok=True)
     with FileLock(directory / ".lock"):
         yield

@@ -34,7 +34,6 @@ from tractcast import progress
 from tractcast.data.demo import resolve_inputs
 from tractcast.data.ingest import IngestResult
 from tractcast.data.series import series_matrix
-from tractcast.data.watch import ingest_current_release, watcher_for
 from tractcast.errors import Conflict, TractcastError
 from tractcast.evaluation.backtest import (
     Backtest,
@@ -58,10 +57,11 @@ from tractcast.models.base import (
 from tractcast.monitoring.drift import reference_sample
 from tractcast.registry.integrity import verify_version_files
 from tractcast.registry.registry import Registry
-from tractcast.registry.store import ModelVersion
+from tractcast.registry.store import ModelVersion, RegistryReader
 from tractcast.serving.build import build_bundle
 from tractcast.serving.bundle import Bundle
 from tractcast.settings import Settings
+from tractcast.workflows.releases import ingest_current_release, watcher_for
 
 MODEL_FAMILY = "lstm"
 ENSEMBLE_FAMILY = "ensemble"
@@ -190,10 +190,11 @@ def git_commit() -> str:
 
 
 @contextmanager
-def retrain_lock(store_root: Path) -> Iterator[None]:
+def retrain_lock(store: RegistryReader) -> Iterator[None]:
     """Only one retrain per store at a time; a second one is refused, not queued."""
-    Path(store_root).mkdir(parents=True, exist_ok=True)
-    lock = FileLock(Path(store_root) / ".retrain.lock")
+    path = store.retrain_lock_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path)
     if not lock.acquire(blocking=False):
         raise Conflict("a retrain is already running")
     try:
@@ -320,7 +321,7 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
     """Backtest and register every candidate on the newest data; promote only past the gate."""
     started = time.monotonic()
     timings: dict[str, float] = {}
-    with retrain_lock(Path(settings.store)):
+    with retrain_lock(RegistryReader(settings.store)):
         registry = Registry.open(settings)
         progress.begin("ingest", 0, settings.data_source or "the demo data")
         index, ingested = load_inputs(settings)

@@ -18,6 +18,7 @@ from tractcast.registry.migrations import (
     head_revision,
     upgrade_schema,
 )
+from tractcast.registry.store import metadata_url
 from tractcast.settings import Settings
 
 
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "downgrade" and not args.revision:
         parser.error("downgrade needs a revision (e.g. base)")
-    engine = create_engine(Settings.from_env().metadata_url)
+    engine = create_engine(metadata_url(Settings.from_env()))
     try:
         if args.command == "upgrade":
             upgrade_schema(engine)

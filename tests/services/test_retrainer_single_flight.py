@@ -19,6 +19,7 @@ from services.retrainer.tasks import (
     run_retrain,
     running_retrain,
 )
+from tractcast.registry.store import RegistryReader
 from tractcast.settings import Settings
 from tractcast.workflows.retrain import retrain_lock
 
@@ -62,7 +63,7 @@ def test_a_trigger_while_another_retrain_runs_is_skipped_and_recorded(
 def test_a_retrain_from_the_command_line_makes_a_queued_one_skip(
     broker: redis.Redis, settings: Settings
 ) -> None:
-    with retrain_lock(Path(settings.store)):  # what `tractcast train` holds while it runs
+    with retrain_lock(RegistryReader(settings.store)):  # what `tractcast train` holds while it runs
         answer = run_retrain(settings, "retrain-queued", "schedule")
     assert answer["status"] == "skipped" and answer["reason"] == "a retrain is already running"
     assert recent_skips(broker)[0]["task_id"] == "retrain-queued"
