@@ -23,7 +23,7 @@ from tractcast.evaluation.gate import choose_candidate  # noqa: E402
 from tractcast.jsonsafe import json_safe  # noqa: E402
 from tractcast.models.base import BASELINE_FAMILIES  # noqa: E402
 from tractcast.settings import Settings  # noqa: E402
-from tractcast.workflows.retrain import (  # noqa: E402
+from tractcast.workflows.candidates import (  # noqa: E402
     REPORT_KEYS,
     candidate_forecasters,
     iso_day,

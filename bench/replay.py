@@ -41,9 +41,10 @@ from tractcast.monitoring.live_error import live_error, observed_actuals, scored
 from tractcast.registry import Registry
 from tractcast.serving.build import build_bundle
 from tractcast.settings import Settings
+from tractcast.workflows.candidates import series_arrays
 from tractcast.workflows.checks import run_checks
 from tractcast.workflows.releases import watcher_for
-from tractcast.workflows.retrain import retrain, series_arrays
+from tractcast.workflows.retrain import retrain
 
 ROOT = Path(__file__).resolve().parents[1]
 ITALY = ROOT.parent / "shared" / "data" / "italy"

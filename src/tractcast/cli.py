@@ -90,7 +90,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
 def cmd_backtest(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | str:
     """Rolling-origin backtest of the LSTM and the baselines; nothing is registered."""
     from tractcast.evaluation.backtest import report_table
-    from tractcast.workflows.retrain import backtest_report
+    from tractcast.workflows.candidates import backtest_report
 
     report = backtest_report(settings, args.origins, getattr(args, "from"), args.to)
     return report if args.json else report_table(report)

@@ -15,7 +15,8 @@ from tractcast.monitoring.drift import reference_sample
 from tractcast.registry.registry import Registry
 from tractcast.serving.build import build_bundle
 from tractcast.settings import Settings
-from tractcast.workflows.retrain import git_commit, load_inputs, series_arrays
+from tractcast.workflows.candidates import load_inputs, series_arrays
+from tractcast.workflows.registration import git_commit
 
 HORIZON = 14
 

@@ -15,18 +15,15 @@ from tractcast.models.base import BASELINE_FAMILIES
 from tractcast.registry import Registry
 from tractcast.registry import store as layout
 from tractcast.settings import Settings
-from tractcast.workflows.retrain import (
+from tractcast.workflows.candidates import (
     REPORT_KEYS,
-    RetrainOutcome,
     candidate_forecasters,
-    evaluate_champion,
     fitting_candidates,
-    gate,
     load_inputs,
-    refresh_champion,
-    retrain,
     series_arrays,
 )
+from tractcast.workflows.promotion import evaluate_champion, gate, refresh_champion
+from tractcast.workflows.retrain import RetrainOutcome, retrain
 
 pytestmark = pytest.mark.slow
 

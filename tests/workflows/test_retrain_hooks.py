@@ -7,14 +7,10 @@ from tractcast.evaluation.gate import GateDecision
 from tractcast.models.base import make_forecaster
 from tractcast.registry import Registry
 from tractcast.settings import Settings
+from tractcast.workflows.candidates import load_inputs, series_arrays
+from tractcast.workflows.promotion import apply_decision, version_bundle
+from tractcast.workflows.registration import run_manifest
 from tractcast.workflows.releases import watcher_for
-from tractcast.workflows.retrain import (
-    apply_decision,
-    load_inputs,
-    run_manifest,
-    series_arrays,
-    version_bundle,
-)
 
 from .conftest import Portal
 

@@ -39,8 +39,9 @@ from tractcast.monitoring.live_error import (
 from tractcast.registry.registry import Registry
 from tractcast.registry.store import RegistryReader
 from tractcast.settings import Settings
+from tractcast.workflows.candidates import series_arrays
+from tractcast.workflows.registration import git_commit
 from tractcast.workflows.releases import watcher_for
-from tractcast.workflows.retrain import git_commit, series_arrays
 from tractcast.workflows.rollback import check_rollback
 
 if TYPE_CHECKING:
