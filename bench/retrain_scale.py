@@ -1,12 +1,13 @@
 """A full retrain at census scale: thousands of tracts x 1,000 days, the real `tractcast train`.
 
 The data are synthetic but shaped like real ones: each tract takes the daily new cases of one
-Italian province, scaled to a tract's share (0.5-5%), drawn as Poisson counts (many zeros, as
-small areas have), published as one long file; the layer is Voronoi cells over a country-sized
-box (bench.census). Each size runs in a fresh store, in a child process, TensorFlow start-up
-included; it prints the stages, the peak memory of the child, and the seconds per added tract
-between the sizes. Goal: 10,000 tracts x 1,000 days within 15 minutes on 2 cores and 8 GB.
-    .venv/bin/python -m bench.retrain_scale [--sizes 2500x1000,10000x1000] [--origins N]
+Italian province (the 1,000 days to the end of 2022, while Italy still published daily), scaled
+to a tract's share (0.5-5%), drawn as Poisson counts (many zeros, as small areas have), published
+as one long file; the layer is Voronoi cells over a country-sized box (bench.census). Each size
+runs in a fresh store, in a child process, TensorFlow start-up included; it prints the stages,
+the peak memory of the children so far, and the seconds per added tract between the first and
+the last size. Goal: 10,000 tracts x 1,000 days within 15 minutes on 2 cores and 8 GB.
+    .venv/bin/python -m bench.retrain_scale [--sizes 10000x1000,2500x1000] [--origins N]
 """
 
 from __future__ import annotations
@@ -29,8 +30,13 @@ from bench.retrain import ITALY, timed_train
 BUDGET_SECONDS = 15 * 60.0
 
 
+# Italy's daily publication ended in 2023 (weekly totals after it, which the plausibility
+# check rightly refuses as one-day dumps): the series end on the last day of 2022.
+LAST_DAILY_DAY = "2022-12-31"
+
+
 def province_daily(n_days: int) -> pd.DataFrame:
-    """The last n_days of daily new cases per Italian province (days x provinces)."""
+    """n_days of daily new cases per Italian province, to LAST_DAILY_DAY (days x provinces)."""
     raw = pd.read_csv(
         ITALY / "cases_provinces.csv.gz",
         usecols=["data", "codice_provincia", "totale_casi"],
@@ -39,6 +45,7 @@ def province_daily(n_days: int) -> pd.DataFrame:
     raw = raw[raw["codice_provincia"].astype(int) <= 111]
     raw["day"] = raw["data"].str[:10]
     totals = raw.pivot_table(index="day", columns="codice_provincia", values="totale_casi")
+    totals = totals[totals.index <= LAST_DAILY_DAY]
     return totals.ffill().diff().clip(lower=0).fillna(0).iloc[-n_days:]
 
 
@@ -59,7 +66,7 @@ def write_census_cases(target: Path, layer: Path, n_days: int, seed: int = 0) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="2500x1000,10000x1000")
+    parser.add_argument("--sizes", default="10000x1000,2500x1000")
     parser.add_argument("--origins", type=int, default=None, help="default: the settings' 8")
     args = parser.parse_args()
     sizes = [tuple(int(n) for n in size.split("x")) for size in args.sizes.split(",")]
@@ -86,9 +93,11 @@ def main() -> None:
     if len(runs) > 1:
         (small, small_s), (large, large_s) = runs[0], runs[-1]
         print(f"per added tract: {(large_s - small_s) / (large - small) * 1000:.1f} ms")
-    verdict = "within" if runs[-1][1] <= BUDGET_SECONDS else "OVER"
+    largest = max(runs)
+    verdict = "within" if largest[1] <= BUDGET_SECONDS else "OVER"
     print(
-        f"largest: {runs[-1][1]:.0f} s, {verdict} the {BUDGET_SECONDS:.0f} s budget "
+        f"largest ({largest[0]:,} tracts): {largest[1]:.0f} s, {verdict} the "
+        f"{BUDGET_SECONDS:.0f} s budget "
         f"({os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the end)"
     )
 
