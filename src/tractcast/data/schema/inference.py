@@ -217,20 +217,10 @@ def infer_wide_schema(
         used = [tract.column, *(tract.coordinates or ())]
         tract = replace(tract, labels=label_columns(id_frame, exclude=used, max_share=1.0))
     sample = sample_rows(frame, 300)
-    text_sample = pd.Series(sample[dated].to_numpy().ravel(), dtype=object)
-    number_format = detect_number_format(text_sample)
-    draft = Schema(
-        "wide",
-        date,
-        tract,
-        ValueInference(CELLS, number_format=number_format),
-        date_headers=tuple(dated),
-    )
-    value = infer_cell_values(table_cells(sample, draft, layer), text_sample, value_kind)
-    value = ValueInference(
-        CELLS, {**value.evidence, "number_format": number_format}, value.kind, number_format
-    )
-    return Schema("wide", date, tract, value, date_headers=tuple(dated))
+    return with_cell_values(
+        Schema("wide", date, tract, CELL_DRAFT, date_headers=tuple(dated)),
+        sample, dated, layer, value_kind,
+    )  # fmt: skip
 
 
 def infer_wide_by_tract_schema(
@@ -257,17 +247,28 @@ def infer_wide_by_tract_schema(
         layer_property=prop,
         key_map=maps[prop],
     )
-    text_sample = pd.Series(sample[matched].to_numpy().ravel(), dtype=object)
+    return with_cell_values(
+        Schema("wide_by_tract", date, tract, CELL_DRAFT, tract_headers=tuple(matched)),
+        sample, matched, layer, value_kind,
+    )  # fmt: skip
+
+
+CELL_DRAFT = ValueInference(CELLS)  # a wide schema's value before its cells are read
+
+
+def with_cell_values(
+    draft: Schema,
+    sample: pd.DataFrame,
+    columns: list[str],
+    layer: TractLayer,
+    value_kind: str | None,
+) -> Schema:
+    """A wide layout's schema with its value inferred from the sampled cells of `columns`."""
+    text_sample = pd.Series(sample[columns].to_numpy().ravel(), dtype=object)
     number_format = detect_number_format(text_sample)
-    draft = Schema(
-        "wide_by_tract",
-        date,
-        tract,
-        ValueInference(CELLS, number_format=number_format),
-        tract_headers=tuple(matched),
-    )
+    draft = replace(draft, value=ValueInference(CELLS, number_format=number_format))
     value = infer_cell_values(table_cells(sample, draft, layer), text_sample, value_kind)
     value = ValueInference(
         CELLS, {**value.evidence, "number_format": number_format}, value.kind, number_format
     )
-    return Schema("wide_by_tract", date, tract, value, tract_headers=tuple(matched))
+    return replace(draft, value=value)
