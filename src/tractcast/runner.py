@@ -90,16 +90,8 @@ def start_stack(settings: Settings, *, with_nginx: bool | None = None) -> Stack:
     log_dir = run_dir / "logs"
     log_dir.mkdir(exist_ok=True)
     for name, app, port_attr in WEB_APPS:
-        cmd = [
-            sys.executable, "-m", "gunicorn", app,
-            "--bind", f"{settings.host}:{getattr(settings, port_attr)}",
-            "--workers", str(settings.workers if name in ("api", "geo") else 1),
-            "--chdir", str(ROOT), "--graceful-timeout", "5", "--timeout", "120",
-            "--config", "python:services.common.gunicorn_conf",  # JSON logs, metrics, threads
-        ]  # fmt: skip
-        # Each service's workers share one metrics directory (gunicorn empties it at start).
-        metrics_dir = {"PROMETHEUS_MULTIPROC_DIR": str(run_dir / "metrics" / name)}
-        _spawn(stack, name, cmd, {**env, **metrics_dir}, log_dir)
+        workers = settings.workers if name in ("api", "geo") else 1
+        start_web_app(stack, settings, name, app, getattr(settings, port_attr), workers)
     _spawn(stack, "scheduler", [sys.executable, "-m", "services.retrainer.scheduler"], env, log_dir)
     if settings.broker_url:
         worker = [
@@ -121,6 +113,21 @@ def start_stack(settings: Settings, *, with_nginx: bool | None = None) -> Stack:
     else:
         _spawn(stack, "gateway", gateway_command(settings), env, log_dir)
     return stack
+
+
+def start_web_app(
+    stack: Stack, settings: Settings, name: str, app: str, port: int, workers: int
+) -> None:
+    """One gunicorn web service of the stack on settings.host:port, logging to logs/<name>.log."""
+    cmd = [
+        sys.executable, "-m", "gunicorn", app,
+        "--bind", f"{settings.host}:{port}", "--workers", str(workers),
+        "--chdir", str(ROOT), "--graceful-timeout", "5", "--timeout", "120",
+        "--config", "python:services.common.gunicorn_conf",  # JSON logs, metrics, threads
+    ]  # fmt: skip
+    # Each service's workers share one metrics directory (gunicorn empties it at start).
+    metrics_dir = {"PROMETHEUS_MULTIPROC_DIR": str(stack.run_dir / "metrics" / name)}
+    _spawn(stack, name, cmd, {**child_env(settings), **metrics_dir}, stack.run_dir / "logs")
 
 
 def gateway_command(settings: Settings) -> list[str]:
