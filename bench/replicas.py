@@ -9,10 +9,11 @@ setting, nginx's api upstream lists the first 1, 2 or 3 replicas instead of the 
 takes no server's GIL) saturates `GET /v1/forecast` over distinct random points inside the layer.
 Settings run in interleaved rounds (1, 2, 3 then 3, 2, 1 ...); each ratio to 1 replica is taken
 within a round. Per run: requests/s, p50/p99, errors, how nginx spread the requests over the
-replicas (its access log), the 1-minute load average and how much of the 2 cores went to this
-bench and how much to other work on the machine.
+replicas (its access log), the 1-minute load average, and how much of the 2 cores went to this
+bench (stack and wrk) and how much to other work on the machine; requests/s per core the bench
+used says what the replicas did with the CPU they got.
 
-    .venv/bin/python -m bench.replicas [--seconds 20] [--rounds 2] [--workers 1] [--connections 8]
+    .venv/bin/python -m bench.replicas [--seconds 20] [--rounds 3] [--workers 1] [--connections 8]
         [--geo-workers 2] [--points 20000] [--max-replicas 3]
 """
 
@@ -58,6 +59,11 @@ class Run:
     load_average: float  # 1 minute, read at the end of the run
     bench_cores: float  # cores used by the stack and wrk during the run
     other_cores: float  # cores used by everything else on the machine
+
+    @property
+    def per_core(self) -> float:
+        """Requests per second for each core the bench itself used (nginx, api, geo, wrk)."""
+        return self.load.rps / self.bench_cores if self.bench_cores else 0.0
 
 
 def start_replicas(stack: Stack, settings: Settings, count: int, workers: int) -> list[int]:
@@ -164,7 +170,7 @@ def spread_text(run: Run, ports: list[int]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=20, help="per saturating run")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of 1, 2, 3")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of 1, 2, 3")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers per replica")
     parser.add_argument("--geo-workers", type=int, default=2, help="of the one geo service")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
@@ -198,6 +204,9 @@ def main() -> None:
     def median(replicas: int, value: str) -> float:
         return statistics.median(getattr(r[replicas].load, value) for r in rounds)
 
+    def per_core(replicas: int) -> float:
+        return statistics.median(r[replicas].per_core for r in rounds)
+
     def ratio(replicas: int) -> float:
         return statistics.median(r[replicas].load.rps / r[1].load.rps for r in rounds)
 
@@ -209,11 +218,12 @@ def main() -> None:
         f"{args.seconds} s per run, {args.rounds} interleaved round(s); medians over rounds",
         f"2-core machine shared with other jobs: load average {idle_load[0]:.1f} / "
         f"{idle_load[1]:.1f} (1 / 5 min) before the bench started",
-        f"{'replicas':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'x 1':>7}",
+        f"{'replicas':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'x 1':>7}"
+        f"{'req/s per bench core':>22}",
         *(
             f"{n:>9}{median(n, 'rps'):>9.0f}{median(n, 'p50_ms'):>9.2f}"
             f"{median(n, 'p99_ms'):>9.2f}{sum(r[n].load.errors for r in rounds):>8}"
-            f"{ratio(n):>7.2f}"
+            f"{ratio(n):>7.2f}{per_core(n):>22.0f}"
             for n in settings_of_run
         ),
         "every run (req/s; requests per replica; load average 1 min; cores used by this bench "
@@ -221,7 +231,7 @@ def main() -> None:
         *(
             f"  round {number + 1}, {n} replica(s): {run.load.rps:.0f} req/s; "
             f"{spread_text(run, ports)}; load {run.load_average:.1f}; "
-            f"cores {run.bench_cores:.2f} / {run.other_cores:.2f}"
+            f"cores {run.bench_cores:.2f} / {run.other_cores:.2f}; {run.per_core:.0f} per core"
             for number, runs in enumerate(rounds)
             for n, run in runs.items()
         ),
