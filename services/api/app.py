@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Flask
 
 from services.api.dashboard import dashboard
-from services.api.metrics import replica_state, serving_state
+from services.api.metrics import artifact_store_state, replica_state, serving_state
 from services.api.views import api
 from services.common.http import register_error_handlers
 from services.common.observability import init_observability
 from services.common.warmup import on_warm_up
 from tractcast.geo.client import GeoClient
-from tractcast.registry import RegistryReader
+from tractcast.registry.remote import bundle_source
 from tractcast.serving.holder import BundleHolder
 from tractcast.settings import Settings
 
@@ -29,6 +29,7 @@ def create_app(
     configure(app, settings)
     init_backends(app, settings, geo, holder)
     state = [serving_state(app.extensions["bundles"]), replica_state(app.extensions["geo"].replica)]
+    state += artifact_store_state(app.extensions["bundles"].source)
     init_observability(app, "api", state)
     app.register_blueprint(api)
     app.register_blueprint(dashboard)
@@ -47,6 +48,6 @@ def init_backends(
 ) -> None:
     """The geo client and the bundle holder; both lazy, shared by the process's threads."""
     app.extensions["geo"] = geo = geo or GeoClient(settings.geo_base_url)
-    app.extensions["bundles"] = holder = holder or BundleHolder(RegistryReader(settings.store))
+    app.extensions["bundles"] = holder = holder or BundleHolder(bundle_source(settings))
     on_warm_up(app, holder.loaded)
     on_warm_up(app, geo.load_replica_until_held)

@@ -68,6 +68,23 @@ def replica_state(replica: LayerReplica) -> StateCollector:
     return StateCollector("geo_replica", read)
 
 
+def artifact_store_state(source: object) -> list[StateCollector]:
+    """Whether S3 answers, for a holder reading bundles from it (none for the local store)."""
+    state = getattr(source, "state", None)
+    if state is None:
+        return []
+
+    def read() -> Iterator[Metric]:
+        if state.up is not None:
+            yield gauge(
+                "tractcast_artifact_store_up",
+                "1 when S3 answered this process's last request (0: it serves from its cache).",
+                1 if state.up else 0,
+            )
+
+    return [StateCollector("artifact_store", read)]
+
+
 def age_seconds(created_at: str) -> float | None:
     """Seconds since an ISO 8601 time (UTC when it names no zone); None when unreadable."""
     try:

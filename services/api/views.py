@@ -64,14 +64,19 @@ def readyz() -> Answer:
         "bundle": "ok" if bundle is not None else "no serving bundle loaded",
         "geo": "ok" if _geo().ready() else "geo service not answering",
     }
+    # a replica reading bundles from S3 says whether S3 answers, and so where it serves from
+    state = getattr(_holder().source, "state", None)
+    store: dict[str, str] = state.status() if state is not None else {}
     if bundle is None or checks["geo"] != "ok":
         missing = "; ".join(problem for problem in checks.values() if problem != "ok")
-        return {"error": "unavailable", "message": f"not ready: {missing}", "checks": checks}, 503
+        message = f"not ready: {missing}"
+        return {"error": "unavailable", "message": message, "checks": checks, **store}, 503
     return {
         "status": "ready",
         "checks": checks,
         "model_version": bundle.model_version,
         "data_version": bundle.data_version,
+        **store,
     }
 
 

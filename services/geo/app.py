@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Flask
 
 from services.common.http import register_error_handlers
@@ -12,6 +14,7 @@ from services.geo.views import bp, replica_json
 from tractcast.geo.index import TractIndex
 from tractcast.geo.loading import load_tract_index
 from tractcast.heap import release_freed_memory
+from tractcast.registry.remote import remote_layer
 from tractcast.settings import Settings
 
 
@@ -30,10 +33,19 @@ def create_app(settings: Settings | None = None, index: TractIndex | None = None
 
 def load_index(app: Flask, settings: Settings, index: TractIndex | None) -> None:
     """Attach the index, or a holder that reads the configured layer on first request."""
-    holder = IndexHolder(lambda: load_tract_index(settings), index)
+    holder = IndexHolder(layer_loader(app, settings), index)
     attach_index(app, holder)
     on_warm_up(app, lambda: replica_json(holder.get()))  # the API asks for it as it starts
     on_warm_up(app, release_freed_memory)
+
+
+def layer_loader(app: Flask, settings: Settings) -> Callable[[], TractIndex]:
+    """The configured layer file, or (TRACTCAST_SERVING_SOURCE=s3) the S3 mirror's layer copied
+    into the local cache: the copy cached last when S3 cannot be reached."""
+    if settings.serving_source != "s3":
+        return lambda: load_tract_index(settings)
+    layer = app.extensions["tractcast_layer_source"] = remote_layer(settings)
+    return lambda: TractIndex.from_file(layer.path(), settings.tract_id_field)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -7,7 +7,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 from services.common.http import json_body
 from services.geo.state import index_holder, tract_index
@@ -25,11 +25,13 @@ def healthz() -> dict[str, Any]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, Any], int]:
+    layer = current_app.extensions.get("tractcast_layer_source")  # a copy from S3, if so
+    store = layer.state.status() if layer is not None else {}
     try:
         index = index_holder().get()
     except TractcastError as exc:
-        return {**Unavailable(exc.message).to_dict(), "status": "not_ready"}, 503
-    return {"status": "ready", "tracts": len(index.tracts)}, 200
+        return {**Unavailable(exc.message).to_dict(), "status": "not_ready", **store}, 503
+    return {"status": "ready", "tracts": len(index.tracts), **store}, 200
 
 
 @bp.get("/v1/tracts/lookup")

@@ -44,6 +44,8 @@ class Settings:
     mlflow_experiment: str = setting("TRACTCAST_MLFLOW_EXPERIMENT", "tractcast")
     s3_bucket: str | None = setting("TRACTCAST_S3_BUCKET")
     s3_endpoint_url: str | None = setting("TRACTCAST_S3_ENDPOINT_URL")
+    serving_source: str = setting("TRACTCAST_SERVING_SOURCE", "local")
+    serving_cache: Path = setting("TRACTCAST_SERVING_CACHE", Path("var/cache"))
     visibility_timeout: int = setting("TRACTCAST_VISIBILITY_TIMEOUT", 3600)
     admin_token: str | None = setting("TRACTCAST_ADMIN_TOKEN")
     dev_mode: bool = setting("TRACTCAST_DEV_MODE", False)

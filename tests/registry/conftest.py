@@ -1,13 +1,17 @@
-"""Fixtures for the registry tests: a store, a metadata store, tiny bundles."""
+"""Fixtures for the registry tests: a store, a metadata store, tiny bundles, moto's S3 server."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import boto3
 import pytest
+from tests.faults.processes import Server, moto_server
 
 from tractcast.registry.metadata import SqlMetadataStore
+from tractcast.registry.mirror import S3ArtifactMirror
 from tractcast.registry.store import LocalModelStore, ModelVersion
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, bundle_id_for
 
@@ -76,3 +80,35 @@ def make_version(store: LocalModelStore) -> Callable[..., ModelVersion]:
         return version
 
     return make
+
+
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = moto_server(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def endpoint(s3_server: Server) -> str:
+    return f"http://127.0.0.1:{s3_server.port}"
+
+
+@pytest.fixture
+def s3(endpoint: str):  # type: ignore[no-untyped-def]
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS)
+
+
+@pytest.fixture
+def bucket(s3) -> str:  # type: ignore[no-untyped-def]
+    name = f"tractcast-{secrets.token_hex(4)}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def mirror(s3, bucket: str) -> S3ArtifactMirror:  # type: ignore[no-untyped-def]
+    return S3ArtifactMirror(bucket, client=s3)

@@ -2,49 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import boto3
 import pytest
-from tests.faults.processes import Server, free_port, moto_server
+from tests.faults.processes import free_port
 
 from tractcast.errors import Unavailable
 from tractcast.registry.mirror import COMPLETE, S3ArtifactMirror, mirror_store
 from tractcast.registry.store import LocalModelStore, ModelVersion
 from tractcast.settings import Settings
-
-CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-@pytest.fixture(scope="module")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = moto_server(tmp_path_factory.mktemp("moto"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def endpoint(s3_server: Server) -> str:
-    return f"http://127.0.0.1:{s3_server.port}"
-
-
-@pytest.fixture
-def s3(endpoint: str):  # type: ignore[no-untyped-def]
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS)
-
-
-@pytest.fixture
-def bucket(s3) -> str:  # type: ignore[no-untyped-def]
-    name = f"tractcast-{secrets.token_hex(4)}"
-    s3.create_bucket(Bucket=name)
-    return name
-
-
-@pytest.fixture
-def mirror(s3, bucket: str) -> S3ArtifactMirror:  # type: ignore[no-untyped-def]
-    return S3ArtifactMirror(bucket, client=s3)
 
 
 def keys(s3, bucket: str) -> set[str]:  # type: ignore[no-untyped-def]

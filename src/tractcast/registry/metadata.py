@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import create_engine, delete, insert, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
@@ -23,6 +23,7 @@ from tractcast.registry.tables import (
     MODEL_EVENT_KINDS,
     SCHEMA,
     events_table,
+    serving_table,
     versions_table,
 )
 
@@ -36,6 +37,9 @@ __all__ = [
     "SqlMetadataStore",
     "metadata_store_from_url",
 ]
+
+
+SERVING_SLOT = "current"
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,29 @@ class SqlMetadataStore:
         )
         with self._read() as conn:
             return [row.version for row in conn.execute(query)]
+
+    def record_serving(self, bundle_id: str, version: str, slot: str = SERVING_SLOT) -> None:
+        """Remember which bundle serves now (after the store's `current` moved to it)."""
+        row = {"slot": slot, "bundle_id": bundle_id, "version": version, "updated_at": utc_now()}
+        with self._tables().begin() as conn:
+            conn.execute(delete(serving_table).where(serving_table.c.slot == slot))
+            conn.execute(insert(serving_table).values(**row))
+
+    def serving_bundle_id(self, slot: str = SERVING_SLOT) -> str | None:
+        """The bundle recorded as serving, or None before the first promotion."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(serving_table.c.bundle_id).where(serving_table.c.slot == slot)
+            ).first()
+        return None if row is None else str(row.bundle_id)
+
+    def max_version_number(self) -> int:
+        """The highest sequence number of a recorded version (0 for none): hosts that do not
+        share a store number their versions past it, so no two hosts write the same id."""
+        with self._read() as conn:
+            names = conn.execute(select(versions_table.c.version)).scalars().all()
+        numbers = [int(name[1 : name.index("-")]) for name in names if "-" in name]
+        return max(numbers, default=0)
 
     def ping(self) -> None:
         """Raise Unavailable unless the database answers."""

@@ -2,19 +2,27 @@
 
 Layout under s3://<bucket>/<prefix>:
     versions/<version>/<file>       every file of the version
-    versions/<version>/_COMPLETE    written last: the list of files, so a reader (and the next
-                                    sync) knows the directory arrived whole
+    versions/<version>/_COMPLETE    written last: the files with their sizes and sha256, so a
+                                    reader (and the next sync) knows the directory arrived whole
+                                    and can verify what it downloads (manifests written before
+                                    the sha256 existed list sizes only)
     bundles/<bundle_id>/...         the same for serving bundles
+    layers/<sha256>/...             the tract layer's file(s), the same way, named by content
     current                         JSON naming the bundle that serves; written only after that
                                     bundle's _COMPLETE
+    layer                           JSON naming the layer directory in use and its file
 The local store stays the truth; the mirror is for disaster recovery and for hosts without the
 shared volume. Mirroring is idempotent: what is already complete is never uploaded again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+import secrets
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +42,7 @@ log = logging.getLogger(__name__)
 
 COMPLETE = "_COMPLETE"
 CURRENT = "current"
+LAYER = "layer"
 
 
 @dataclass
@@ -43,6 +52,7 @@ class MirrorReport:
     versions: list[str] = field(default_factory=list)
     bundles: list[str] = field(default_factory=list)
     current: str | None = None
+    layer: str | None = None
 
 
 class S3ArtifactMirror:
@@ -60,7 +70,7 @@ class S3ArtifactMirror:
             raise InvalidInput("an S3 mirror needs a bucket name")
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self._client = client if client is not None else _client(endpoint_url)
+        self._client = client if client is not None else s3_client(endpoint_url)
 
     def sync(self, store: RegistryReader) -> MirrorReport:
         """Upload every version and bundle not yet complete in S3, then the `current` pointer."""
@@ -108,34 +118,95 @@ class S3ArtifactMirror:
 
     def download_version(self, version: str, target: Path) -> Path:
         """Copy a complete version from S3 into target/<version>; returns that directory."""
-        manifest = self._manifest(f"versions/{check_version(version)}")
-        directory = Path(target) / version
+        return self._download_dir(f"versions/{check_version(version)}", Path(target) / version)
+
+    def download_bundle(self, bundle_id: str, directory: Path) -> Path:
+        """Copy a complete bundle from S3 into `directory` (made here), each file verified
+        against the manifest's sha256; Unavailable when it is incomplete or a file differs."""
+        return self._download_dir(f"bundles/{check_bundle_id(bundle_id)}", Path(directory))
+
+    def bundle_ids(self) -> list[str]:
+        """Bundles complete in S3, newest first."""
+        complete = self._complete_dirs()
+        found = [(at, d.split("/", 1)[1]) for d, at in complete.items() if d.startswith("bundles/")]
+        return [bundle_id for _, bundle_id in sorted(found, reverse=True)]
+
+    def sync_layer(self, path: Path) -> str:
+        """Upload a tract layer file (with a shapefile's sidecars) unless its content is there,
+        then point `layer` at it; returns the layer's key (its sha256)."""
+        path = Path(path)
+        files = sorted(p for p in path.parent.glob(f"{path.stem}.*") if p.is_file())
+        if path.suffix.lower() not in (".shp",):
+            files = [path]
+        digest = hashlib.sha256()
+        for item in files:
+            digest.update(item.name.encode() + b"\0" + _sha256(item).encode())
+        key = digest.hexdigest()[:32]
+        if not self._exists(f"layers/{key}/{COMPLETE}"):
+            self._upload_files(path.parent, [p.name for p in files], f"layers/{key}")
+        wanted = {"key": key, "file": path.name}
+        if self._layer_pointer() != wanted:
+            self._put(LAYER, json.dumps({**wanted, "updated_at": utc_now()}).encode())
+        return key
+
+    def layer_pointer(self) -> dict[str, str] | None:
+        """The layer `layer` names ({"key", "file"}), or None before one was mirrored."""
+        return self._layer_pointer()
+
+    def download_layer(self, key: str, directory: Path) -> Path:
+        """Copy a mirrored layer's files into `directory`, verified as bundles are."""
+        return self._download_dir(f"layers/{key}", Path(directory))
+
+    def ping(self) -> None:
+        """Raise (a botocore error) unless the bucket answers."""
+        self._client.head_bucket(Bucket=self.bucket)
+
+    def _download_dir(self, key: str, directory: Path) -> Path:
+        manifest = self._manifest(key)
+        sha256 = manifest.get("sha256") or {}
         for name in manifest["files"]:
             path = directory / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._client.download_file(
-                self.bucket, self._key(f"versions/{version}/{name}"), str(path)
-            )
+            self._client.download_file(self.bucket, self._key(f"{key}/{name}"), str(path))
+            size = manifest.get("sizes", {}).get(name)
+            if size is not None and path.stat().st_size != size:
+                raise Unavailable(f"{key}/{name} arrived with {path.stat().st_size} bytes")
+            if name in sha256 and _sha256(path) != sha256[name]:
+                raise Unavailable(f"{key}/{name} fails its sha256 after download")
         return directory
+
+    def _layer_pointer(self) -> dict[str, str] | None:
+        try:
+            body = self._client.get_object(Bucket=self.bucket, Key=self._key(LAYER))["Body"]
+        except self._client.exceptions.NoSuchKey:
+            return None
+        found = json.loads(body.read())
+        return {"key": str(found["key"]), "file": str(found["file"])}
 
     def _upload_dir(self, directory: Path, key: str) -> None:
         files = sorted(
             str(path.relative_to(directory)) for path in directory.rglob("*") if path.is_file()
         )
+        self._upload_files(directory, files, key)
+
+    def _upload_files(self, directory: Path, files: list[str], key: str) -> None:
         for name in files:
             self._client.upload_file(str(directory / name), self.bucket, self._key(f"{key}/{name}"))
         sizes = {name: (directory / name).stat().st_size for name in files}
-        self._put(f"{key}/{COMPLETE}", json.dumps({"files": files, "sizes": sizes}).encode())
+        sha256 = {name: _sha256(directory / name) for name in files}
+        manifest = {"files": files, "sizes": sizes, "sha256": sha256}
+        self._put(f"{key}/{COMPLETE}", json.dumps(manifest).encode())
 
-    def _complete_dirs(self) -> set[str]:
-        """ "versions/<v>" and "bundles/<id>" whose _COMPLETE marker is in S3."""
-        found = set()
+    def _complete_dirs(self) -> dict[str, Any]:
+        """ "versions/<v>", "bundles/<id>", "layers/<key>" whose _COMPLETE marker is in S3,
+        with the time it was written."""
+        found = {}
         paginator = self._client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
             for item in page.get("Contents", []):
                 key = item["Key"][len(self.prefix) :]
                 if key.endswith(f"/{COMPLETE}") and key.count("/") == 2:
-                    found.add(key.rsplit("/", 1)[0])
+                    found[key.rsplit("/", 1)[0]] = item["LastModified"]
         return found
 
     def _manifest(self, key: str) -> dict[str, Any]:
@@ -178,8 +249,11 @@ def mirror_store(settings: Settings, store: RegistryReader) -> MirrorReport | No
         return None
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from tractcast.geo.loading import tract_layer_path
+
     try:
         report = mirror.sync(store)
+        report.layer = mirror.sync_layer(tract_layer_path(settings))
     except (BotoCoreError, ClientError, OSError, Unavailable) as exc:
         log.warning("S3 mirror %s not updated: %s", settings.s3_bucket, exc)
         return None
@@ -193,13 +267,76 @@ def mirror_store(settings: Settings, store: RegistryReader) -> MirrorReport | No
     return report
 
 
-def _client(endpoint_url: str | None) -> Any:
+def restore_store(settings: Settings, store: Any, serving: str | None) -> list[str]:
+    """Copy the mirror's versions and bundles the store lacks into it (a LocalModelStore), then
+    point `current` at `serving` (or the mirror's `current`); returns what was copied. Nothing
+    without a mirror; an S3 outage is logged and leaves the store as it was."""
+    mirror = mirror_from_settings(settings)
+    if mirror is None:
+        return []
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    copied: list[str] = []
+    try:
+        have = {version.version for version in store.list_versions()}
+        for version in mirror.mirrored_versions():
+            if version not in have and store.import_version(
+                version, lambda tmp, v=version: mirror._download_dir(f"versions/{v}", tmp)
+            ):
+                copied.append(version)
+        local = set(store.bundle_ids())
+        for bundle_id in sorted(mirror.bundle_ids()):
+            if bundle_id not in local and store.import_bundle(
+                bundle_id, lambda tmp, b=bundle_id: mirror.download_bundle(b, tmp)
+            ):
+                copied.append(bundle_id)
+        serving = serving or mirror.current_bundle_id()
+    except (BotoCoreError, ClientError, OSError, Unavailable) as exc:
+        log.warning("S3 mirror %s not restored from: %s", settings.s3_bucket, exc)
+        return copied
+    if serving in store.bundle_ids() and serving != store.current_bundle_id():
+        store.set_current(serving)
+    if copied:
+        log.info("restored %d versions and bundles from S3 mirror %s", len(copied), mirror.bucket)
+    return copied
+
+
+def fetch_into(target: Path, fill: Any) -> Path:
+    """Run fill(tmp) on a temp dir beside `target`, then rename it to `target`; a fill that
+    raises leaves nothing behind, and a target already there (another process) is kept."""
+    target = Path(target)
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".tmp-{secrets.token_hex(8)}"
+    try:
+        fill(tmp)
+        os.rename(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not target.is_dir():
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def s3_client(endpoint_url: str | None, *, attempts: int = 3, connect_timeout: float = 5) -> Any:
     import boto3
     from botocore.config import Config
 
     config = Config(
-        connect_timeout=5,
+        connect_timeout=connect_timeout,
         read_timeout=60,
-        retries={"max_attempts": 3, "mode": "standard"},
+        retries={"max_attempts": attempts, "mode": "standard"},
     )
     return boto3.client("s3", endpoint_url=endpoint_url, config=config)

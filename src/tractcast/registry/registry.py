@@ -23,7 +23,7 @@ from tractcast.registry.metadata import (
     SqlMetadataStore,
     metadata_store_from_url,
 )
-from tractcast.registry.mirror import MirrorReport, mirror_store
+from tractcast.registry.mirror import MirrorReport, mirror_store, restore_store
 from tractcast.registry.store import (
     ABANDONED_AFTER,
     LocalModelStore,
@@ -172,7 +172,11 @@ class Registry:
     ) -> ModelVersion:
         """Create an immutable version in the store and record its registration."""
         version = self.store.create_version(
-            family, with_checksums(write_artifacts), metrics, manifest
+            family,
+            with_checksums(write_artifacts),
+            metrics,
+            manifest,
+            after=self.metadata.max_version_number(),
         )
         self.metadata.record_version(version)
         self.metadata.record_event("registered", version.version, reason=reason, trigger=trigger)
@@ -217,6 +221,7 @@ class Registry:
         bundle_id = self.store.add_bundle(bundle)
         if self.store.current_bundle_id() != bundle_id:
             self.store.set_current(bundle_id)
+            self.metadata.record_serving(bundle_id, bundle.model_version)
         return bundle_id
 
     def record_data_events(
@@ -284,6 +289,7 @@ class Registry:
             )
             raise
         self.metadata.record_version(found)
+        self.metadata.record_serving(bundle_id, found.version)
         return self.metadata.record_event(
             kind, found.version, from_version=previous, reason=reason, trigger=trigger
         )
@@ -298,6 +304,13 @@ class Registry:
 
     def mirror(self) -> MirrorReport | None:
         return mirror_store(self.settings, self.store)
+
+    def restore_from_mirror(self) -> list[str]:
+        """Copy into the store the versions and bundles the S3 mirror holds and it lacks, and
+        serve what the metadata database says serves: a worker on a host without the shared
+        store starts a retrain from the same champion as every other host. Returns what came.
+        """
+        return restore_store(self.settings, self.store, self.metadata.serving_bundle_id())
 
     def close(self) -> None:
         self.metadata.close()

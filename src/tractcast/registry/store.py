@@ -239,8 +239,12 @@ class LocalModelStore(RegistryReader):
         write_artifacts: Callable[[Path], None],
         metrics: dict[str, Any],
         manifest: dict[str, Any],
+        *,
+        after: int = 0,
     ) -> ModelVersion:
-        """Write a new version in a temp dir, then rename it into place; returns it."""
+        """Write a new version in a temp dir, then rename it into place; returns it.
+
+        Its number follows the store's newest and `after` (the newest another host recorded)."""
         if not isinstance(family, str) or not _FAMILY.match(family):
             raise InvalidInput(f"malformed model family {str(family)[:80]!r}")
         self._versions.mkdir(parents=True, exist_ok=True)
@@ -251,7 +255,7 @@ class LocalModelStore(RegistryReader):
             # the number is taken and the directory renamed under one lock, so two writers
             # never get the same id
             with self._lock():
-                version = f"v{self._next_number():04d}-{family}"
+                version = f"v{max(self._next_number(), after + 1):04d}-{family}"
                 full_manifest = {
                     **manifest,
                     "version": version,
@@ -303,6 +307,40 @@ class LocalModelStore(RegistryReader):
             tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(self.root)
+
+    def import_version(self, version: str, fill: Callable[[Path], None]) -> bool:
+        """Add a version copied from elsewhere (fill writes its files into a temp dir) under its
+        own id; False when the store has it already."""
+        return self._import(self._versions, check_version(version), fill)
+
+    def import_bundle(self, bundle_id: str, fill: Callable[[Path], None]) -> bool:
+        """Add a bundle copied from elsewhere, the same way; it is checked before it is kept."""
+
+        def checked(tmp: Path) -> None:
+            fill(tmp)
+            if load_bundle(tmp).bundle_id != bundle_id:
+                raise Unavailable(f"bundle {bundle_id} arrived holding another bundle")
+
+        return self._import(self._bundles, check_bundle_id(bundle_id), checked)
+
+    def _import(self, folder: Path, name: str, fill: Callable[[Path], None]) -> bool:
+        if (folder / name).exists():
+            return False
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            fill(tmp)
+            _seal(tmp)
+            with self._lock():
+                if (folder / name).exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return False
+                os.rename(tmp, folder / name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_dir(folder)
+        return True
 
     def sweep_abandoned(self, older_than: float = ABANDONED_AFTER) -> list[str]:
         """Remove what a killed writer left behind (never visible): temp dirs in versions/ and

@@ -37,3 +37,14 @@ events_table = Table(
         "kind IN ({})".format(", ".join(f"'{k}'" for k in EVENT_KINDS)), name="event_kind"
     ),
 )
+
+# What serves, one row per slot ("current"): the bundle `current` points at, kept beside the
+# link so replicas on hosts without the store find it (tractcast.registry.remote).
+serving_table = Table(
+    "serving",
+    SCHEMA,
+    Column("slot", String(64), primary_key=True),
+    Column("bundle_id", String(240), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+)

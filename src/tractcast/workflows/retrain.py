@@ -87,6 +87,7 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
     timings: dict[str, float] = {}
     with retrain_lock(RegistryReader(settings.store)):
         registry = Registry.open(settings)
+        registry.restore_from_mirror()  # a host without the shared store starts where others are
         progress.begin("ingest", 0, settings.data_source or "the demo data")
         index, ingested = load_inputs(settings)
         registry.record_data_events(

@@ -1,0 +1,278 @@
+"""Serving without the store directory: what serves comes from the metadata database, the
+bundles from the S3 mirror into a local cache.
+
+An API replica on a host that does not share the store reads bundles through a
+RemoteBundleSource instead of a RegistryReader (TRACTCAST_SERVING_SOURCE=s3). A bundle is
+downloaded into a temp dir of the cache, each file checked against the sha256 the mirror's
+manifest lists, and renamed into place; only then does the holder load it, so the holder's
+switch stays atomic. When S3 (or the database) cannot be reached, the bundle cached last keeps
+serving, and `status()` says so. The geo service gets its layer copy the same way (RemoteLayer).
+
+Cache layout:
+    bundles/<bundle_id>/     as in the mirror, verified
+    layers/<key>/            a tract layer's file(s), verified
+    current                  the bundle id served last (what a restart without S3 serves)
+    layer                    JSON naming the layer copy used last
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tractcast.errors import InvalidInput, TractcastError, Unavailable
+from tractcast.registry.mirror import S3ArtifactMirror, fetch_into, s3_client
+from tractcast.registry.store import (
+    RegistryReader,
+    check_bundle_id,
+    metadata_url,
+    version_of_bundle,
+)
+from tractcast.serving.holder import BundleSource
+from tractcast.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVING_SOURCES = ("local", "s3")
+PROBE_INTERVAL = 10.0  # seconds between looks at whether S3 answers, while nothing is fetched
+CACHED_BUNDLES = 4  # bundles kept in the cache; older ones are removed after a fetch
+
+
+class ArtifactStoreState:
+    """Whether S3 answered the last time it was asked, for /readyz and /metrics."""
+
+    def __init__(self) -> None:
+        self.up: bool | None = None  # None: not asked yet
+
+    def status(self) -> dict[str, str]:
+        store = {None: "unknown", True: "ok", False: "unreachable"}[self.up]
+        return {"artifact_store": store, "serving_from": "cache" if self.up is False else "s3"}
+
+
+class RemoteBundleSource:
+    """A BundleSource over the metadata database (what serves) and the S3 mirror (the files)."""
+
+    def __init__(
+        self,
+        mirror: S3ArtifactMirror,
+        serving: Callable[[], str | None] | None,
+        cache: Path,
+        *,
+        probe_interval: float = PROBE_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.mirror = mirror
+        self._serving = serving  # the metadata database's answer; None: ask only the mirror
+        self.cache = Path(cache)
+        self.state = ArtifactStoreState()
+        self._probe_interval = probe_interval
+        self._clock = clock
+        self._next_probe = float("-inf")
+        self._listed: tuple[float, list[str]] = (float("-inf"), [])
+        self._lock = threading.Lock()  # one download at a time per process
+
+    def current_bundle_id(self) -> str | None:
+        """The bundle the database (or the mirror's `current`) names once it is in the cache;
+        while it cannot be fetched, the bundle served last from the cache."""
+        wanted = self._wanted()
+        if wanted is not None and self._fetched(wanted):
+            self._remember(wanted)
+            return wanted
+        return self._last_served()
+
+    def bundle_ids(self, version: str | None = None) -> list[str]:
+        """Bundles in the mirror (listed at most every probe interval) and in the cache, newest
+        first; with S3 away, those of the cache."""
+        now = self._clock()
+        listed_at, listed = self._listed
+        if now - listed_at >= self._probe_interval:
+            try:
+                listed = self.mirror.bundle_ids()
+                self._listed = (now, listed)
+                self.state.up = True
+            except Exception as exc:  # botocore's errors, or a connection refused
+                self._s3_down(exc)
+        cached = [bundle_id for bundle_id in self._cached_ids() if bundle_id not in listed]
+        found = listed + cached
+        if version is not None:
+            found = [bundle_id for bundle_id in found if version_of_bundle(bundle_id) == version]
+        return found
+
+    def bundle_path(self, bundle_id: str) -> Path:
+        """The cached bundle's folder, fetched first if needed; Unavailable when it cannot be."""
+        if not self._fetched(check_bundle_id(bundle_id)):
+            raise Unavailable(f"bundle {bundle_id} is not cached and S3 cannot be reached")
+        return self._bundle_dir(bundle_id)
+
+    # -- the cache -----------------------------------------------------------------------------
+
+    def _wanted(self) -> str | None:
+        if self._serving is not None:
+            try:
+                found = self._serving()
+            except (TractcastError, OSError) as exc:
+                log.warning("the metadata database does not say what serves: %s", exc)
+            else:
+                if found is not None:
+                    self._probe()
+                    return found
+        try:
+            found = self.mirror.current_bundle_id()
+        except Exception as exc:
+            self._s3_down(exc)
+            return None
+        self.state.up = True
+        return found
+
+    def _fetched(self, bundle_id: str) -> bool:
+        """Whether the bundle is in the cache, after fetching it if it was not."""
+        target = self._bundle_dir(bundle_id)
+        if target.is_dir():
+            return True
+        with self._lock:
+            try:
+                fetch_into(target, lambda tmp: self.mirror.download_bundle(bundle_id, tmp))
+            except Exception as exc:  # S3 away, the bundle not mirrored yet, a checksum differs
+                if isinstance(exc, Unavailable):
+                    log.warning("bundle %s not fetched: %s", bundle_id, exc.message)
+                else:
+                    self._s3_down(exc)
+                return False
+        self.state.up = True
+        log.info("bundle %s fetched from S3 into %s", bundle_id, self.cache)
+        self._evict(keep=bundle_id)
+        return True
+
+    def _probe(self) -> None:
+        """Ask S3 whether it answers, at most every probe interval."""
+        now = self._clock()
+        if now < self._next_probe:
+            return
+        self._next_probe = now + self._probe_interval
+        try:
+            self.mirror.ping()
+        except Exception as exc:
+            self._s3_down(exc)
+        else:
+            self.state.up = True
+
+    def _s3_down(self, exc: BaseException) -> None:
+        if self.state.up is not False:
+            log.warning("S3 mirror %s unreachable: %s", self.mirror.bucket, exc)
+        self.state.up = False
+        self._next_probe = self._clock() + self._probe_interval
+
+    def _remember(self, bundle_id: str) -> None:
+        if self._last_served() != bundle_id:
+            _write_atomically(self.cache / "current", bundle_id.encode())
+
+    def _last_served(self) -> str | None:
+        try:
+            bundle_id = (self.cache / "current").read_text().strip()
+        except OSError:
+            return None
+        return bundle_id if bundle_id and self._bundle_dir(bundle_id).is_dir() else None
+
+    def _cached_ids(self) -> list[str]:
+        folder = self.cache / "bundles"
+        try:
+            entries = [entry for entry in os.scandir(folder) if not entry.name.startswith(".")]
+        except OSError:
+            return []
+        found = sorted(((entry.stat().st_mtime_ns, entry.name) for entry in entries), reverse=True)
+        return [name for _, name in found]
+
+    def _evict(self, keep: str) -> None:
+        for bundle_id in self._cached_ids()[CACHED_BUNDLES:]:
+            if bundle_id not in (keep, self._last_served()):
+                shutil.rmtree(self._bundle_dir(bundle_id), ignore_errors=True)
+
+    def _bundle_dir(self, bundle_id: str) -> Path:
+        return self.cache / "bundles" / bundle_id
+
+
+class RemoteLayer:
+    """The tract layer the mirror's `layer` names, copied into the cache; the copy used last
+    when S3 cannot be reached."""
+
+    def __init__(self, mirror: S3ArtifactMirror, cache: Path) -> None:
+        self.mirror = mirror
+        self.cache = Path(cache)
+        self.state = ArtifactStoreState()
+
+    def path(self) -> Path:
+        """The layer file to load; Unavailable when none was ever fetched and S3 is away."""
+        try:
+            pointer = self.mirror.layer_pointer()
+            if pointer is None:
+                raise Unavailable("the S3 mirror holds no tract layer yet")
+            target = self.cache / "layers" / pointer["key"]
+            fetch_into(target, lambda tmp: self.mirror.download_layer(pointer["key"], tmp))
+            self.state.up = True
+            _write_atomically(self.cache / "layer", json.dumps(pointer).encode())
+            return target / pointer["file"]
+        except Exception as exc:
+            self.state.up = False
+            last = self._last_used()
+            if last is None:
+                raise Unavailable(f"no tract layer cached and S3 gave none: {exc}") from exc
+            log.warning("S3 mirror unreachable (%s): the cached layer copy serves", exc)
+            return last
+
+    def _last_used(self) -> Path | None:
+        try:
+            pointer = json.loads((self.cache / "layer").read_text())
+        except (OSError, ValueError):
+            return None
+        path = self.cache / "layers" / str(pointer["key"]) / str(pointer["file"])
+        return path if path.is_file() else None
+
+
+def replica_mirror(settings: Settings) -> S3ArtifactMirror:
+    """The mirror a replica reads, with short timeouts: a replica answers from its cache rather
+    than wait on an S3 that does not answer."""
+    if not settings.s3_bucket:
+        raise TractcastError("TRACTCAST_SERVING_SOURCE=s3 needs TRACTCAST_S3_BUCKET")
+    client = s3_client(settings.s3_endpoint_url, attempts=1, connect_timeout=2)
+    return S3ArtifactMirror(settings.s3_bucket, client=client)
+
+
+def remote_bundle_source(settings: Settings) -> RemoteBundleSource:
+    """The bundle source of a replica without the store (TRACTCAST_SERVING_SOURCE=s3)."""
+    from tractcast.registry.metadata import metadata_store_from_url
+
+    metadata = metadata_store_from_url(metadata_url(settings))
+    cache = Path(settings.serving_cache)
+    return RemoteBundleSource(replica_mirror(settings), metadata.serving_bundle_id, cache)
+
+
+def remote_layer(settings: Settings) -> RemoteLayer:
+    """The layer copy of a geo replica without the store."""
+    return RemoteLayer(replica_mirror(settings), Path(settings.serving_cache))
+
+
+def _write_atomically(path: Path, body: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}-{secrets.token_hex(4)}")
+    tmp.write_bytes(body)
+    os.replace(tmp, path)
+
+
+def bundle_source(settings: Settings) -> BundleSource:
+    """Where an API process reads bundles: the store directory (local, the default) or the
+    metadata database and the S3 mirror (s3)."""
+    if settings.serving_source == "s3":
+        return remote_bundle_source(settings)
+    if settings.serving_source != "local":
+        raise InvalidInput(
+            f"TRACTCAST_SERVING_SOURCE={settings.serving_source!r}: expected one of "
+            f"{', '.join(SERVING_SOURCES)}"
+        )
+    return RegistryReader(settings.store)
