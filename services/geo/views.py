@@ -25,13 +25,17 @@ def healthz() -> dict[str, Any]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, Any], int]:
-    layer = current_app.extensions.get("tractcast_layer_source")  # a copy from S3, if so
-    store = layer.state.status() if layer is not None else {}
     try:
         index = index_holder().get()
     except TractcastError as exc:
-        return {**Unavailable(exc.message).to_dict(), "status": "not_ready", **store}, 503
-    return {"status": "ready", "tracts": len(index.tracts), **store}, 200
+        return {**Unavailable(exc.message).to_dict(), "status": "not_ready", **_store()}, 503
+    return {"status": "ready", "tracts": len(index.tracts), **_store()}, 200
+
+
+def _store() -> dict[str, str]:
+    """Whether S3 answered when the layer copy was fetched from it, if it was."""
+    layer = current_app.extensions.get("tractcast_layer_source")
+    return layer.state.status() if layer is not None else {}
 
 
 @bp.get("/v1/tracts/lookup")

@@ -1,0 +1,129 @@
+"""API and geo replicas on a host without the store (TRACTCAST_SERVING_SOURCE=s3): they serve what
+the metadata database names and the layer the mirror holds, from moto's S3 server, and from their
+cache when S3 is away."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from flask.testing import FlaskClient
+from tests.faults.processes import Server, free_port, moto_server
+from tests.services.test_api_app import MILAN, FakeGeo, make_bundle, publish
+
+from services.api.app import create_app
+from services.geo.app import create_app as create_geo_app
+from tractcast.data.demo import ensure_demo_data
+from tractcast.registry.metadata import SqlMetadataStore
+from tractcast.registry.mirror import S3ArtifactMirror
+from tractcast.registry.store import RegistryReader
+from tractcast.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server: Server = moto_server(tmp_path_factory.mktemp("moto"))
+    yield f"http://127.0.0.1:{server.port}"
+    server.stop()
+
+
+@pytest.fixture
+def replica_settings(tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A store on "the other host", mirrored to S3, with its champion recorded in the database."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"tractcast-{secrets.token_hex(4)}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    elsewhere = tmp_path / "writer-store"
+    (elsewhere / "bundles").mkdir(parents=True)
+    bundle = make_bundle("v0002-lstm", "d1")
+    publish(elsewhere, bundle)
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    metadata = SqlMetadataStore(database)
+    metadata.record_serving(bundle.bundle_id, bundle.model_version)
+    metadata.close()
+    mirror = S3ArtifactMirror(bucket, s3_endpoint)
+    mirror.sync(RegistryReader(elsewhere))
+    _, tracts = ensure_demo_data(Settings(demo_dir=tmp_path / "writer-demo"))
+    mirror.sync_layer(Path(tracts))
+    return Settings(
+        store=tmp_path / "replica-store-never-written",
+        serving_source="s3",
+        serving_cache=tmp_path / "cache",
+        database_url=database,
+        s3_bucket=bucket,
+        s3_endpoint_url=s3_endpoint,
+        geo_url="http://geo.invalid",
+    )
+
+
+def client_of(settings: Settings) -> FlaskClient:
+    return create_app(settings, geo=FakeGeo()).test_client()  # type: ignore[arg-type]
+
+
+def metric(client: FlaskClient, name: str) -> str | None:
+    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+        if line.startswith(name + " "):
+            return line.split()[-1]
+    return None
+
+
+def test_a_replica_serves_the_bundle_the_database_names_from_s3(
+    replica_settings: Settings,
+) -> None:
+    client = client_of(replica_settings)
+    forecast = client.get("/v1/forecast", query_string=MILAN)
+    assert forecast.status_code == 200 and forecast.json["model_version"] == "v0002-lstm"
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json["artifact_store"] == "ok" and ready.json["serving_from"] == "s3"
+    assert metric(client, "tractcast_artifact_store_up") == "1.0"
+    assert not Path(replica_settings.store).exists()  # nothing of the store on this host
+
+
+def test_a_replica_started_while_s3_is_down_serves_its_cache_and_says_so(
+    replica_settings: Settings,
+) -> None:
+    assert client_of(replica_settings).get("/v1/forecast", query_string=MILAN).status_code == 200
+    s3_down = replica_settings.with_(s3_endpoint_url=f"http://127.0.0.1:{free_port()}")
+    client = client_of(s3_down)  # a restart, with nothing listening where S3 was
+    forecast = client.get("/v1/forecast", query_string=MILAN)
+    assert forecast.status_code == 200 and forecast.json["model_version"] == "v0002-lstm"
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json["artifact_store"] == "unreachable" and ready.json["serving_from"] == "cache"
+    assert metric(client, "tractcast_artifact_store_up") == "0.0"
+
+
+def test_a_replica_with_no_cache_and_no_s3_is_not_ready(replica_settings: Settings) -> None:
+    s3_down = replica_settings.with_(s3_endpoint_url=f"http://127.0.0.1:{free_port()}")
+    client = client_of(s3_down)
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json["artifact_store"] == "unreachable"
+    assert client.get("/v1/forecast", query_string=MILAN).status_code == 503
+
+
+def test_a_geo_replica_loads_the_mirrors_layer_and_its_cached_copy_when_s3_is_away(
+    replica_settings: Settings,
+) -> None:
+    center = {"lat": "44.5", "lon": "10.75"}  # inside the demo tracts
+    client = create_geo_app(replica_settings).test_client()
+    assert client.get("/v1/tracts/lookup", query_string=center).status_code == 200
+    assert client.get("/readyz").json["artifact_store"] == "ok"
+
+    s3_down = replica_settings.with_(s3_endpoint_url=f"http://127.0.0.1:{free_port()}")
+    restarted = create_geo_app(s3_down).test_client()
+    ready = restarted.get("/readyz")
+    assert ready.status_code == 200 and ready.json["tracts"] == 16
+    assert ready.json["artifact_store"] == "unreachable" and ready.json["serving_from"] == "cache"
+    assert restarted.get("/v1/tracts/lookup", query_string=center).status_code == 200
+
+    elsewhere = s3_down.with_(serving_cache=Path(replica_settings.serving_cache) / "empty")
+    assert create_geo_app(elsewhere).test_client().get("/readyz").status_code == 503
