@@ -5,7 +5,7 @@ every tract are written into a store, mirrored to moto's S3 server (a subprocess
 then fetched the way an API or geo replica with TRACTCAST_SERVING_SOURCE=s3 fetches them: into
 an empty cache, every file checked against its sha256 (tractcast.registry.remote). Prints, per
 size, the median of `--runs` fetches into a fresh cache: the bundle's fetch (download + verify),
-its load by the API's loader, and the layer copy's fetch.
+its load by the API's loader (median of as many loads), and the layer copy's fetch.
 
     .venv/bin/python -m bench.fetch [--sizes 100,1000,10000] [--runs 5]
 """
@@ -85,6 +85,12 @@ def median_seconds(action: Callable[[Path], object], base: Path, runs: int) -> f
     return statistics.median(times)
 
 
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
 def size_mb(path: Path) -> float:
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
     return sum(p.stat().st_size for p in files) / 1e6
@@ -106,9 +112,7 @@ def measure(size: int, mirror: S3ArtifactMirror, base: Path, runs: int) -> dict[
         return RemoteBundleSource(mirror, None, cache).bundle_path(bundle_id)
 
     fetched = fetch_bundle(base / f"first-{size}")
-    started = time.perf_counter()
-    load_bundle(fetched)
-    load = time.perf_counter() - started
+    load = statistics.median(timed(lambda: load_bundle(fetched)) for _ in range(runs))
     return {
         "tracts": tracts,
         "bundle_mb": size_mb(fetched),
