@@ -249,3 +249,26 @@ def test_a_worker_on_an_empty_store_restores_the_mirror_and_numbers_past_every_h
     registry.register("lstm", write_weights, {"mae": 1.0}, {"data_version": "d2"})  # not mirrored
     newest = other_host.register("lstm", write_weights, {"mae": 1.0}, {"data_version": "d2"})
     assert newest.version == "v0003-lstm"  # v0002 was taken on the first host
+
+
+def test_restoring_never_moves_a_serving_store_back_to_an_older_mirrored_current(
+    store: LocalModelStore,
+    make_version: Callable[..., ModelVersion],
+    mirror: S3ArtifactMirror,
+    bucket: str,
+    endpoint: str,
+    tmp_path: Path,
+    aws_env: None,
+) -> None:
+    older, newer = make_version(), make_version()
+    older_bundle = store.latest_bundle_for(older.version)
+    newer_bundle = store.latest_bundle_for(newer.version)
+    assert older_bundle is not None and newer_bundle is not None
+    store.set_current(older_bundle)
+    mirror.sync(store)
+    store.set_current(newer_bundle)  # served here; the mirror has not heard of it yet
+    metadata = SqlMetadataStore(f"sqlite:///{tmp_path / 'no-record.db'}")
+    settings = Settings(store=store.root, s3_bucket=bucket, s3_endpoint_url=endpoint)
+    Registry(store, metadata, settings).restore_from_mirror()
+    metadata.close()
+    assert store.current_bundle_id() == newer_bundle

@@ -269,8 +269,8 @@ def mirror_store(settings: Settings, store: RegistryReader) -> MirrorReport | No
 
 def restore_store(settings: Settings, store: Any, serving: str | None) -> list[str]:
     """Copy the mirror's versions and bundles the store lacks into it (a LocalModelStore), then
-    point `current` at `serving` (or the mirror's `current`); returns what was copied. Nothing
-    without a mirror; an S3 outage is logged and leaves the store as it was."""
+    point `current` at `serving` (what the metadata database records); returns what was copied.
+    Nothing without a mirror; an S3 outage is logged and leaves the store as it was."""
     mirror = mirror_from_settings(settings)
     if mirror is None:
         return []
@@ -290,7 +290,10 @@ def restore_store(settings: Settings, store: Any, serving: str | None) -> list[s
                 bundle_id, lambda tmp, b=bundle_id: mirror.download_bundle(b, tmp)
             ):
                 copied.append(bundle_id)
-        serving = serving or mirror.current_bundle_id()
+        if serving is None and store.current_bundle_id() is None:
+            # no record in the database (one made before it kept one): a fresh store follows
+            # the mirror; a store serving already keeps its own, never an older mirrored one
+            serving = mirror.current_bundle_id()
     except (BotoCoreError, ClientError, OSError, Unavailable) as exc:
         log.warning("S3 mirror %s not restored from: %s", settings.s3_bucket, exc)
         return copied
