@@ -23,7 +23,7 @@ def with_checksums(write_artifacts: Callable[[Path], None]) -> Callable[[Path], 
 
     def write(directory: Path) -> None:
         write_artifacts(directory)
-        lines = [f"{_sha256(path)}  {name}" for name, path in _files(directory)]
+        lines = [f"{file_sha256(path)}  {name}" for name, path in _files(directory)]
         with open(directory / CHECKSUM_FILE, "w") as handle:
             handle.write("".join(line + "\n" for line in lines))
             handle.flush()
@@ -47,7 +47,7 @@ def verify_version_files(version: ModelVersion) -> None:
         expected, _, name = line.partition("  ")
         path = version.path / name
         try:
-            actual = _sha256(path)
+            actual = file_sha256(path)
         except OSError as exc:
             raise Unavailable(f"{version.version} is corrupt: {name} cannot be read") from exc
         if actual != expected:
@@ -63,7 +63,8 @@ def _files(directory: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file, read in 1 MB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

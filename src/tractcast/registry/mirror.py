@@ -20,16 +20,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import secrets
-import shutil
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from tractcast.clock import utc_now
 from tractcast.errors import InvalidInput, Unavailable
+from tractcast.registry.integrity import file_sha256
 from tractcast.registry.store import (
+    LocalModelStore,
     RegistryReader,
     check_bundle_id,
     check_version,
@@ -118,7 +118,12 @@ class S3ArtifactMirror:
 
     def download_version(self, version: str, target: Path) -> Path:
         """Copy a complete version from S3 into target/<version>; returns that directory."""
-        return self._download_dir(f"versions/{check_version(version)}", Path(target) / version)
+        return self.download_dir_of_version(version, Path(target) / version)
+
+    def download_dir_of_version(self, version: str, directory: Path) -> Path:
+        """Copy a complete version from S3 into `directory`, each file verified against the
+        manifest's sha256."""
+        return self._download_dir(f"versions/{check_version(version)}", Path(directory))
 
     def download_bundle(self, bundle_id: str, directory: Path) -> Path:
         """Copy a complete bundle from S3 into `directory` (made here), each file verified
@@ -140,7 +145,7 @@ class S3ArtifactMirror:
             files = [path]
         digest = hashlib.sha256()
         for item in files:
-            digest.update(item.name.encode() + b"\0" + _sha256(item).encode())
+            digest.update(item.name.encode() + b"\0" + file_sha256(item).encode())
         key = digest.hexdigest()[:32]
         if not self._exists(f"layers/{key}/{COMPLETE}"):
             self._upload_files(path.parent, [p.name for p in files], f"layers/{key}")
@@ -171,7 +176,7 @@ class S3ArtifactMirror:
             size = manifest.get("sizes", {}).get(name)
             if size is not None and path.stat().st_size != size:
                 raise Unavailable(f"{key}/{name} arrived with {path.stat().st_size} bytes")
-            if name in sha256 and _sha256(path) != sha256[name]:
+            if name in sha256 and file_sha256(path) != sha256[name]:
                 raise Unavailable(f"{key}/{name} fails its sha256 after download")
         return directory
 
@@ -193,7 +198,7 @@ class S3ArtifactMirror:
         for name in files:
             self._client.upload_file(str(directory / name), self.bucket, self._key(f"{key}/{name}"))
         sizes = {name: (directory / name).stat().st_size for name in files}
-        sha256 = {name: _sha256(directory / name) for name in files}
+        sha256 = {name: file_sha256(directory / name) for name in files}
         manifest = {"files": files, "sizes": sizes, "sha256": sha256}
         self._put(f"{key}/{COMPLETE}", json.dumps(manifest).encode())
 
@@ -267,7 +272,7 @@ def mirror_store(settings: Settings, store: RegistryReader) -> MirrorReport | No
     return report
 
 
-def restore_store(settings: Settings, store: Any, serving: str | None) -> list[str]:
+def restore_store(settings: Settings, store: LocalModelStore, serving: str | None) -> list[str]:
     """Copy the mirror's versions and bundles the store lacks into it (a LocalModelStore), then
     point `current` at `serving` (what the metadata database records); returns what was copied.
     Nothing without a mirror; an S3 outage is logged and leaves the store as it was."""
@@ -280,15 +285,13 @@ def restore_store(settings: Settings, store: Any, serving: str | None) -> list[s
     try:
         have = {version.version for version in store.list_versions()}
         for version in mirror.mirrored_versions():
-            if version not in have and store.import_version(
-                version, lambda tmp, v=version: mirror._download_dir(f"versions/{v}", tmp)
-            ):
+            fill = partial(mirror.download_dir_of_version, version)
+            if version not in have and store.import_version(version, fill):
                 copied.append(version)
         local = set(store.bundle_ids())
         for bundle_id in sorted(mirror.bundle_ids()):
-            if bundle_id not in local and store.import_bundle(
-                bundle_id, lambda tmp, b=bundle_id: mirror.download_bundle(b, tmp)
-            ):
+            fill = partial(mirror.download_bundle, bundle_id)
+            if bundle_id not in local and store.import_bundle(bundle_id, fill):
                 copied.append(bundle_id)
         if serving is None and store.current_bundle_id() is None:
             # no record in the database (one made before it kept one): a fresh store follows
@@ -302,35 +305,6 @@ def restore_store(settings: Settings, store: Any, serving: str | None) -> list[s
     if copied:
         log.info("restored %d versions and bundles from S3 mirror %s", len(copied), mirror.bucket)
     return copied
-
-
-def fetch_into(target: Path, fill: Any) -> Path:
-    """Run fill(tmp) on a temp dir beside `target`, then rename it to `target`; a fill that
-    raises leaves nothing behind, and a target already there (another process) is kept."""
-    target = Path(target)
-    if target.is_dir():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".tmp-{secrets.token_hex(8)}"
-    try:
-        fill(tmp)
-        os.rename(tmp, target)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not target.is_dir():
-            raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def s3_client(endpoint_url: str | None, *, attempts: int = 3, connect_timeout: float = 5) -> Any:

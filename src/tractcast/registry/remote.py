@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tractcast.errors import InvalidInput, TractcastError, Unavailable
-from tractcast.registry.mirror import S3ArtifactMirror, fetch_into, s3_client
+from tractcast.registry.mirror import S3ArtifactMirror, s3_client
 from tractcast.registry.store import (
     RegistryReader,
     check_bundle_id,
@@ -256,6 +256,26 @@ def remote_bundle_source(settings: Settings) -> RemoteBundleSource:
 def remote_layer(settings: Settings) -> RemoteLayer:
     """The layer copy of a geo replica without the store."""
     return RemoteLayer(replica_mirror(settings), Path(settings.serving_cache))
+
+
+def fetch_into(target: Path, fill: Callable[[Path], object]) -> Path:
+    """Run fill(tmp) on a temp dir beside `target`, then rename it to `target`: a fill that
+    raises leaves nothing behind, and a target already there (another process) is kept."""
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".tmp-{secrets.token_hex(8)}"
+    try:
+        fill(tmp)
+        os.rename(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not target.is_dir():
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
 
 
 def _write_atomically(path: Path, body: bytes) -> None:

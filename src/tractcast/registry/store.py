@@ -308,12 +308,12 @@ class LocalModelStore(RegistryReader):
             raise
         _fsync_dir(self.root)
 
-    def import_version(self, version: str, fill: Callable[[Path], None]) -> bool:
+    def import_version(self, version: str, fill: Callable[[Path], object]) -> bool:
         """Add a version copied from elsewhere (fill writes its files into a temp dir) under its
         own id; False when the store has it already."""
         return self._import(self._versions, check_version(version), fill)
 
-    def import_bundle(self, bundle_id: str, fill: Callable[[Path], None]) -> bool:
+    def import_bundle(self, bundle_id: str, fill: Callable[[Path], object]) -> bool:
         """Add a bundle copied from elsewhere, the same way; it is checked before it is kept."""
 
         def checked(tmp: Path) -> None:
@@ -323,7 +323,7 @@ class LocalModelStore(RegistryReader):
 
         return self._import(self._bundles, check_bundle_id(bundle_id), checked)
 
-    def _import(self, folder: Path, name: str, fill: Callable[[Path], None]) -> bool:
+    def _import(self, folder: Path, name: str, fill: Callable[[Path], object]) -> bool:
         if (folder / name).exists():
             return False
         folder.mkdir(parents=True, exist_ok=True)
