@@ -77,6 +77,7 @@ class RemoteBundleSource:
         self._next_probe = float("-inf")
         self._listed: tuple[float, list[str]] = (float("-inf"), [])
         self._lock = threading.Lock()  # one download at a time per process
+        self._database_down = False
 
     def current_bundle_id(self) -> str | None:
         """The bundle the database (or the mirror's `current`) names once it is in the cache;
@@ -95,10 +96,10 @@ class RemoteBundleSource:
         if now - listed_at >= self._probe_interval:
             try:
                 listed = self.mirror.bundle_ids()
-                self._listed = (now, listed)
                 self.state.up = True
             except Exception as exc:  # botocore's errors, or a connection refused
                 self._s3_down(exc)
+            self._listed = (now, listed)  # an S3 away is asked again a probe interval later
         cached = [bundle_id for bundle_id in self._cached_ids() if bundle_id not in listed]
         found = listed + cached
         if version is not None:
@@ -118,8 +119,11 @@ class RemoteBundleSource:
             try:
                 found = self._serving()
             except (TractcastError, OSError) as exc:
-                log.warning("the metadata database does not say what serves: %s", exc)
+                if not self._database_down:  # once per outage, not at every check
+                    log.warning("the metadata database does not say what serves: %s", exc)
+                self._database_down = True
             else:
+                self._database_down = False
                 if found is not None:
                     self._probe()
                     return found
