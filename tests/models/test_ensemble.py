@@ -10,7 +10,7 @@ import pytest
 from tractcast.evaluation.backtest import run_backtest
 from tractcast.models import load_forecaster, make_forecaster
 from tractcast.models.base import clear_fits
-from tractcast.models.ensemble import best_weights, simplex_grid
+from tractcast.models.ensemble import best_weights, simplex_grid, weight_rows
 
 MEMBERS = {"persistence": {}, "seasonal_naive": {}, "moving_average": {}}
 
@@ -40,6 +40,34 @@ def test_each_horizon_gets_the_weights_with_the_lowest_error() -> None:
     assert weights.shape == (7, 2, 2)  # the same for every weekday of the forecast day
     for weekday in range(7):
         np.testing.assert_allclose(weights[weekday], [[1.0, 0.0], [0.0, 1.0]])
+
+
+def test_on_many_tracts_the_weights_are_chosen_on_every_origin_of_a_spread_of_tracts() -> None:
+    assert weight_rows(107, 29).tolist() == list(range(107 * 29))  # a country's provinces: all
+    rows = weight_rows(10_000, 29)
+    assert len(rows) <= 40_000
+    origins, tracts = np.divmod(rows, 10_000)
+    assert set(origins.tolist()) == set(range(29))  # every calibration origin and weekday
+    per_origin = [set(tracts[origins == o].tolist()) for o in range(29)]
+    assert all(kept == per_origin[0] for kept in per_origin)  # the same tracts at each
+    assert min(per_origin[0]) == 0 and max(per_origin[0]) == 9_999  # spread over all of them
+
+
+def test_choosing_on_a_spread_of_tracts_finds_the_weights_all_tracts_would() -> None:
+    rng = np.random.default_rng(5)
+    n_tracts, n_origins, horizon = 3_000, 29, 14
+    actual = rng.poisson(50, (n_origins * n_tracts, horizon)).astype(float)
+    # member 0 is close at the first week, member 1 at the second
+    near, far = actual + rng.normal(0, 2, actual.shape), actual + rng.normal(0, 20, actual.shape)
+    points = np.stack([np.hstack([near[:, :7], far[:, 7:]]), np.hstack([far[:, :7], near[:, 7:]])])
+    weekdays = (np.arange(n_origins)[:, None] + np.arange(horizon)) % 7
+    groups = np.repeat(weekdays, n_tracts, axis=0)  # rows are origin-major, as in a fit
+    grid = simplex_grid(2, 0.1)
+    everything = best_weights(points, actual, grid, groups)
+    rows = weight_rows(n_tracts, n_origins)
+    assert len(rows) < len(actual)
+    chosen = best_weights(points[:, rows], actual[rows], grid, groups[rows])
+    np.testing.assert_allclose(chosen, everything)
 
 
 def test_on_a_weekly_series_the_ensemble_leans_on_the_seasonal_naive(

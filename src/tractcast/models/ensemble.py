@@ -38,6 +38,10 @@ from tractcast.models.base import (
 STATE_FILE = "ensemble.json"
 MEMBERS_DIR = "members"
 DEFAULT_MEMBERS = ("lstm", *BASELINE_FAMILIES)
+# Calibration rows (origins x tracts) the weight search scores at most: 1,379 tracts' worth of
+# 29 origins. Every row costs each of the 286 weight combinations; 10,000 tracts' 290,000 rows
+# took about 20 s per fit, and the weights of 7 weekdays x 14 horizons need far fewer.
+WEIGHT_ROWS = 40_000
 
 
 def simplex_grid(n_members: int, step: float) -> np.ndarray:
@@ -86,6 +90,20 @@ def best_weights(
     for cell in np.flatnonzero(counts):
         weights[cell // horizon, cell % horizon] = grid[np.argmin(group_mae[:, cell])]
     return weights
+
+
+def weight_rows(n_tracts: int, n_origins: int, limit: int = WEIGHT_ROWS) -> np.ndarray:
+    """The calibration rows the weights are chosen on: all of them, or evenly spaced tracts.
+
+    Rows are origin-major (origin * n_tracts + tract). Past `limit` rows, every calibration
+    origin keeps the same evenly spaced tracts, so the weights still see every origin and
+    weekday; the conformal scales are fitted on all rows.
+    """
+    tracts = np.arange(n_tracts)
+    if n_tracts * n_origins > limit:
+        spaced = np.linspace(0, n_tracts - 1, max(1, limit // n_origins)).round()
+        tracts = np.unique(spaced.astype(int))
+    return (np.arange(n_origins)[:, None] * n_tracts + tracts[None, :]).ravel()
 
 
 def row_weights(weights: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -207,7 +225,10 @@ class EnsembleForecaster:
         n_tracts = history.shape[0]
         groups = np.concatenate([np.repeat(self.weekdays(t)[None], n_tracts, 0) for t in origins])
         grid = simplex_grid(len(per_member), self.step)
-        self.weights = best_weights(points, actual, grid, groups if self.by_weekday else None)
+        rows = weight_rows(n_tracts, len(origins))
+        self.weights = best_weights(
+            points[:, rows], actual[rows], grid, groups[rows] if self.by_weekday else None
+        )
         mixed = combine(per_member, row_weights(self.weights, groups))
         self.scales = {
             level: scaled_interval_factors(
