@@ -13,7 +13,9 @@ from services.common.warmup import on_warm_up
 from tractcast.geo.client import GeoClient
 from tractcast.registry.remote import bundle_source
 from tractcast.serving.holder import BundleHolder
+from tractcast.serving.layers import ServedLayer, ServedLayers
 from tractcast.settings import Settings
+from tractcast.tract_layers import tract_layers
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # room for the largest batch of points
 
@@ -46,8 +48,24 @@ def configure(app: Flask, settings: Settings) -> None:
 def init_backends(
     app: Flask, settings: Settings, geo: GeoClient | None, holder: BundleHolder | None
 ) -> None:
-    """The geo client and the bundle holder; both lazy, shared by the process's threads."""
-    app.extensions["geo"] = geo = geo or GeoClient(settings.geo_base_url)
-    app.extensions["bundles"] = holder = holder or BundleHolder(bundle_source(settings))
-    on_warm_up(app, holder.loaded)
-    on_warm_up(app, geo.load_replica_until_held)
+    """Per tract layer a geo client and a bundle holder; all lazy, shared by the process's
+    threads. `geo` and `holder`, when given, are the first layer's."""
+    named = settings.layers is not None
+    served = []
+    for position, layer in enumerate(tract_layers(settings)):
+        first = position == 0
+        layer_geo = (geo if first else None) or GeoClient(
+            settings.geo_base_url, layer=layer.name if named else None
+        )
+        layer_holder = (holder if first else None) or build_holder(layer.settings)
+        served.append(ServedLayer(layer.name, layer_holder, layer_geo))
+        on_warm_up(app, layer_holder.loaded)
+        on_warm_up(app, layer_geo.load_replica_until_held)
+    layers = app.extensions["layers"] = ServedLayers(served, named=named)
+    app.extensions["geo"] = layers.first.geo  # the dashboard, /readyz and metrics: the first
+    app.extensions["bundles"] = layers.first.holder
+
+
+def build_holder(settings: Settings) -> BundleHolder:
+    """The bundle holder of one layer, reading where that layer's settings say bundles are."""
+    return BundleHolder(bundle_source(settings))

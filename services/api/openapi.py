@@ -11,6 +11,7 @@ from typing import Any
 
 from services.common.openapi import (
     LAT,
+    LAYER,
     LON,
     POINTS,
     RADIUS,
@@ -90,6 +91,10 @@ def schemas(horizon: int) -> dict[str, Schema]:
                 "new_cases": {"type": "integer", "description": "New cases on as_of."},
                 "next_day": ref("ForecastDay"),
                 "forecast": {"type": "array", "items": ref("ForecastDay"), "maxItems": horizon},
+                "layer": {
+                    "type": "string",
+                    "description": "The tract layer that answered (with a layers file).",
+                },
                 "model_version": {"type": "string"},
                 "data_version": {"type": "string"},
             },
@@ -102,6 +107,10 @@ def schemas(horizon: int) -> dict[str, Schema]:
                     "type": "array",
                     "description": "One entry per point, in order: a forecast or an error.",
                     "items": {"oneOf": [ref("Forecast"), ref("Error")]},
+                },
+                "layer": {
+                    "type": "string",
+                    "description": "The tract layer that answered (with a layers file).",
                 },
                 "model_version": {"type": "string"},
                 "data_version": {"type": "string"},
@@ -150,8 +159,41 @@ def schemas(horizon: int) -> dict[str, Schema]:
                     },
                 },
                 "as_of": {"type": "string", "format": "date"},
+                "layer": {
+                    "type": "string",
+                    "description": "The tract layer that answered (with a layers file).",
+                },
                 "model_version": {"type": "string"},
                 "data_version": {"type": "string"},
+            },
+        },
+        "Layers": {
+            "type": "object",
+            "required": ["layers"],
+            "properties": {
+                "layers": {
+                    "type": "array",
+                    "description": "The served tract layers, finest first.",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "tracts", "model_version", "bundle", "data_version"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "tracts": {"type": ["integer", "null"], "minimum": 0},
+                            "tracts_with_forecast": {"type": ["integer", "null"], "minimum": 0},
+                            "model_version": {
+                                "type": ["string", "null"],
+                                "description": "The layer's champion (null: no bundle yet).",
+                            },
+                            "bundle": {"type": ["string", "null"]},
+                            "data_version": {
+                                "type": ["string", "null"],
+                                "description": "The data release the bundle was made from.",
+                            },
+                            "as_of": {"type": ["string", "null"], "format": "date"},
+                        },
+                    },
+                }
             },
         },
         "TractSummary": {
@@ -258,7 +300,7 @@ def paths(horizon: int) -> dict[str, Schema]:
                 "tags": ["forecast"],
                 "operationId": "forecastForPoint",
                 "summary": "Counts and forecast of the tract containing a point.",
-                "parameters": [LAT, LON, horizon_query, MODEL_VERSION],
+                "parameters": [LAT, LON, horizon_query, MODEL_VERSION, LAYER],
                 "responses": {
                     "200": json_response(ref("Forecast"), "The tract's counts and forecast."),
                     **errors(400, 404, 503),
@@ -268,7 +310,7 @@ def paths(horizon: int) -> dict[str, Schema]:
                 "tags": ["forecast"],
                 "operationId": "forecastForPoints",
                 "summary": "One forecast answer per point (errors inline per point).",
-                "parameters": [horizon_query, MODEL_VERSION],
+                "parameters": [horizon_query, MODEL_VERSION, LAYER],
                 "requestBody": points_body,
                 "responses": {
                     "200": json_response(ref("BatchForecast"), "One result per point, in order."),
@@ -281,7 +323,7 @@ def paths(horizon: int) -> dict[str, Schema]:
                 "tags": ["forecast"],
                 "operationId": "radiusStats",
                 "summary": "Counts of every tract whose polygon meets a circle, and totals.",
-                "parameters": [LAT, LON, RADIUS, MODEL_VERSION],
+                "parameters": [LAT, LON, RADIUS, MODEL_VERSION, LAYER],
                 "responses": {
                     "200": json_response(ref("RadiusStats"), "Tracts meeting the circle."),
                     **errors(400, 404, 503),
@@ -300,6 +342,14 @@ def paths(horizon: int) -> dict[str, Schema]:
                     ),
                     **errors(404, 503),
                 },
+            }
+        },
+        "/v1/layers": {
+            "get": {
+                "tags": ["forecast"],
+                "operationId": "listLayers",
+                "summary": "The served tract layers: tracts, champion, bundle and data release.",
+                "responses": {"200": json_response(ref("Layers"), "Finest first.")},
             }
         },
         "/v1/dashboard/tracts": {

@@ -9,9 +9,11 @@ from flask import Blueprint, Response, current_app, request
 from services.api.openapi import openapi_document
 from services.common.http import json_body, settings_of
 from tractcast.geo.client import GeoClient
-from tractcast.serving.answers import batch_json, forecast_json, radius_json
+from tractcast.geo.index import Tract
+from tractcast.serving.answers import batch_json, forecast_json, layered_batch_json, radius_json
 from tractcast.serving.bundle import Bundle
 from tractcast.serving.holder import BundleHolder
+from tractcast.serving.layers import ServedLayers
 from tractcast.validation import parse_coordinate, parse_horizon, parse_points, parse_radius_km
 
 api = Blueprint("api", __name__)
@@ -27,8 +29,15 @@ Answer = dict[str, Any] | tuple[dict[str, Any], int]
 def forecast() -> Response:
     lat, lon = parse_coordinate(request.args.get("lat"), request.args.get("lon"))
     horizon = parse_horizon(request.args.get("horizon"), max_horizon=settings_of().horizon)
-    bundle = _bundle()
-    return _json(forecast_json(bundle, _geo().tract_for_point(lat, lon), horizon))
+    layers, name = _layers(), request.args.get("layer")
+    if name is not None or len(layers) == 1:
+        layer = layers.get(name)
+        bundle = _bundle(layer.holder)
+        tract: Tract | None = layer.geo.tract_for_point(lat, lon)
+    else:  # the finest layer holding the point answers
+        layer, tract = layers.holding(lat, lon)
+        bundle = _bundle(layer.holder)
+    return _json(forecast_json(bundle, tract, horizon, layers.shown(layer)))
 
 
 @api.post("/v1/forecast")
@@ -39,17 +48,38 @@ def forecast_batch() -> Response:
     horizon = parse_horizon(request.args.get("horizon"), max_horizon=longest)  # checked if given
     if body.get("horizon") is not None:  # the body's horizon wins over the query's
         horizon = parse_horizon(body["horizon"], max_horizon=longest)
-    bundle = _bundle()
-    return _json(batch_json(bundle, _geo().tracts_for_points(points), horizon))
+    layers, name = _layers(), request.args.get("layer")
+    if name is not None or len(layers) == 1:
+        layer = layers.get(name)
+        bundle = _bundle(layer.holder)
+        tracts = layer.geo.tracts_for_points(points)
+        return _json(batch_json(bundle, tracts, horizon, layers.shown(layer)))
+    found = layers.holding_points(points)  # each point from the finest layer holding it
+    bundles: dict[str, Bundle] = {}
+    for layer in [layers.first, *(layer for layer, _ in found)]:
+        if layer.name not in bundles:
+            bundles[layer.name] = _bundle(layer.holder)
+    answers = [(bundles[layer.name], layer.name, tract) for layer, tract in found]
+    first = layers.first.name
+    return _json(layered_batch_json(answers, horizon, bundles[first], first))
 
 
 @api.get("/v1/stats/radius")
 def stats_radius() -> Response:
     lat, lon = parse_coordinate(request.args.get("lat"), request.args.get("lon"))
     radius_km = parse_radius_km(request.args.get("radius_km"))
-    bundle = _bundle()
-    hits = _geo().tracts_within_radius(lat, lon, radius_km)
-    return _json(radius_json(bundle, hits, center=(lat, lon), radius_km=radius_km))
+    layers = _layers()
+    layer = layers.get(request.args.get("layer"))  # default: the finest layer
+    bundle = _bundle(layer.holder)
+    hits = layer.geo.tracts_within_radius(lat, lon, radius_km)
+    shown = layers.shown(layer)
+    return _json(radius_json(bundle, hits, center=(lat, lon), radius_km=radius_km, layer=shown))
+
+
+@api.get("/v1/layers")
+def list_layers() -> Answer:
+    """The served tract layers, finest first: tracts, champion, bundle and data release."""
+    return {"layers": _layers().describe()}
 
 
 @api.get("/healthz")
@@ -60,8 +90,14 @@ def healthz() -> Answer:
 @api.get("/readyz")
 def readyz() -> Answer:
     bundle = _holder().loaded()
+    without = [layer.name for layer in _layers() if layer.holder.loaded() is None]
+    if bundle is not None and without:  # another layer lacks its bundle
+        bundle = None
+    missing = "no serving bundle loaded"
+    if _layers().named and without:
+        missing += f" (layers {', '.join(without)})"
     checks = {
-        "bundle": "ok" if bundle is not None else "no serving bundle loaded",
+        "bundle": "ok" if bundle is not None else missing,
         "geo": "ok" if _geo().ready() else "geo service not answering",
     }
     # a replica reading bundles from S3 says whether S3 answers, and so where it serves from
@@ -89,12 +125,12 @@ def _json(text: str) -> Response:
     return Response(text, mimetype="application/json")
 
 
-def _bundle() -> Bundle:
-    """The champion's bundle, or the one pinned by ?model_version=."""
+def _bundle(holder: BundleHolder) -> Bundle:
+    """The champion's bundle of a layer, or the one pinned by ?model_version=."""
     version = request.args.get("model_version")
     if version is not None:  # present but empty is malformed, not "the champion"
-        return _holder().bundle_for_version(version)
-    return _holder().bundle()
+        return holder.bundle_for_version(version)
+    return holder.bundle()
 
 
 def _geo() -> GeoClient:
@@ -103,3 +139,7 @@ def _geo() -> GeoClient:
 
 def _holder() -> BundleHolder:
     return current_app.extensions["bundles"]
+
+
+def _layers() -> ServedLayers:
+    return current_app.extensions["layers"]

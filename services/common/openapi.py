@@ -54,6 +54,13 @@ RADIUS = query(
     "Radius of the circle in kilometres.",
 )
 POINTS = {"type": "array", "items": ref("Point"), "minItems": 1, "maxItems": MAX_POINTS}
+LAYER = query(
+    "layer",
+    {"type": "string", "examples": ["provinces"]},
+    "A tract layer of the deployment (GET /v1/layers); default: the finest holding the point. "
+    "Malformed: 400; unknown: 404.",
+    required=False,
+)
 TRACT_PATH = {
     "name": "tract_id",
     "in": "path",

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from flask import Flask
 
 from services.common.http import register_error_handlers
 from services.common.observability import init_observability
 from services.common.warmup import on_warm_up
-from services.geo.state import IndexHolder, attach_index
+from services.geo.state import IndexHolder, LayerHolders, attach_index
 from services.geo.views import bp, replica_json
 from tractcast.geo.index import TractIndex
 from tractcast.geo.loading import load_tract_index
 from tractcast.heap import release_freed_memory
 from tractcast.registry.remote import remote_layer
 from tractcast.settings import Settings
+from tractcast.tract_layers import tract_layers
 
 
 def create_app(settings: Settings | None = None, index: TractIndex | None = None) -> Flask:
@@ -32,11 +34,21 @@ def create_app(settings: Settings | None = None, index: TractIndex | None = None
 
 
 def load_index(app: Flask, settings: Settings, index: TractIndex | None) -> None:
-    """Attach the index, or a holder that reads the configured layer on first request."""
-    holder = IndexHolder(layer_loader(app, settings), index)
-    attach_index(app, holder)
-    on_warm_up(app, lambda: replica_json(holder.get()))  # the API asks for it as it starts
+    """Attach a holder per tract layer that reads its layer on first request (`index`, when
+    given, is the first layer's)."""
+    holders = LayerHolders()
+    for position, layer in enumerate(tract_layers(settings)):
+        loader = layer_loader(app, layer.settings)
+        holder = IndexHolder(loader, index if position == 0 else None)
+        holders[layer.name] = holder
+        on_warm_up(app, partial(warm_replica, holder))  # the API asks for it as it starts
+    attach_index(app, holders)
     on_warm_up(app, release_freed_memory)
+
+
+def warm_replica(holder: IndexHolder) -> None:
+    """Load a layer and render its replica before the first request asks."""
+    replica_json(holder.get())
 
 
 def layer_loader(app: Flask, settings: Settings) -> Callable[[], TractIndex]:
@@ -44,7 +56,8 @@ def layer_loader(app: Flask, settings: Settings) -> Callable[[], TractIndex]:
     into the local cache: the copy cached last when S3 cannot be reached."""
     if settings.serving_source != "s3":
         return lambda: load_tract_index(settings)
-    layer = app.extensions["tractcast_layer_source"] = remote_layer(settings)
+    layer = remote_layer(settings)
+    app.extensions.setdefault("tractcast_layer_source", layer)  # /readyz tells the first's
     return lambda: TractIndex.from_file(layer.path(), settings.tract_id_field)
 
 

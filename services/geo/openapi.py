@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.common.openapi import (
     LAT,
+    LAYER,
     LON,
     POINTS,
     RADIUS,
@@ -124,7 +125,7 @@ def paths() -> dict[str, Schema]:
                 "tags": ["tracts"],
                 "operationId": "tractForPoint",
                 "summary": "The tract containing a point (geo service).",
-                "parameters": [LAT, LON],
+                "parameters": [LAT, LON, LAYER],
                 "responses": {
                     "200": json_response(ref("TractLookup"), "The tract."),
                     **errors(400, 404, 503),
@@ -134,6 +135,7 @@ def paths() -> dict[str, Schema]:
                 "tags": ["tracts"],
                 "operationId": "tractsForPoints",
                 "summary": "The tract of each point, null outside every tract (geo service).",
+                "parameters": [LAYER],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -157,10 +159,10 @@ def paths() -> dict[str, Schema]:
                 "tags": ["tracts"],
                 "operationId": "tractsInRadius",
                 "summary": "Tracts whose polygon meets a circle, with geodesic km (geo service).",
-                "parameters": [LAT, LON, RADIUS],
+                "parameters": [LAT, LON, RADIUS, LAYER],
                 "responses": {
                     "200": json_response(ref("TractsInRadius"), "Nearest first."),
-                    **errors(400, 503),
+                    **errors(400, 404, 503),
                 },
             }
         },
@@ -169,9 +171,10 @@ def paths() -> dict[str, Schema]:
                 "tags": ["tracts"],
                 "operationId": "listTracts",
                 "summary": "Every tract of the served layer, and which properties name them.",
+                "parameters": [LAYER],
                 "responses": {
                     "200": json_response(ref("TractList"), "The tracts, in layer order."),
-                    **errors(503),
+                    **errors(400, 404, 503),
                 },
             }
         },
@@ -180,10 +183,10 @@ def paths() -> dict[str, Schema]:
                 "tags": ["tracts"],
                 "operationId": "tractOutline",
                 "summary": "One tract's outline as a GeoJSON Feature (geo service).",
-                "parameters": [TRACT_PATH],
+                "parameters": [TRACT_PATH, LAYER],
                 "responses": {
                     "200": json_response(ref("TractOutline"), "The tract and its polygon."),
-                    **errors(404, 503),
+                    **errors(400, 404, 503),
                 },
             }
         },
@@ -192,12 +195,13 @@ def paths() -> dict[str, Schema]:
                 "tags": ["tracts"],
                 "operationId": "tractOutlines",
                 "summary": "Every tract's outline in one GeoJSON FeatureCollection (geo service).",
+                "parameters": [LAYER],
                 "responses": {
                     "200": {
                         "description": "The tracts, in layer order, simplified for drawing.",
                         "content": {"application/geo+json": {"schema": ref("TractOutlines")}},
                     },
-                    **errors(503),
+                    **errors(400, 404, 503),
                 },
             }
         },

@@ -6,10 +6,11 @@ import json
 import threading
 from collections.abc import Callable
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context, request
 
 from tractcast.errors import TractcastError, Unavailable
 from tractcast.geo.index import TractIndex
+from tractcast.tract_layers import known_layer
 
 EXTENSION = "tractcast_geo"
 
@@ -51,12 +52,28 @@ class IndexHolder:
             raise Unavailable(f"the tract layer is not loaded: {message}") from exc
 
 
-def attach_index(app: Flask, holder: IndexHolder) -> None:
-    app.extensions[EXTENSION] = holder
+class LayerHolders(dict[str, IndexHolder]):
+    """One IndexHolder per layer name, finest first; the first answers when no layer is named."""
+
+    def named(self, name: str | None) -> IndexHolder:
+        """The holder of the named layer (400 malformed, 404 unknown), or the first."""
+        if name is None:
+            return next(iter(self.values()))
+        return self[known_layer(self, name)]
+
+
+def attach_index(app: Flask, holders: LayerHolders) -> None:
+    app.extensions[EXTENSION] = holders
+
+
+def layer_holders(app: Flask | None = None) -> LayerHolders:
+    return (app or current_app).extensions[EXTENSION]
 
 
 def index_holder(app: Flask | None = None) -> IndexHolder:
-    return (app or current_app).extensions[EXTENSION]
+    """The holder of the layer the request names with ?layer= (the first when none)."""
+    name = request.args.get("layer") if has_request_context() else None
+    return layer_holders(app).named(name)
 
 
 def tract_index() -> TractIndex:

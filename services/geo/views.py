@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from services.common.http import json_body
-from services.geo.state import index_holder, tract_index
+from services.geo.state import index_holder, layer_holders, tract_index
 from tractcast.errors import NotFound, TractcastError, Unavailable
 from tractcast.geo.index import Tract, TractIndex
 from tractcast.validation import parse_coordinate, parse_points, parse_radius_km
@@ -25,15 +25,21 @@ def healthz() -> dict[str, Any]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, Any], int]:
+    """Ready when every layer is loaded; `tracts` counts the first (or the named) layer's."""
+    holders, named = layer_holders(), index_holder()
     try:
-        index = index_holder().get()
+        loaded = {name: len(holder.get().tracts) for name, holder in holders.items()}
+        index = named.get()
     except TractcastError as exc:
         return {**Unavailable(exc.message).to_dict(), "status": "not_ready", **_store()}, 503
-    return {"status": "ready", "tracts": len(index.tracts), **_store()}, 200
+    answer: dict[str, Any] = {"status": "ready", "tracts": len(index.tracts), **_store()}
+    if len(loaded) > 1:
+        answer["layers"] = loaded
+    return answer, 200
 
 
 def _store() -> dict[str, str]:
-    """Whether S3 answered when the layer copy was fetched from it, if it was."""
+    """Whether S3 answered when the (first) layer copy was fetched from it, if it was."""
     layer = current_app.extensions.get("tractcast_layer_source")
     return layer.state.status() if layer is not None else {}
 
@@ -63,7 +69,7 @@ def replica() -> Response:
     return response
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=8)  # two per layer while one replaces another
 def replica_json(index: TractIndex) -> tuple[str, str]:
     """The replica as JSON text and its entity tag, made once per loaded index."""
     text = json.dumps(index.replica(), separators=(",", ":"))
@@ -111,7 +117,7 @@ def tract_outlines() -> Response:
     return Response(outlines_json(tract_index()), mimetype="application/geo+json")
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=8)
 def outlines_json(index: TractIndex) -> str:
     """The layer's simplified outlines as GeoJSON text, made once per loaded index."""
     return json.dumps(index.simplified_outlines(), separators=(",", ":"))

@@ -12,6 +12,7 @@ from typing import Any
 
 from tractcast.errors import TractcastError
 from tractcast.settings import Settings
+from tractcast.tract_layers import settings_of_layer
 
 Command = Callable[[argparse.Namespace, Settings], Any]
 
@@ -172,10 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tractcast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, func: Command) -> argparse.ArgumentParser:
+    def add(name: str, func: Command, layered: bool = False) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=(func.__doc__ or "").strip(), description=func.__doc__)
         p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.set_defaults(func=func)
+        if layered:
+            p.add_argument(
+                "--layer", help="the tract layer (of TRACTCAST_LAYERS) to work on; one: optional"
+            )
+        p.set_defaults(func=func, layer=None, layered=layered)
         return p
 
     p = add("ingest", cmd_ingest)
@@ -191,29 +196,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--value-kind", choices=("cumulative", "daily"), help="default: inferred")
     p.add_argument("--coordinates", help="'LAT,LON' columns to map to tracts (default: inferred)")
 
-    p = add("accept-data", cmd_accept_data)
+    p = add("accept-data", cmd_accept_data, layered=True)
     p.add_argument("data_version", help="the held release (its data version, see the events)")
 
-    p = add("train", cmd_train)
+    p = add("train", cmd_train, layered=True)
     p.add_argument("--trigger", default="manual", help="recorded as what triggered the run")
 
-    p = add("backtest", cmd_backtest)
+    p = add("backtest", cmd_backtest, layered=True)
     p.add_argument("--origins", type=int, default=None, help="number of origins (default: 4)")
     p.add_argument("--from", default=None, help="first origin, YYYY-MM-DD")
     p.add_argument("--to", default=None, help="last origin, YYYY-MM-DD (default: the latest)")
 
-    p = add("forecast", cmd_forecast)
+    p = add("forecast", cmd_forecast, layered=True)
     p.add_argument("--lat", required=True)
     p.add_argument("--lon", required=True)
     p.add_argument("--horizon", default=None)
 
-    add("versions", cmd_versions)
+    add("versions", cmd_versions, layered=True)
 
-    p = add("promote", cmd_promote)
+    p = add("promote", cmd_promote, layered=True)
     p.add_argument("version")
     p.add_argument("--reason", default="promoted from the command line")
 
-    p = add("rollback", cmd_rollback)
+    p = add("rollback", cmd_rollback, layered=True)
     p.add_argument("--to", default=None, help="version to serve (default: the previous champion)")
     p.add_argument("--reason", default="rolled back from the command line")
 
@@ -260,6 +265,8 @@ def main(
     args = build_parser().parse_args(argv)
     settings = settings or Settings.from_env()
     try:
+        if args.layered:  # the named layer's settings (store, source, tracts ...)
+            settings = settings_of_layer(settings, args.layer)
         if console and args.command in LONG_COMMANDS:
             result = run_with_progress(args, settings)
         else:

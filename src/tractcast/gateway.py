@@ -67,6 +67,7 @@ ADMIN_BODY = 64 * 1024
 ROUTES: tuple[Route, ...] = (
     Route("=", "/v1/forecast", "api"),
     Route("", "/v1/stats/", "api"),
+    Route("=", "/v1/layers", "api"),
     Route("=", "/healthz", "api", zone=None),
     Route("=", "/readyz", "api", zone=None),
     Route("=", "/metrics", "api", burst=10),

@@ -38,6 +38,7 @@ class Settings:
     stale_days: int = setting("TRACTCAST_STALE_DAYS", 3)
     history_tolerance: float = setting("TRACTCAST_HISTORY_TOLERANCE", 0.1)
     store: Path = setting("TRACTCAST_STORE", Path("var/store"))
+    layers: str | None = setting("TRACTCAST_LAYERS")
     database_url: str | None = setting("TRACTCAST_DATABASE_URL")
     broker_url: str | None = setting("TRACTCAST_BROKER_URL")
     mlflow_uri: str | None = setting("TRACTCAST_MLFLOW_URI")

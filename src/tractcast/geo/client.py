@@ -157,9 +157,15 @@ class GeoClient:
     """
 
     def __init__(
-        self, base_url: str, timeout: float = 2.0, replica: LayerReplica | None = None
+        self,
+        base_url: str,
+        timeout: float = 2.0,
+        replica: LayerReplica | None = None,
+        *,
+        layer: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.layer = layer  # the layer asked of geo on every call (None: geo's first)
         parts = urlsplit(self.base_url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError(f"geo service URL must be http(s)://host[:port], got {base_url!r}")
@@ -346,6 +352,8 @@ class GeoClient:
             headers["Content-Type"] = "application/json"
         if request_id:
             headers[REQUEST_ID_HEADER] = request_id  # one id from nginx through api and geo
+        if self.layer is not None:
+            path += ("&" if "?" in path else "?") + f"layer={_query(self.layer)}"
         for attempt in (1, 2):
             connection = self._connection()
             try:

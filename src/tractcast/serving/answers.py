@@ -40,7 +40,9 @@ def forecast_answer(bundle: Bundle, tract: Tract | None, horizon: int) -> dict[s
     }
 
 
-def forecast_json(bundle: Bundle, tract: Tract | None, horizon: int) -> str:
+def forecast_json(
+    bundle: Bundle, tract: Tract | None, horizon: int, layer: str | None = None
+) -> str:
     """forecast_answer as JSON text, assembled from pieces rendered once per bundle and tract.
 
     The hot path of the API: a single point or a batch of thousands costs string joins, not a
@@ -51,18 +53,32 @@ def forecast_json(bundle: Bundle, tract: Tract | None, horizon: int) -> str:
     head, days = _rendered(bundle, tract)
     if horizon < 1 or horizon > len(days):
         forecast_answer(bundle, tract, horizon)  # raises the same InvalidInput
-    return f'{head},"next_day":{days[0]},"forecast":[{",".join(days[:horizon])}],{_tail(bundle)}}}'
+    tail = _tail(bundle, layer)
+    return f'{head},"next_day":{days[0]},"forecast":[{",".join(days[:horizon])}],{tail}}}'
 
 
-def batch_json(bundle: Bundle, tracts: Sequence[Tract | None], horizon: int) -> str:
+def batch_json(
+    bundle: Bundle, tracts: Sequence[Tract | None], horizon: int, layer: str | None = None
+) -> str:
     """batch_answer as JSON text (see forecast_json)."""
+    return layered_batch_json([(bundle, layer, tract) for tract in tracts], horizon, bundle, layer)
+
+
+def layered_batch_json(
+    answers: Sequence[tuple[Bundle, str | None, Tract | None]],
+    horizon: int,
+    bundle: Bundle,
+    layer: str | None = None,
+) -> str:
+    """One answer per point, each from its own layer's bundle (bundle, layer, tract); the
+    versions closing the batch are those of `bundle` and `layer`."""
     results = []
-    for tract in tracts:
+    for answering, name, tract in answers:
         try:
-            results.append(forecast_json(bundle, tract, horizon))
+            results.append(forecast_json(answering, tract, horizon, name))
         except TractcastError as exc:
             results.append(_compact(exc.to_dict()))
-    return f'{{"results":[{",".join(results)}],{_tail(bundle)}}}'
+    return f'{{"results":[{",".join(results)}],{_tail(bundle, layer)}}}'
 
 
 def radius_json(
@@ -71,6 +87,7 @@ def radius_json(
     *,
     center: tuple[float, float],
     radius_km: float,
+    layer: str | None = None,
 ) -> str:
     """radius_stats as JSON text (see forecast_json), for hits already nearest first.
 
@@ -103,7 +120,7 @@ def radius_json(
     closing = _compact({"totals": totals, "as_of": bundle.as_of})
     return (
         f'{opening[:-1]},"tracts":[{",".join(rows)}],"without_data":[{",".join(without_data)}],'
-        f"{closing[1:-1]},{_tail(bundle)}}}"
+        f"{closing[1:-1]},{_tail(bundle, layer)}}}"
     )
 
 
@@ -161,12 +178,15 @@ def _rendered(bundle: Bundle, tract: Tract) -> tuple[str, list[str]]:
     return rendered
 
 
-def _tail(bundle: Bundle) -> str:
-    """The versions closing every answer, without braces."""
-    tail = bundle.memo.get("tail")
+def _tail(bundle: Bundle, layer: str | None = None) -> str:
+    """The versions closing every answer (after the layer's name, when it is shown), without
+    braces."""
+    key = "tail" if layer is None else ("tail", layer)
+    tail = bundle.memo.get(key)
     if tail is None:
+        named = {} if layer is None else {"layer": layer}
         versions = {"model_version": bundle.model_version, "data_version": bundle.data_version}
-        tail = bundle.memo["tail"] = _compact(versions)[1:-1]
+        tail = bundle.memo[key] = _compact({**named, **versions})[1:-1]
     return tail  # type: ignore[no-any-return]
 
 
