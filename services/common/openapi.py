@@ -57,8 +57,8 @@ POINTS = {"type": "array", "items": ref("Point"), "minItems": 1, "maxItems": MAX
 LAYER = query(
     "layer",
     {"type": "string", "examples": ["provinces"]},
-    "A tract layer of the deployment (GET /v1/layers); default: the finest holding the point. "
-    "Malformed: 400; unknown: 404.",
+    "A tract layer of the deployment (GET /v1/layers). Default: for a point, the finest layer "
+    "holding it; otherwise the first (finest) layer. Malformed: 400; unknown: 404.",
     required=False,
 )
 TRACT_PATH = {

@@ -9,9 +9,10 @@ from flask import Flask
 from services.common.http import register_error_handlers, settings_of
 from services.common.metrics import registry_state
 from services.common.observability import init_observability
-from services.registry.views import REGISTRY_KEY, blueprint
+from services.registry.views import LAYERS_KEY, REGISTRY_KEY, blueprint
 from tractcast.registry import Registry
 from tractcast.settings import Settings
+from tractcast.tract_layers import tract_layers
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -29,7 +30,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def init_registry(app: Flask) -> None:
-    app.extensions[REGISTRY_KEY] = LazyRegistry(settings_of(app))
+    """A lazy registry per tract layer; the first is also the registry of unnamed requests."""
+    layers = {layer.name: LazyRegistry(layer.settings) for layer in tract_layers(settings_of(app))}
+    app.extensions[LAYERS_KEY] = layers
+    app.extensions[REGISTRY_KEY] = next(iter(layers.values()))
 
 
 def register_blueprints(app: Flask) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.common.openapi import ADMIN, Schema, errors, json_response, ref
+from services.common.openapi import ADMIN, LAYER, Schema, errors, json_response, ref
 from tractcast.validation import VERSION_PATTERN
 
 VERSION_PATH = {
@@ -45,7 +45,10 @@ SCHEMAS: dict[str, Schema] = {
     "AcceptDataRequest": {
         "type": "object",
         "required": ["data_version"],
-        "properties": {"data_version": {"type": "string", "description": "The held release."}},
+        "properties": {
+            "data_version": {"type": "string", "description": "The held release."},
+            "layer": {"type": "string", "description": "The tract layer (default: the first)."},
+        },
         "additionalProperties": False,
     },
     "AcceptDataResult": {
@@ -124,13 +127,17 @@ SCHEMAS: dict[str, Schema] = {
             "to_version": {
                 "type": "string",
                 "description": "Version to go back to; the previous champion when omitted.",
-            }
+            },
+            "layer": {"type": "string", "description": "The tract layer (default: the first)."},
         },
     },
     "PromoteRequest": {
         "type": "object",
         "required": ["version"],
-        "properties": {"version": {"type": "string"}},
+        "properties": {
+            "version": {"type": "string"},
+            "layer": {"type": "string", "description": "The tract layer (default: the first)."},
+        },
     },
 }
 
@@ -143,9 +150,10 @@ def paths() -> dict[str, Schema]:
                 "tags": ["models"],
                 "operationId": "listEvents",
                 "summary": "What happened to model versions: registrations, promotions, ...",
+                "parameters": [LAYER],
                 "responses": {
                     "200": json_response(ref("EventList"), "Events, newest first."),
-                    **errors(503),
+                    **errors(400, 404, 503),
                 },
             }
         },
@@ -154,9 +162,10 @@ def paths() -> dict[str, Schema]:
                 "tags": ["models"],
                 "operationId": "listModels",
                 "summary": "Every registered model version with its metrics.",
+                "parameters": [LAYER],
                 "responses": {
                     "200": json_response(ref("ModelList"), "Versions, newest first."),
-                    **errors(503),
+                    **errors(400, 404, 503),
                 },
             }
         },
@@ -165,9 +174,10 @@ def paths() -> dict[str, Schema]:
                 "tags": ["models"],
                 "operationId": "currentModel",
                 "summary": "The champion: the version that serves, and its bundle.",
+                "parameters": [LAYER],
                 "responses": {
                     "200": json_response(ref("CurrentModel"), "The serving version."),
-                    **errors(404, 503),
+                    **errors(400, 404, 503),
                 },
             }
         },
@@ -176,7 +186,7 @@ def paths() -> dict[str, Schema]:
                 "tags": ["models"],
                 "operationId": "getModel",
                 "summary": "One model version with its metrics and manifest.",
-                "parameters": [VERSION_PATH],
+                "parameters": [VERSION_PATH, LAYER],
                 "responses": {
                     "200": json_response(ref("ModelVersion"), "The version."),
                     **errors(400, 404, 503),

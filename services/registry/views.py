@@ -4,21 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, has_request_context, request
 
-from services.common.http import json_body, require_admin, settings_of
+from services.common.http import json_body, require_admin
 from tractcast.errors import InvalidInput
 from tractcast.monitoring.live_error import served_live_skill
 from tractcast.registry import Registry
+from tractcast.tract_layers import known_layer
 from tractcast.workflows.releases import watcher_for
 
-REGISTRY_KEY = "tractcast.registry"
+REGISTRY_KEY = "tractcast.registry"  # the first layer's registry
+LAYERS_KEY = "tractcast.registries"  # every layer's, by name, finest first
 
 blueprint = Blueprint("registry", __name__)
 
 
-def registry() -> Registry:
-    found: Registry = current_app.extensions[REGISTRY_KEY].get()
+def registry(body: dict[str, Any] | None = None) -> Registry:
+    """The registry of the layer named by ?layer= or the body's "layer" (default: the first)."""
+    layers = current_app.extensions[LAYERS_KEY]
+    name = request.args.get("layer") if has_request_context() else None
+    if body is not None and body.get("layer") is not None:
+        name = _text(body, "layer")
+    found: Registry = (
+        layers[known_layer(layers, name)]
+        if name is not None
+        else current_app.extensions[REGISTRY_KEY]
+    ).get()
     return found
 
 
@@ -39,9 +50,9 @@ def list_models() -> dict[str, Any]:
 
 @blueprint.get("/v1/models/current")
 def current_model() -> dict[str, Any]:
-    model = registry().current_model()
-    days = settings_of(current_app).rollback_days
-    skill = served_live_skill(registry().reader, model["version"], days)
+    layer = registry()
+    model = layer.current_model()
+    skill = served_live_skill(layer.reader, model["version"], layer.settings.rollback_days)
     return {**model, "live_skill": skill.to_dict()}
 
 
@@ -61,18 +72,20 @@ def promote() -> dict[str, Any]:
     body = json_body()
     version = _text(body, "version", required=True)
     assert version is not None
-    event = registry().promote(version, reason=_text(body, "reason") or "promoted by an admin")
-    return {"event": event.to_dict(), "current": registry().current_model()}
+    layer = registry(body)
+    event = layer.promote(version, reason=_text(body, "reason") or "promoted by an admin")
+    return {"event": event.to_dict(), "current": layer.current_model()}
 
 
 @blueprint.post("/v1/admin/rollback")
 def rollback() -> dict[str, Any]:
     require_admin()
     body = json_body() if request.content_length else {}  # the target is optional
-    event = registry().rollback(
+    layer = registry(body)
+    event = layer.rollback(
         _text(body, "to_version"), reason=_text(body, "reason") or "rolled back by an admin"
     )
-    return {"event": event.to_dict(), "current": registry().current_model()}
+    return {"event": event.to_dict(), "current": layer.current_model()}
 
 
 @blueprint.post("/v1/admin/data/accept")
@@ -81,8 +94,9 @@ def accept_data() -> dict[str, Any]:
     body = json_body()
     version = _text(body, "data_version", required=True)
     assert version is not None
-    watcher = watcher_for(settings_of(current_app))
-    event = registry().accept_data_release(watcher, version, trigger="admin")
+    layer = registry(body)
+    watcher = watcher_for(layer.settings)
+    event = layer.accept_data_release(watcher, version, trigger="admin")
     return {"event": event.to_dict(), "pinned": version}
 
 

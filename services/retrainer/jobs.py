@@ -15,33 +15,41 @@ from services.retrainer.celery_app import RETRAIN_TASK, make_celery
 from tractcast.errors import Unavailable
 from tractcast.settings import Settings
 
-_local_run = threading.Lock()
+_local_runs: dict[str | None, threading.Lock] = {}  # layer -> its one local run at a time
+_local_runs_lock = threading.Lock()
 BROKER_DOWN = "the task queue cannot be reached; try again later"
 
 
-def enqueue_retrain(settings: Settings, trigger: str) -> dict[str, Any]:
-    """Start a retrain without waiting for it; says how it was started."""
+def enqueue_retrain(settings: Settings, trigger: str, layer: str | None = None) -> dict[str, Any]:
+    """Start a retrain (of the named tract layer) without waiting for it; says how it was
+    started."""
+    named = {} if layer is None else {"layer": layer}
     if settings.broker_url:
         check_broker(settings.broker_url)
         try:
-            result = celery_for(settings.broker_url).send_task(RETRAIN_TASK, args=(trigger,))
+            result = celery_for(settings.broker_url).send_task(
+                RETRAIN_TASK, args=(trigger,), kwargs=named
+            )
         except (OperationalError, RedisConnectionError, RedisTimeoutError) as exc:  # none queued
             raise Unavailable(BROKER_DOWN) from exc
-        return {"status": "queued", "task_id": result.id, "trigger": trigger}
-    if not _local_run.acquire(blocking=False):
-        return {"status": "skipped", "reason": "a retrain is already running", "trigger": trigger}
-    thread = threading.Thread(target=_run_locally, args=(trigger,), daemon=True)
+        return {"status": "queued", "task_id": result.id, "trigger": trigger, **named}
+    with _local_runs_lock:
+        local_run = _local_runs.setdefault(layer, threading.Lock())
+    if not local_run.acquire(blocking=False):
+        reason = "a retrain is already running"
+        return {"status": "skipped", "reason": reason, "trigger": trigger, **named}
+    thread = threading.Thread(target=_run_locally, args=(trigger, layer, local_run), daemon=True)
     thread.start()
-    return {"status": "started", "task_id": None, "trigger": trigger}
+    return {"status": "started", "task_id": None, "trigger": trigger, **named}
 
 
-def _run_locally(trigger: str) -> None:
+def _run_locally(trigger: str, layer: str | None, local_run: threading.Lock) -> None:
     try:
         from services.retrainer.tasks import retrain_task
 
-        retrain_task.apply(args=(trigger,))
+        retrain_task.apply(args=(trigger,), kwargs={} if layer is None else {"layer": layer})
     finally:
-        _local_run.release()
+        local_run.release()
 
 
 def check_broker(broker_url: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.common.openapi import ADMIN, Schema, errors, json_response, ref
+from services.common.openapi import ADMIN, LAYER, Schema, errors, json_response, ref
 
 
 def paths() -> dict[str, Schema]:
@@ -12,11 +12,12 @@ def paths() -> dict[str, Schema]:
             "post": {
                 "tags": ["admin"],
                 "operationId": "retrain",
-                "summary": "Check the data source and retrain now.",
+                "summary": "Check the data source and retrain now (one layer, or each).",
                 "security": ADMIN,
+                "parameters": [LAYER],
                 "responses": {
                     "202": json_response(ref("AdminResult"), "Accepted: the task that will run."),
-                    **errors(401, 403, 409, 503),
+                    **errors(400, 401, 403, 404, 409, 503),
                 },
             }
         },

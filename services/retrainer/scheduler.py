@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,13 +30,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 from tractcast.locks import FileLock
 from tractcast.registry.store import RegistryReader
 from tractcast.settings import Settings
+from tractcast.tract_layers import tract_layers
 
 log = logging.getLogger("tractcast.scheduler")
 
 LOCK_KEY = "tractcast:scheduler:leader"
 LOCK_TTL = 30.0  # seconds a holder keeps the lock without renewing it
 
-Enqueue = Callable[[Settings, str], dict[str, Any]]
+Enqueue = Callable[..., dict[str, Any]]  # (settings, trigger[, layer=]) -> how it started
 Check = Callable[..., dict[str, Any]]
 
 
@@ -146,26 +148,32 @@ def build_scheduler(
     *,
     blocking: bool = True,
 ) -> BaseScheduler:
-    """Jobs: the retrain schedule, the data check (both cron, UTC) and the lock's renewal."""
+    """Jobs: per tract layer its retrain schedule and data check (both cron, UTC), and the
+    lock's renewal."""
     lock = lock or leader_lock_for(settings)
     scheduler: BaseScheduler = (
         BlockingScheduler(timezone="UTC") if blocking else BackgroundScheduler(timezone="UTC")
     )
     common = {"max_instances": 1, "coalesce": True, "replace_existing": True}
-    scheduler.add_job(
-        scheduled_retrain,
-        CronTrigger.from_crontab(settings.schedule, timezone="UTC"),
-        args=(settings, enqueue, lock, check),
-        id="retrain",
-        **common,
-    )
-    scheduler.add_job(
-        daily_check,
-        CronTrigger.from_crontab(settings.data_check, timezone="UTC"),
-        args=(settings, enqueue, lock, check),
-        id="check",
-        **common,
-    )
+    for layer in tract_layers(settings):
+        # each layer on its own schedule, its retrains enqueued under its name
+        named = settings.layers is not None
+        suffix = f":{layer.name}" if named else ""
+        layer_enqueue = partial(enqueue, layer=layer.name) if named else enqueue
+        scheduler.add_job(
+            scheduled_retrain,
+            CronTrigger.from_crontab(layer.settings.schedule, timezone="UTC"),
+            args=(layer.settings, layer_enqueue, lock, check),
+            id="retrain" + suffix,
+            **common,
+        )
+        scheduler.add_job(
+            daily_check,
+            CronTrigger.from_crontab(layer.settings.data_check, timezone="UTC"),
+            args=(layer.settings, layer_enqueue, lock, check),
+            id="check" + suffix,
+            **common,
+        )
     scheduler.add_job(
         lock.acquire,
         IntervalTrigger(seconds=max(lock.ttl / 3, 0.1)),

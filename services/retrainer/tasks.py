@@ -1,7 +1,8 @@
 """Celery tasks: they take ids and plain arguments, are idempotent, and call the core.
 
-A retrain runs at most once at a time across every worker: it holds a lock in Redis (a key
-naming the task, set only if absent, with a lifetime the running task keeps renewing). A
+A retrain runs at most once at a time per tract layer across every worker: it holds a lock in
+Redis (a key naming the task and the layer, set only if absent, with a lifetime the running task
+keeps renewing); retrains of different layers run in parallel. A
 second trigger while one runs is skipped and recorded; a task run again after it finished
 (a redelivery, or the same id sent twice) returns the first run's answer instead of training
 again. On one machine the pipeline's own file lock also refuses a second retrain of a store,
@@ -27,6 +28,7 @@ from tractcast.clock import utc_now
 from tractcast.errors import Conflict
 from tractcast.registry import Registry
 from tractcast.settings import Settings
+from tractcast.tract_layers import settings_of_layer
 
 log = get_task_logger(__name__)
 
@@ -38,10 +40,10 @@ SKIPPED_KEPT = 100
 
 
 @celery.task(name=RETRAIN_TASK, bind=True, max_retries=None)
-def retrain_task(self, trigger: str = "manual") -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Retrain on the newest data, once per task id and one at a time."""
-    settings = Settings.from_env()
-    answer = run_retrain(settings, str(self.request.id), trigger)
+def retrain_task(self, trigger: str = "manual", layer: str | None = None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Retrain a layer on its newest data, once per task id and one at a time per layer."""
+    settings = settings_of_layer(Settings.from_env(), layer)
+    answer = run_retrain(settings, str(self.request.id), trigger, layer)
     if answer["status"] == "wait":
         raise self.retry(countdown=answer["retry_in"])
     return answer
@@ -69,8 +71,11 @@ def sync_artifacts(settings: Settings) -> dict[str, Any]:
     }
 
 
-def run_retrain(settings: Settings, task_id: str, trigger: str) -> dict[str, Any]:
-    """One retrain for a task; "skipped" when another runs, "wait" when this one may still.
+def run_retrain(
+    settings: Settings, task_id: str, trigger: str, layer: str | None = None
+) -> dict[str, Any]:
+    """One retrain of a layer (its settings) for a task; "skipped" when another of the layer
+    runs, "wait" when this one may still.
 
     Without a Redis broker (the embedded default) the pipeline's file lock is the only guard.
     """
@@ -82,16 +87,23 @@ def run_retrain(settings: Settings, task_id: str, trigger: str) -> dict[str, Any
         str(settings.broker_url), socket_timeout=10, socket_connect_timeout=5
     )
     try:
-        return _run_once(client, settings, task_id, trigger)
+        return _run_once(client, settings, task_id, trigger, layer)
     finally:
         client.close()
 
 
-def _run_once(client: Any, settings: Settings, task_id: str, trigger: str) -> dict[str, Any]:
+def lock_key(layer: str | None = None) -> str:
+    """The Redis key of a layer's retrain lock (the one unnamed layer keeps the plain key)."""
+    return LOCK_KEY if layer is None else f"{LOCK_KEY}:{layer}"
+
+
+def _run_once(
+    client: Any, settings: Settings, task_id: str, trigger: str, layer: str | None
+) -> dict[str, Any]:
     finished = _finished(client, task_id)
     if finished is not None:
         return finished
-    lock = RetrainLock(client, lock_ttl(settings))
+    lock = RetrainLock(client, lock_ttl(settings), lock_key(layer))
     holder = lock.acquire(task_id, trigger)
     if holder is not None and holder.get("task_id") == task_id:
         # this task again, while its first delivery holds the lock: a dead holder stops
@@ -138,15 +150,15 @@ def recent_skips(client: Any, limit: int = 10) -> list[dict[str, Any]]:
     return [json.loads(item) for item in client.lrange(SKIPPED_KEY, 0, limit - 1)]
 
 
-def running_retrain(settings: Settings) -> dict[str, Any] | None:
-    """Who holds the retrain lock now (task id, trigger, host, pid, since), or None."""
+def running_retrain(settings: Settings, layer: str | None = None) -> dict[str, Any] | None:
+    """Who holds a layer's retrain lock now (task id, trigger, host, pid, since), or None."""
     if not _redis_broker(settings):
         return None
     import redis
 
     client = redis.Redis.from_url(str(settings.broker_url), socket_timeout=5)
     try:
-        value = client.get(LOCK_KEY)
+        value = client.get(lock_key(layer))
     finally:
         client.close()
     return None if value is None else dict(json.loads(value))

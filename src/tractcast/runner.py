@@ -17,6 +17,7 @@ import shapely.geometry
 
 from tractcast.nginxconf import connect_host, nginx_command, write_nginx_conf
 from tractcast.settings import Settings
+from tractcast.tract_layers import tract_layers
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_APPS = (
@@ -58,14 +59,17 @@ def has_current(settings: Settings) -> bool:
     return RegistryReader(settings.store).current_bundle_id() is not None
 
 
-def train_first_model(settings: Settings) -> None:
+def train_first_model(settings: Settings, layer: str | None = None) -> None:
     """Train in a child process, so TensorFlow never lives in the long-running supervisor.
 
     The child shows its progress on stderr; its result comes back as JSON and is summed up here.
     """
-    print("no model in the store yet: training the first one ...", flush=True)
+    named = [] if layer is None else ["--layer", layer]
+    of_layer = "" if layer is None else f" of layer {layer}"
+    print(f"no model in the store{of_layer} yet: training the first one ...", flush=True)
     done = subprocess.run(
-        [sys.executable, "-m", "tractcast.cli", "train", "--trigger", "first-start", "--json"],
+        [sys.executable, "-m", "tractcast.cli", "train", "--trigger", "first-start", "--json"]
+        + named,
         env=child_env(settings),
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -174,8 +178,9 @@ def wait_ready(url: str, stack: Stack, timeout: float = 120.0) -> float:
 def serve_forever(settings: Settings, train_if_empty: bool = True) -> int:
     """`make up`: train if the store is empty, start everything, wait for Ctrl-C or `make down`."""
     began = time.monotonic()
-    if train_if_empty and not has_current(settings):
-        train_first_model(settings)
+    for layer in tract_layers(settings):
+        if train_if_empty and not has_current(layer.settings):
+            train_first_model(settings, layer.name if settings.layers is not None else None)
     stack = start_stack(settings)
     stopping = False
 

@@ -9,7 +9,7 @@ the first layer holding it); each layer overrides the per-layer settings and kee
     tracts = "municipalities.geojson"      # relative paths are read from the file's folder
     data_source = "municipalities.csv"
     tract_id_field = "com_istat_code"
-    schedule = "0 3 * * 1"
+    schedule = "0 3 * * mon"
 
 Without the file the deployment has one layer, named "default": the settings themselves.
 """
@@ -151,4 +151,6 @@ def _value(key: str, kind: Any, value: Any, folder: Path) -> Any:
     try:
         return kind(value)
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"layer setting {key} = {value!r} is not a {kind.__name__}") from exc
+        raise InvalidInput(
+            f"layer setting {key} = {value!r} is not a valid {kind.__name__}"
+        ) from exc

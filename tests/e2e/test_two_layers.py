@@ -81,7 +81,7 @@ name = "municipalities"
 tracts = "municipalities.geojson"
 tract_id_field = "com_istat_code"
 data_source = "municipalities.csv"
-schedule = "0 3 * * 1"
+schedule = "0 3 * * mon"
 
 [[layers]]
 name = "provinces"

@@ -201,3 +201,48 @@ def test_health_answers(tmp_path):
     client = create_app(Settings(store=tmp_path)).test_client()
     assert client.get("/healthz").get_json() == {"status": "ok"}
     assert client.get("/nope").get_json()["error"] == "not_found"
+
+
+def layered_settings(tmp_path, **more) -> Settings:
+    (tmp_path / "layers.toml").write_text(
+        '[[layers]]\nname = "municipalities"\nschedule = "0 3 * * mon"\n'
+        '[[layers]]\nname = "provinces"\n'
+    )
+    return Settings(store=tmp_path / "store", layers=str(tmp_path / "layers.toml"), **more)
+
+
+def test_each_layer_is_scheduled_on_its_own_cron_and_enqueued_under_its_name(tmp_path):
+    started: list[tuple[str, str | None]] = []
+
+    def enqueue_layer(settings, trigger, layer=None):
+        started.append((trigger, layer))
+        return {"status": "started"}
+
+    def check(settings, now, enqueue, scheduled=False):
+        return enqueue(settings, "schedule")
+
+    lock = FileLeaderLock(tmp_path / "lock")
+    scheduler = build_scheduler(layered_settings(tmp_path), enqueue_layer, lock, check)
+    now = datetime(2026, 11, 22, 12, tzinfo=UTC)  # a Sunday: the next Monday is the 23rd
+    fine = scheduler.get_job("retrain:municipalities").trigger.get_next_fire_time(None, now)
+    coarse = scheduler.get_job("retrain:provinces").trigger.get_next_fire_time(None, now)
+    assert (fine.day, fine.hour) == (23, 3)  # its own weekly schedule
+    assert (coarse.day, coarse.month) == (1, 12)  # the deployment's monthly default
+    for job_id in ("retrain:municipalities", "retrain:provinces"):
+        job = scheduler.get_job(job_id)
+        job.func(*job.args)
+    lock.release()
+    assert started == [("schedule", "municipalities"), ("schedule", "provinces")]
+
+
+def test_admin_retrain_of_a_named_layer_queues_a_task_naming_it(tmp_path, broker):
+    settings = layered_settings(tmp_path, admin_token="secret", broker_url=REDIS_URL)
+    client = create_app(settings).test_client()
+    auth = {"Authorization": "Bearer secret"}
+    response = client.post("/v1/admin/retrain?layer=provinces", headers=auth)
+    assert response.status_code == 202 and response.get_json()["layer"] == "provinces"
+    message = json.loads(broker.lrange("train", 0, -1)[0])
+    assert message["headers"]["kwargsrepr"] == "{'layer': 'provinces'}"
+    assert client.post("/v1/admin/retrain?layer=regions", headers=auth).status_code == 404
+    every = client.post("/v1/admin/retrain", headers=auth).get_json()
+    assert sorted(every["layers"]) == ["municipalities", "provinces"]

@@ -94,3 +94,19 @@ def test_the_same_trigger_and_key_name_the_same_task() -> None:
     assert retrain_task_id("schedule", fire) != retrain_task_id("new_data", fire)
     assert retrain_task_id("admin") != retrain_task_id("admin")
     assert " " not in retrain_task_id("data", "a b/c")
+
+
+def test_retrains_of_different_layers_run_side_by_side_and_one_layer_runs_once(
+    broker: redis.Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import services.retrainer.tasks as tasks
+
+    monkeypatch.setattr(tasks, "_retrain", lambda settings, trigger: {"status": "done"})
+    held = RetrainLock(broker, lock_ttl(settings), tasks.lock_key("municipalities"))
+    assert held.acquire("retrain-municipalities", "schedule") is None
+    other = run_retrain(settings, "retrain-provinces", "schedule", layer="provinces")
+    assert other["status"] == "done"  # another layer's lock does not hold it back
+    same = run_retrain(settings, "retrain-municipalities-2", "admin", layer="municipalities")
+    assert same["status"] == "skipped" and same["running"] == "retrain-municipalities"
+    assert running_retrain(settings, "municipalities")["task_id"] == "retrain-municipalities"  # type: ignore[index]
+    assert running_retrain(settings) is None  # the unnamed layer's lock is its own
