@@ -76,3 +76,11 @@ def test_a_layer_is_found_by_name_and_an_unknown_or_malformed_one_is_refused(tmp
 def test_a_layers_file_that_cannot_be_used_is_refused_with_the_reason(tmp_path, text, message):
     with pytest.raises(InvalidInput, match=message):
         tract_layers(settings_with(tmp_path, text))
+
+
+def test_layers_sharing_one_metadata_database_are_refused(tmp_path):
+    settings = settings_with(tmp_path, LAYERS).with_(database_url="postgresql://db/tractcast")
+    with pytest.raises(InvalidInput, match="may not share a database_url"):
+        tract_layers(settings)
+    own = LAYERS.replace('name = "provinces"', 'name = "provinces"\ndatabase_url = "sqlite://"')
+    assert len(tract_layers(settings_with(tmp_path, own).with_(database_url="postgresql://x"))) == 2

@@ -88,6 +88,14 @@ def tract_layers(settings: Settings) -> tuple[TractLayer, ...]:
     names = [layer.name for layer in layers]
     if len(set(names)) != len(names):
         raise InvalidInput(f"the layers file {path} names a layer twice: {names}")
+    for shared in ("database_url", "s3_bucket"):  # keyed by version id: one per layer
+        values = [getattr(layer.settings, shared) for layer in layers]
+        given = [value for value in values if value is not None]
+        if len(set(given)) != len(given):
+            raise InvalidInput(
+                f"layers may not share a {shared} (their version ids would collide): "
+                f"give each layer its own {shared} in {path}"
+            )
     return layers
 
 
