@@ -150,7 +150,7 @@ def paths() -> dict[str, Schema]:
                 },
                 "responses": {
                     "200": json_response(ref("TractLookupBatch"), "One result per point."),
-                    **errors(400, 413, 415, 503),
+                    **errors(400, 404, 413, 415, 503),
                 },
             },
         },
