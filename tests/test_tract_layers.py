@@ -42,6 +42,7 @@ def test_each_layer_overrides_its_settings_and_keeps_its_store(tmp_path):
     assert (fine.name, coarse.name) == ("municipalities", "provinces")  # file order: finest first
     assert fine.settings.store == tmp_path / "store" / "layers" / "municipalities"
     assert coarse.settings.store == tmp_path / "store" / "layers" / "provinces"
+    assert fine.settings.serving_cache == settings.serving_cache / "layers" / "municipalities"
     assert fine.settings.tracts == str(tmp_path / "municipalities.geojson")  # the file's folder
     assert coarse.settings.tracts == "/data/provinces.geojson"
     assert fine.settings.data_source == "https://example.org/cases.csv"  # a URL stays a URL

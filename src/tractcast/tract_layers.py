@@ -2,7 +2,8 @@
 
 TRACTCAST_LAYERS names a TOML file listing the layers, finest first (a point is answered from
 the first layer holding it); each layer overrides the per-layer settings and keeps its store
-(versions, champion, bundles, data snapshots, locks) under <store>/layers/<name>:
+(versions, champion, bundles, data snapshots, locks) under <store>/layers/<name>, and its
+replicas' S3 cache under <serving cache>/layers/<name>:
 
     [[layers]]
     name = "municipalities"
@@ -144,7 +145,10 @@ def _layer(entry: Any, settings: Settings, folder: Path) -> TractLayer:
     }
     changes.setdefault("mlflow_experiment", f"{settings.mlflow_experiment}-{name}")
     store = Path(settings.store) / LAYERS_DIR / name
-    return TractLayer(name, settings.with_(store=store, layers=None, **changes))
+    cache = Path(settings.serving_cache) / LAYERS_DIR / name  # what replicas fetched from S3
+    return TractLayer(
+        name, settings.with_(store=store, serving_cache=cache, layers=None, **changes)
+    )
 
 
 def _value(key: str, kind: Any, value: Any, folder: Path) -> Any:
