@@ -19,6 +19,7 @@ from tests.faults.processes import wait_until
 from werkzeug.serving import make_server
 
 from services.api.app import create_app as create_api
+from services.common.warmup import warm_up
 from services.geo.app import create_app as create_geo
 from tractcast.cli import main
 from tractcast.settings import Settings
@@ -120,8 +121,11 @@ def cli(settings: Settings, *argv: str) -> dict:
 
 @pytest.fixture(scope="module")
 def geo_url(deployment: Settings) -> Iterator[str]:
-    """The real geo app over both layers, on a loopback port."""
-    server = make_server("127.0.0.1", 0, create_geo(deployment), threaded=True)
+    """The real geo app over both layers, on a loopback port, loaded before it serves as a
+    gunicorn worker is (a first load on a busy machine can outlast the API's 2 s timeout)."""
+    app = create_geo(deployment)
+    warm_up(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
@@ -135,6 +139,7 @@ def geo_url(deployment: Settings) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def client(deployment: Settings, trained: dict, geo_url: str):
     app = create_api(deployment.with_(geo_url=geo_url))
+    warm_up(app)
     return app.test_client()
 
 
