@@ -28,7 +28,7 @@ from tractcast.clock import utc_now
 from tractcast.errors import Conflict
 from tractcast.registry import Registry
 from tractcast.settings import Settings
-from tractcast.tract_layers import settings_of_layer
+from tractcast.tract_layers import settings_of_layer, tract_layers
 
 log = get_task_logger(__name__)
 
@@ -40,7 +40,9 @@ SKIPPED_KEPT = 100
 
 
 @celery.task(name=RETRAIN_TASK, bind=True, max_retries=None)
-def retrain_task(self, trigger: str = "manual", layer: str | None = None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def retrain_task(  # type: ignore[no-untyped-def]
+    self, trigger: str = "manual", layer: str | None = None
+) -> dict[str, Any]:
     """Retrain a layer on its newest data, once per task id and one at a time per layer."""
     settings = settings_of_layer(Settings.from_env(), layer)
     answer = run_retrain(settings, str(self.request.id), trigger, layer)
@@ -51,8 +53,13 @@ def retrain_task(self, trigger: str = "manual", layer: str | None = None) -> dic
 
 @celery.task(name=SYNC_TASK)
 def sync_artifacts_task() -> dict[str, Any]:
-    """Log what MLflow missed while it was down and bring the S3 mirror up to date."""
-    return sync_artifacts(Settings.from_env())
+    """Log what MLflow missed while it was down and bring the S3 mirror up to date (of every
+    tract layer)."""
+    settings = Settings.from_env()
+    if settings.layers is None:
+        return sync_artifacts(settings)
+    synced = {layer.name: sync_artifacts(layer.settings) for layer in tract_layers(settings)}
+    return {"status": "done", "layers": synced}
 
 
 def sync_artifacts(settings: Settings) -> dict[str, Any]:
