@@ -14,9 +14,9 @@ import pytest
 from tractcast.errors import InvalidInput
 from tractcast.evaluation.backtest import run_backtest
 from tractcast.models import Forecaster, load_forecaster, make_forecaster
-from tractcast.models.base import forecaster_from_params
+from tractcast.models.base import forecaster_from_params, scaled_interval_factors
 from tractcast.models.baselines import Persistence, SeasonalNaive, seasonal_naive_point
-from tractcast.models.lstm import window_origins
+from tractcast.models.lstm import recency_weights, window_origins
 
 pytestmark = pytest.mark.slow
 
@@ -230,6 +230,70 @@ def test_an_lstm_saved_before_the_anchor_keeps_forecasting_from_the_window_mean(
     old_manifest = {k: v for k, v in fitted.params().items() if k != "anchor"}
     assert forecaster_from_params("lstm", old_manifest).params()["anchor"] == "level"
     assert forecaster_from_params("lstm", {}).params()["anchor"] == "seasonal"
+
+
+def with_a_holiday(history: np.ndarray, day: int) -> np.ndarray:
+    """Every tract reports a fifth of its cases on `day` and the missing ones the day after."""
+    holiday = history.copy()
+    missing = 0.8 * holiday[:, day]
+    holiday[:, day] -= missing
+    holiday[:, day + 1] += missing
+    return np.round(holiday)
+
+
+def test_with_outlier_days_on_a_holiday_in_the_input_is_not_repeated_into_next_week(
+    history: np.ndarray,
+) -> None:
+    forecaster = make_forecaster("lstm", **SMALL, outlier_threshold=0.25)
+    forecaster.fit(history)
+    n_days = history.shape[1]
+    holiday = with_a_holiday(history, n_days - 5)  # in the last week, the anchor's
+    same_weekday = [2, 9]  # the forecast days on the holiday's weekday, one and two weeks on
+    catch_up = [3, 10]  # and on the weekday after it
+    usual = forecaster.predict(history).point[:-1]  # the last tract has no cases
+    after = forecaster.predict(holiday).point[:-1]
+    np.testing.assert_allclose(after[:, same_weekday], usual[:, same_weekday], rtol=0.2)
+    assert np.all(after[:, same_weekday] > 0.8 * usual[:, same_weekday])
+    np.testing.assert_allclose(after[:, catch_up], usual[:, catch_up], rtol=0.2)
+    # the same network reading its input as it is (the default) repeats the dip
+    forecaster.outlier_threshold = 0.0
+    repeated = forecaster.predict(holiday).point[:-1]
+    assert np.median(repeated[:, same_weekday] / usual[:, same_weekday]) < 0.75
+
+
+def test_an_lstm_saved_before_the_outlier_days_and_recency_refits_as_it_was(
+    fitted: Forecaster, tmp_path: Path
+) -> None:
+    fitted.save(tmp_path)
+    state = json.loads((tmp_path / "lstm.json").read_text())
+    new_names = ("outlier_threshold", "calibration_half_life")
+    for name in new_names:
+        del state["params"][name]
+    (tmp_path / "lstm.json").write_text(json.dumps(state))
+    loaded = load_forecaster(tmp_path, "lstm").params()
+    assert [loaded[name] for name in new_names] == [0.0, 0.0]
+    old_manifest = {k: v for k, v in fitted.params().items() if k not in new_names}
+    refitted = forecaster_from_params("lstm", old_manifest).params()
+    assert [refitted[name] for name in new_names] == [0.0, 0.0]
+    assert forecaster_from_params("lstm", {}).params()["calibration_half_life"] == 14.0
+
+
+def test_recent_held_out_days_weigh_more_in_the_interval_calibration() -> None:
+    """Calm days long ago, volatile days lately: the recency-weighted band is the wider."""
+    rng = np.random.default_rng(0)
+    n, horizon = 2000, 3
+    median, gaps = np.zeros((n, horizon)), np.ones((n, horizon))
+    targets = rng.normal(size=(n, horizon)) * np.where(np.arange(n) < n // 2, 0.5, 2.0)[:, None]
+    origins = np.arange(n) // 100  # 20 days of origins, the volatile half the newest
+    alike = scaled_interval_factors(median, gaps, gaps, targets, 0.8)
+    recent = scaled_interval_factors(
+        median, gaps, gaps, targets, 0.8, recency_weights(origins, 3.0)
+    )
+    assert np.all(recent > 1.3 * alike)
+    half = gaps[n // 2 :]
+    newest_only = scaled_interval_factors(median[n // 2 :], half, half, targets[n // 2 :], 0.8)
+    np.testing.assert_allclose(recent, newest_only, rtol=0.1)
+    assert recency_weights(origins, 0.0) is None
 
 
 def test_every_tract_gets_training_windows_when_tracts_outnumber_the_sample() -> None:

@@ -141,19 +141,33 @@ def interval_from_log_quantiles(
 
 
 def scaled_interval_factors(
-    median: np.ndarray, below: np.ndarray, above: np.ndarray, targets: np.ndarray, level: float
+    median: np.ndarray,
+    below: np.ndarray,
+    above: np.ndarray,
+    targets: np.ndarray,
+    level: float,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per horizon, the factor on the gaps below/above the median that covers `level` of targets.
 
     Conformalised quantile regression with a scaled score: a target's score is how many gaps
     it lies from the median, so each tract keeps its own width and every level is calibrated
     on the same held-out (n, horizon) targets; wider levels get larger factors, never crossing.
+    With `weights` (n,), each row's scores count by its weight (recent rows more).
     """
     tiny = 1e-6
     score = np.maximum(
         (median - targets) / np.maximum(below, tiny), (targets - median) / np.maximum(above, tiny)
     )
-    return np.quantile(np.maximum(score, 0.0), level, axis=0).astype(float)
+    score = np.maximum(score, 0.0)
+    if weights is None:
+        return np.quantile(score, level, axis=0).astype(float)
+    order = np.argsort(score, axis=0, kind="stable")
+    ranked = np.take_along_axis(score, order, axis=0)
+    cumulative = np.cumsum(weights[order], axis=0)
+    # the smallest score whose weighted share of rows at or below it reaches `level`
+    position = np.argmax(cumulative >= level * cumulative[-1:], axis=0)
+    return np.take_along_axis(ranked, position[None], axis=0)[0].astype(float)
 
 
 def _forecaster_class(family: str) -> Any:

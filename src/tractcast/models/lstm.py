@@ -10,7 +10,10 @@ three quantiles per horizon (10%, 50%, 90%) trained with a pinball loss in log1p
 quantiles survive the monotone back-transform, so the median is the point forecast and the outer
 pair bounds the 80% interval. A conformal step on the newest days (held out
 from training) scales the gaps between the median and the outer quantiles, per horizon, to what
-those days need for each interval (50%, 80%, 95%).
+those days need for each interval (50%, 80%, 95%), the newest of them weighing most
+(`calibration_half_life`). With `outlier_threshold` > 0 (off by default), days whose all-tract
+total is abnormal for their weekday (a holiday, the catch-up after it) are set back to their
+weekday's usual share in the inputs and the anchor.
 
 TensorFlow and Keras are imported inside functions only, so importing tractcast.models stays light.
 """
@@ -54,21 +57,50 @@ PERIOD = 7  # the seasonal anchor's period: the same weekday last week
 log = logging.getLogger(__name__)
 
 
+def outlier_shifts(log_total: np.ndarray, threshold: float) -> np.ndarray:
+    """(n, lookback) log1p amount by which each window day's all-tract total is abnormal.
+
+    `log_total` (n, lookback) is log1p of the all-tract total over each window. Its whole weeks,
+    counted back from the window's end, give each day's offset from its week's median; a day
+    whose offset is more than `threshold` away from the median offset of its weekday over those
+    weeks (a holiday's dip, the catch-up after it) is abnormal by that difference, every other
+    day by 0. Found in the data itself, with no calendar: every tract reports through the same
+    days. A threshold of 0 (versions saved before) finds nothing.
+    """
+    shifts = np.zeros_like(log_total)
+    n, lookback = log_total.shape
+    weeks = lookback // PERIOD
+    if threshold <= 0 or weeks < 3:  # two weeks cannot say which of them is abnormal
+        return shifts
+    tail = log_total[:, lookback - weeks * PERIOD :].reshape(n, weeks, PERIOD)
+    offset = tail - np.median(tail, axis=2, keepdims=True)
+    deviation = offset - np.median(offset, axis=1, keepdims=True)
+    abnormal = np.where(np.abs(deviation) > threshold, deviation, 0.0)
+    shifts[:, lookback - weeks * PERIOD :] = abnormal.reshape(n, weeks * PERIOD)
+    return shifts
+
+
 def window_features(
     log_history: np.ndarray,
     log_total: np.ndarray,
     tracts: np.ndarray,
     input_days: np.ndarray,
     first_weekday: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Model inputs (n, lookback, 5) and each window's level.
+    outlier_threshold: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model inputs (n, lookback, 5), each window's level, and its days' log1p values.
 
     `tracts` (n, 1) and `input_days` (n, lookback) pick the windows out of the (n_tracts, n_days)
-    log1p history; `log_total` is log1p of the all-tract total per day, the shared context.
+    log1p history; `log_total` is log1p of the all-tract total per day, the shared context. Days
+    whose all-tract total is abnormal for their weekday (`outlier_shifts`) are moved back to
+    their weekday's usual share in every tract, in the inputs and in the values returned for
+    the anchor, so a holiday week is not read as a trend nor repeated into the forecast.
     """
-    window = log_history[tracts, input_days]
-    level = window.mean(axis=1)
     context = log_total[input_days]
+    shifts = outlier_shifts(context, outlier_threshold)
+    window = log_history[tracts, input_days] - shifts
+    context = context - shifts
+    level = window.mean(axis=1)
     angle = 2.0 * np.pi * ((first_weekday + input_days) % 7) / 7.0
     features = np.stack(
         [
@@ -80,7 +112,7 @@ def window_features(
         ],
         axis=-1,
     )
-    return features.astype(np.float32), level
+    return features.astype(np.float32), level, window
 
 
 def window_origins(
@@ -102,23 +134,22 @@ def window_origins(
 
 
 def anchor_values(
-    log_history: np.ndarray,
-    tracts: np.ndarray,
-    days: np.ndarray,
+    window: np.ndarray,
     level: np.ndarray,
     horizon: int,
     anchor: str,
     weeks: int = 1,
 ) -> np.ndarray:
-    """(n, horizon) log1p values the outputs are relative to, for windows ending before `days`.
+    """(n, horizon) log1p values the outputs are relative to, from the (n, lookback) windows.
 
     "seasonal": the same weekday in the window's last `weeks` weeks (mean of log1p; with one
     week the seasonal naive); "level": the window's mean for every target day.
     """
     if anchor == "level":
         return np.repeat(level[:, None], horizon, axis=1)
-    same_day = days - PERIOD + np.arange(horizon) % PERIOD
-    return np.mean([log_history[tracts, same_day - PERIOD * k] for k in range(weeks)], axis=0)
+    lookback = window.shape[1]
+    same_day = lookback - PERIOD + np.arange(horizon) % PERIOD
+    return np.mean([window[:, same_day - PERIOD * k] for k in range(weeks)], axis=0)
 
 
 def training_windows(
@@ -130,13 +161,15 @@ def training_windows(
     first_weekday: int,
     anchor: str = "seasonal",
     anchor_weeks: int = 1,
+    outlier_threshold: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and targets (log1p cases minus each target day's anchor) for each origin."""
     tracts, days = origins[:, :1], origins[:, 1:]
-    features, level = window_features(
-        log_history, log_total, tracts, days + np.arange(-lookback, 0), first_weekday
-    )
-    base = anchor_values(log_history, tracts, days, level, horizon, anchor, anchor_weeks)
+    features, level, window = window_features(
+        log_history, log_total, tracts, days + np.arange(-lookback, 0), first_weekday,
+        outlier_threshold,
+    )  # fmt: skip
+    base = anchor_values(window, level, horizon, anchor, anchor_weeks)
     targets = log_history[tracts, days + np.arange(horizon)] - base
     return features, targets.astype(np.float32)
 
@@ -197,12 +230,24 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def interval_scales(targets: np.ndarray, quantiles: np.ndarray) -> dict[float, np.ndarray]:
-    """Per interval level and horizon, the factor on the gaps around the median (held-out days)."""
+def recency_weights(origins: np.ndarray, half_life: float) -> np.ndarray | None:
+    """Weights of held-out windows by their origin day: 1 at the newest, halving every
+    `half_life` days; None (all alike) for a half-life of 0."""
+    if half_life <= 0:
+        return None
+    return np.asarray(0.5 ** ((origins.max() - origins) / half_life), dtype=float)
+
+
+def interval_scales(
+    targets: np.ndarray, quantiles: np.ndarray, weights: np.ndarray | None = None
+) -> dict[float, np.ndarray]:
+    """Per interval level and horizon, the factor on the gaps around the median (held-out days),
+    each window's score counted with its weight."""
     median = quantiles[..., 1]
     below, above = median - quantiles[..., 0], quantiles[..., 2] - median
     return {
-        level: scaled_interval_factors(median, below, above, targets, level) for level in INTERVALS
+        level: scaled_interval_factors(median, below, above, targets, level, weights)
+        for level in INTERVALS
     }
 
 
@@ -240,6 +285,8 @@ class LSTMForecaster:
         warm_epochs: int = 8,
         anchor: str = "seasonal",
         anchor_weeks: int = 2,
+        outlier_threshold: float = 0.0,
+        calibration_half_life: float = 14.0,
     ) -> None:
         if anchor not in ANCHORS:
             raise InvalidInput(f"anchor must be one of {', '.join(ANCHORS)}, got {anchor!r}")
@@ -266,6 +313,13 @@ class LSTMForecaster:
         # what the outputs are relative to: the seasonal naive per target day, or the window mean
         self.anchor = anchor
         self.anchor_weeks = anchor_weeks  # the seasonal anchor: mean over this many weeks
+        # log1p distance from its weekday's usual share of the week beyond which a day's
+        # all-tract total is abnormal (holidays) and is set back in the inputs and anchor; 0: off
+        # (the default: on Italy it cost more than it gained, see the README)
+        self.outlier_threshold = outlier_threshold
+        # the interval calibration weighs each held-out origin by recency, halving per this
+        # many days; 0 weighs them all alike (versions saved before)
+        self.calibration_half_life = calibration_half_life
         self.initial_weights: list[np.ndarray] | None = None
         self.model: Any = None
         # per interval level, the factor on the quantile heads' gaps (scaled conformal)
@@ -289,10 +343,17 @@ class LSTMForecaster:
             "warm_epochs": self.warm_epochs,
             "anchor": self.anchor,
             "anchor_weeks": self.anchor_weeks,
+            "outlier_threshold": self.outlier_threshold,
+            "calibration_half_life": self.calibration_half_life,
         }
 
     # what a manifest written before a parameter existed meant by leaving it out
-    legacy_params: ClassVar[dict[str, Any]] = {"anchor": "level", "anchor_weeks": 1}
+    legacy_params: ClassVar[dict[str, Any]] = {
+        "anchor": "level",
+        "anchor_weeks": 1,
+        "outlier_threshold": 0.0,
+        "calibration_half_life": 0.0,
+    }
 
     @property
     def min_days(self) -> int:
@@ -307,7 +368,15 @@ class LSTMForecaster:
             other.units,
             other.anchor,
             other.anchor_weeks,
-        ) == (self.lookback, self.horizon, self.units, self.anchor, self.anchor_weeks)
+            other.outlier_threshold,
+        ) == (
+            self.lookback,
+            self.horizon,
+            self.units,
+            self.anchor,
+            self.anchor_weeks,
+            self.outlier_threshold,
+        )
         self.initial_weights = other.model.get_weights() if same else None
 
     def batch_for(self, n_windows: int) -> int:
@@ -353,7 +422,8 @@ class LSTMForecaster:
         )
         self.model = model
         self.epochs_trained = len(run.history["loss"])
-        self.scales = interval_scales(y_valid, self.predict_log(x_valid))
+        recency = recency_weights(valid[:, 1], self.calibration_half_life)
+        self.scales = interval_scales(y_valid, self.predict_log(x_valid), recency)
         self.adjustment = None
 
     def training_windows(
@@ -361,7 +431,7 @@ class LSTMForecaster:
     ) -> tuple[np.ndarray, np.ndarray]:
         return training_windows(
             log_history, log_total, origins, self.lookback, self.horizon, self.first_weekday,
-            self.anchor, self.anchor_weeks,
+            self.anchor, self.anchor_weeks, self.outlier_threshold,
         )  # fmt: skip
 
     def predict_log(self, features: np.ndarray) -> np.ndarray:
@@ -381,13 +451,11 @@ class LSTMForecaster:
         n_tracts, n_days = history.shape
         days = np.broadcast_to(np.arange(n_days - self.lookback, n_days), (n_tracts, self.lookback))
         log_history, tracts = np.log1p(history), np.arange(n_tracts)[:, None]
-        features, level = window_features(
-            log_history, np.log1p(history.sum(axis=0)), tracts, days, self.first_weekday
-        )
-        base = anchor_values(
-            log_history, tracts, np.full((n_tracts, 1), n_days), level, self.horizon,
-            self.anchor, self.anchor_weeks,
+        features, level, window = window_features(
+            log_history, np.log1p(history.sum(axis=0)), tracts, days, self.first_weekday,
+            self.outlier_threshold,
         )  # fmt: skip
+        base = anchor_values(window, level, self.horizon, self.anchor, self.anchor_weeks)
         log_q = self.predict_log(features) + base[:, :, None]
         if not self.scales:
             return self.additive_forecast(log_q)
