@@ -37,6 +37,10 @@ log = logging.getLogger("tractcast.scheduler")
 LOCK_KEY = "tractcast:scheduler:leader"
 LOCK_TTL = 30.0  # seconds a holder keeps the lock without renewing it
 
+# cron numbers the weekdays from Sunday = 0 (7 is Sunday too); APScheduler's from_crontab reads
+# them from Monday = 0, so "0 3 * * 1" would fire on Tuesdays. Numbers are named before it reads.
+CRON_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
 Enqueue = Callable[..., dict[str, Any]]  # (settings, trigger[, layer=]) -> how it started
 Check = Callable[..., dict[str, Any]]
 
@@ -140,6 +144,29 @@ def daily_check(
     return fire_if_leader(lock, lambda: check(settings, datetime.now(UTC), enqueue))
 
 
+def cron_trigger(expression: str) -> CronTrigger:
+    """A trigger for a five-field crontab line, in UTC, with cron's weekday numbers."""
+    fields = expression.split()
+    if len(fields) == 5:
+        fields[4] = ",".join(_named_weekdays(part) for part in fields[4].split(","))
+    return CronTrigger.from_crontab(" ".join(fields), timezone="UTC")
+
+
+def _named_weekdays(part: str) -> str:
+    """One comma-separated part of cron's weekday field with its numbers as day names."""
+    days, _, step = part.partition("/")
+    if days == "*" and step:
+        days = "0-7"
+    first, _, last = days.partition("-")
+    if not (first.isdigit() and (not last or last.isdigit())):
+        return part  # "*", names, or something from_crontab will refuse with its reason
+    low, high = int(first), int(last or (7 if step else first))
+    if low > 7 or high > 7 or low > high:
+        return part
+    numbers = range(low, high + 1, int(step) if step.isdigit() and int(step) > 0 else 1)
+    return ",".join(dict.fromkeys(CRON_WEEKDAYS[n] for n in numbers))
+
+
 def build_scheduler(
     settings: Settings,
     enqueue: Enqueue,
@@ -162,14 +189,14 @@ def build_scheduler(
         layer_enqueue = partial(enqueue, layer=layer.name) if named else enqueue
         scheduler.add_job(
             scheduled_retrain,
-            CronTrigger.from_crontab(layer.settings.schedule, timezone="UTC"),
+            cron_trigger(layer.settings.schedule),
             args=(layer.settings, layer_enqueue, lock, check),
             id="retrain" + suffix,
             **common,
         )
         scheduler.add_job(
             daily_check,
-            CronTrigger.from_crontab(layer.settings.data_check, timezone="UTC"),
+            cron_trigger(layer.settings.data_check),
             args=(layer.settings, layer_enqueue, lock, check),
             id="check" + suffix,
             **common,

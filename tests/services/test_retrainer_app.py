@@ -203,6 +203,30 @@ def test_health_answers(tmp_path):
     assert client.get("/nope").get_json()["error"] == "not_found"
 
 
+@pytest.mark.parametrize(
+    ("weekdays", "fires_on"),
+    [
+        ("1", ["Mon"]),  # APScheduler alone reads 1 as Tuesday
+        ("0", ["Sun"]),
+        ("7", ["Sun"]),
+        ("1-5", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+        ("5-7", ["Sun", "Fri", "Sat"]),
+        ("*/2", ["Sun", "Tue", "Thu", "Sat"]),
+        ("0,3", ["Sun", "Wed"]),
+        ("mon", ["Mon"]),
+    ],
+)
+def test_a_schedule_reads_weekday_numbers_as_cron_does(tmp_path, weekdays, fires_on):
+    settings = Settings(store=tmp_path, schedule=f"0 3 * * {weekdays}")
+    scheduler = build_scheduler(settings, lambda *a, **k: {}, FileLeaderLock(tmp_path / "lock"))
+    trigger = scheduler.get_job("retrain").trigger
+    fired, when = [], datetime(2026, 11, 22, 12, tzinfo=UTC)  # a Sunday, after 03:00
+    for _ in range(len(fires_on)):
+        when = trigger.get_next_fire_time(None, when + timedelta(minutes=1))
+        fired.append(when.strftime("%a"))
+    assert fired == [f for f in ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] if f in fires_on]
+
+
 def layered_settings(tmp_path, **more) -> Settings:
     (tmp_path / "layers.toml").write_text(
         '[[layers]]\nname = "municipalities"\nschedule = "0 3 * * mon"\n'
