@@ -64,6 +64,7 @@ class Registry:
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[Registry]:
     root = tmp_path / "store"
+    root.mkdir()  # the metadata database's migration lock lies beside it
     store = LocalModelStore(root)
     metadata = SqlMetadataStore(f"sqlite:///{root}/metadata.db")
     made = Registry(root, store, metadata, "", "")

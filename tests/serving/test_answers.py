@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tractcast.errors import InvalidInput, NotFound
@@ -16,7 +18,8 @@ from tractcast.serving.answers import (
     radius_json,
     radius_stats,
 )
-from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast
+from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, load_bundle, write_bundle
+from tractcast.serving.dashboard import summaries_json, tract_history
 
 MILANO = Tract("015", "Milano")
 MONZA = Tract("108", "Monza e della Brianza")
@@ -185,3 +188,58 @@ def test_the_json_answers_raise_the_same_errors(bundle: Bundle) -> None:
         forecast_json(bundle, MILANO, 15)
     with pytest.raises(NotFound, match="outside every tract"):
         forecast_json(bundle, None, 1)
+
+
+def varied_bundle(tract_ids: list[str]) -> Bundle:
+    """Tracts with numbers of their own: some with 50% and 95% intervals, some with history,
+    rounded like serving.build rounds them, two as_of days and two runs of forecast dates."""
+    rng = np.random.default_rng(7)
+    tracts = {}
+    for n, tract_id in enumerate(tract_ids):
+        level = float(rng.gamma(2.0, 40.0))
+        first = 2 if n % 5 else 1
+        days = tuple(
+            ForecastDay(
+                f"2024-03-{first + d:02d}",
+                round(level * (1 + 0.02 * d), 2),
+                round(level * 0.7, 2),
+                round(level * (1.3 + 0.03 * d), 2),
+                ((0.5, round(level * 0.85, 2), round(level * 1.15, 2)),
+                 (0.95, round(level * 0.5, 2), round(level * 1.6, 2))) if n % 3 else (),
+            )
+            for d in range(14)
+        )  # fmt: skip
+        history = tuple(int(v) for v in rng.poisson(level, n % 40))
+        as_of = f"2024-03-{first - 1:02d}" if first > 1 else "2024-02-29"
+        tracts[tract_id] = TractForecast(tract_id, as_of, int(level * 300), n % 7, days, history)
+    return Bundle(
+        bundle_id="v0003-lstm@abc123",
+        model_version="v0003-lstm",
+        data_version="abc123",
+        as_of="2024-03-01",
+        created_at="2024-03-02T03:00:00+00:00",
+        horizon=14,
+        tracts=tracts,
+    )
+
+
+def test_a_bundle_answers_the_same_written_in_either_format(tmp_path: Path) -> None:
+    layer = [Tract(f"T{n:03d}", f"Tract {n}") for n in range(300)] + [NOWHERE]
+    bundle = varied_bundle([tract.id for tract in layer[:-1]])
+    write_bundle(bundle, tmp_path / "one", bundle_format=1)
+    write_bundle(bundle, tmp_path / "two", bundle_format=2)
+    one, two = load_bundle(tmp_path / "one"), load_bundle(tmp_path / "two")
+    assert json.loads((tmp_path / "two" / "bundle.json").read_text())["format"] == 2
+
+    for tract in layer[:-1]:
+        for horizon in (1, 7, 14):
+            assert forecast_json(one, tract, horizon) == forecast_json(two, tract, horizon)
+            assert forecast_answer(one, tract, horizon) == forecast_answer(two, tract, horizon)
+        assert tract_history(one, tract.id) == tract_history(two, tract.id)
+    assert batch_json(one, layer, 14) == batch_json(two, layer, 14)
+    everywhere = list(range(len(layer)))
+    hits = RadiusHits("layer-1", layer, everywhere, [n / 10 for n in everywhere])
+    assert radius_json(one, hits, center=(45.0, 9.0), radius_km=50.0) == radius_json(
+        two, hits, center=(45.0, 9.0), radius_km=50.0
+    )
+    assert summaries_json(one) == summaries_json(two)

@@ -1,12 +1,23 @@
-"""Serving bundles: every tract's latest counts and forecast, made once, read by the API."""
+"""Serving bundles: every tract's latest counts and forecast, made once, read by the API.
+
+Format 2 (written by default) is a directory of arrays: `bundle.json` holds the bundle's fields
+and interval levels, one `.npy` file per array of a TractTable holds the tracts' numbers, and
+`bundle.sha256` lists every file's SHA-256. Loading maps the arrays read-only from the files (a
+few reads, no parse); pages stay in the page cache, shared by every worker that serves the
+bundle. Bundles are immutable (written to a temp dir, renamed, sealed read-only), so a mapping
+never sees its file change; a removed directory stays readable until the last bundle using it
+is gone. Format 1, one JSON document for everything, still loads.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
+import mmap
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,9 +26,15 @@ import numpy as np
 
 from tractcast.errors import InvalidInput, Unavailable
 
-BUNDLE_FILE = "bundle.json"
-CHECKSUM_FILE = "bundle.sha256"
-FORMAT = 1
+BUNDLE_FILE = "bundle.json"  # format 1: the whole bundle; format 2: its fields, without tracts
+CHECKSUM_FILE = "bundle.sha256"  # format 1: bundle.json's digest; 2: "digest  file" per line
+FORMAT = 2  # what write_bundle writes; load_bundle reads 1 and 2
+# Format 2's arrays, one `<name>.npy` each: TractTable's arrays, in its constructor's order.
+ARRAYS = (
+    "ids", "as_of_days", "as_of_which", "counts", "dates", "dates_which", "values",
+    "levels_which", "bounds", "history", "history_ends",
+)  # fmt: skip
+CHECK_ROWS = 8192  # tracts checked at a time when a bundle loads, to keep temporaries small
 MAIN_INTERVAL = 0.8  # the central interval every forecast day's lower/upper bound
 
 
@@ -119,6 +136,21 @@ class TractTable(Mapping[str, TractForecast]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._ids.tolist())
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays, by their format 2 file names (ARRAYS)."""
+        return dict(
+            zip(
+                ARRAYS,
+                (self._ids, *self._as_of, self._counts, *self._dates, self._values,
+                 *self._bands[1:], *self._history),
+                strict=True,
+            )
+        )  # fmt: skip
+
+    def levels(self) -> list[tuple[float, ...]]:
+        """The distinct sets of extra interval levels, which `levels_which` numbers."""
+        return list(self._bands[0])
+
     def __len__(self) -> int:
         return len(self._ids)
 
@@ -131,17 +163,25 @@ def bundle_id_for(model_version: str, data_version: str) -> str:
     return f"{model_version}@{data_version}"
 
 
-def write_bundle(bundle: Bundle, directory: Path) -> None:
-    """Write bundle.json and its SHA-256 checksum into directory (which must not exist yet)."""
-    try:
-        payload = json.dumps(_bundle_to_json(bundle), separators=(",", ":"), allow_nan=False)
-    except ValueError as exc:
-        raise InvalidInput(f"bundle {bundle.bundle_id} has a non-finite number") from exc
-    data = payload.encode()
+def write_bundle(bundle: Bundle, directory: Path, *, bundle_format: int = FORMAT) -> None:
+    """Write a bundle's files and their SHA-256 checksums into directory (which must not exist
+    yet): format 2's arrays by default, or format 1's bundle.json."""
+    if bundle_format == 1:
+        files = {BUNDLE_FILE: _json_bytes(_bundle_to_json(bundle), bundle.bundle_id)}
+    elif bundle_format == 2:
+        files = _array_files(bundle)
+    else:
+        raise InvalidInput(f"unknown bundle format {bundle_format!r}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=False)
-    _write_synced(directory / BUNDLE_FILE, data)
-    _write_synced(directory / CHECKSUM_FILE, hashlib.sha256(data).hexdigest().encode() + b"\n")
+    for file_name, data in files.items():
+        _write_synced(directory / file_name, data)
+    digests = {file_name: hashlib.sha256(data).hexdigest() for file_name, data in files.items()}
+    if bundle_format == 1:
+        listing = digests[BUNDLE_FILE] + "\n"
+    else:
+        listing = "".join(f"{digest}  {file_name}\n" for file_name, digest in digests.items())
+    _write_synced(directory / CHECKSUM_FILE, listing.encode())
 
 
 def load_bundle(directory: Path) -> Bundle:
@@ -150,15 +190,34 @@ def load_bundle(directory: Path) -> Bundle:
     name = directory.name
     try:
         data = (directory / BUNDLE_FILE).read_bytes()
-        expected = (directory / CHECKSUM_FILE).read_text().strip()
+        digests = _read_checksums((directory / CHECKSUM_FILE).read_text())
     except OSError as exc:
         raise Unavailable(f"bundle {name} is corrupt: {exc.strerror or 'unreadable'}") from exc
-    if hashlib.sha256(data).hexdigest() != expected:
+    if hashlib.sha256(data).hexdigest() != digests.get(BUNDLE_FILE):
         raise Unavailable(f"bundle {name} is corrupt: checksum mismatch")
     try:
-        return _bundle_from_json(json.loads(data))
+        raw = json.loads(data)
+        if isinstance(raw, dict) and raw.get("format") == 2:
+            return _bundle_from_arrays(raw, directory, digests)
+        return _bundle_from_json(raw)
+    except OSError as exc:
+        raise Unavailable(f"bundle {name} is corrupt: {exc.strerror or 'unreadable'}") from exc
+    except _Mismatch as exc:
+        raise Unavailable(f"bundle {name} is corrupt: checksum mismatch in {exc}") from exc
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise Unavailable(f"bundle {name} is corrupt: {_reason(exc)}") from exc
+
+
+class _Mismatch(Exception):
+    """An array file whose content differs from its checksum (the file's name)."""
+
+
+def _read_checksums(text: str) -> dict[str, str]:
+    """{file name: hex digest} from bundle.sha256: one digest (format 1) or "digest  name" lines."""
+    lines = text.split()
+    if len(lines) == 1:
+        return {BUNDLE_FILE: lines[0]}
+    return dict(zip(lines[1::2], lines[0::2], strict=False))
 
 
 def _reason(exc: Exception) -> str:
@@ -176,7 +235,7 @@ def _write_synced(path: Path, data: bytes) -> None:
 
 def _bundle_to_json(bundle: Bundle) -> dict[str, Any]:
     return {
-        "format": FORMAT,
+        "format": 1,
         "bundle_id": bundle.bundle_id,
         "model_version": bundle.model_version,
         "data_version": bundle.data_version,
@@ -226,17 +285,26 @@ def _bands_from_json(
 
 
 def _bundle_from_json(raw: dict[str, Any]) -> Bundle:
-    if raw.get("format") != FORMAT:
+    if raw.get("format") != 1:
         raise ValueError(f"unknown format {raw.get('format')!r}")
+    horizon = _horizon(raw)
+    return _with_fields(raw, _table_from_json(raw["tracts"], horizon))
+
+
+def _horizon(raw: dict[str, Any]) -> int:
     horizon = raw["horizon"]
     if not isinstance(horizon, int) or horizon < 1:
         raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+    return horizon
+
+
+def _with_fields(raw: dict[str, Any], tracts: TractTable) -> Bundle:
+    """The bundle of a header (format 1: the whole document) and its tracts, checked."""
     bundle_id = _text(raw, "bundle_id")
     model_version = _text(raw, "model_version")
     data_version = _text(raw, "data_version")
     if bundle_id != bundle_id_for(model_version, data_version):
         raise ValueError(f"bundle_id {bundle_id!r} does not match its model and data version")
-    tracts = _table_from_json(raw["tracts"], horizon)
     if not tracts:
         raise ValueError("no tracts")
     return Bundle(
@@ -245,30 +313,43 @@ def _bundle_from_json(raw: dict[str, Any]) -> Bundle:
         data_version=data_version,
         as_of=_text(raw, "as_of"),
         created_at=_text(raw, "created_at"),
-        horizon=horizon,
+        horizon=_horizon(raw),
         tracts=tracts,
     )
 
 
 def _table_from_json(rows: dict[str, Any], horizon: int) -> TractTable:
     """Every tract of a bundle's JSON, checked, into a TractTable."""
-    count = len(rows)
-    widest = max((len(raw.get("intervals") or ()) for raw in rows.values()), default=0)
+    return table_of(
+        ((tract_id, _tract_from_json(tract_id, raw, horizon)) for tract_id, raw in rows.items()),
+        horizon,
+        len(rows),
+    )
+
+
+def table_of(tracts: Iterable[tuple[str, TractForecast]], horizon: int, count: int) -> TractTable:
+    """The TractTable of `count` tracts, each with `horizon` forecast days (ValueError if not)."""
     values = np.empty((count, horizon, 3))
     counts = np.empty((count, 2), dtype=np.int64)
-    bounds = np.full((count, horizon, widest, 2), np.nan)
+    bounds = np.full((count, horizon, 0, 2), np.nan)  # widened when a tract has more intervals
     # Distinct as_of days, runs of forecast dates and interval levels, numbered as first seen.
     as_of: dict[str, int] = {}
     dates: dict[tuple[str, ...], int] = {}
     levels: dict[tuple[float, ...], int] = {}
     which = np.empty((3, count), dtype=np.int64)
     history: list[tuple[int, ...]] = []
-    for n, (tract_id, raw) in enumerate(rows.items()):
-        tract = _tract_from_json(tract_id, raw, horizon)
+    ids: list[str] = []
+    for n, (tract_id, tract) in enumerate(tracts):
         days = tract.forecast
+        if len(days) != horizon:
+            raise ValueError(f"tract {tract_id} has {len(days)} forecast days, expected {horizon}")
         values[n] = [(day.new_cases, day.lower, day.upper) for day in days]
         counts[n] = tract.total_cases, tract.new_cases
         tract_levels = tuple(level for level, _, _ in days[0].bands)
+        if len(tract_levels) > bounds.shape[2]:
+            wider = np.full((count, horizon, len(tract_levels), 2), np.nan)
+            wider[:, :, : bounds.shape[2]] = bounds
+            bounds = wider
         if tract_levels:
             bounds[n, :, : len(tract_levels)] = [[b[1:] for b in day.bands] for day in days]
         which[:, n] = (
@@ -277,6 +358,9 @@ def _table_from_json(rows: dict[str, Any], horizon: int) -> TractTable:
             levels.setdefault(tract_levels, len(levels)),
         )
         history.append(tract.history)
+        ids.append(tract_id)
+    if len(ids) != count:
+        raise ValueError(f"{len(ids)} tracts, expected {count}")
     ends = np.cumsum([len(counts_) for counts_ in history], dtype=np.int64)
     every_count = np.fromiter(
         (value for counts_ in history for value in counts_),
@@ -284,7 +368,7 @@ def _table_from_json(rows: dict[str, Any], horizon: int) -> TractTable:
         count=int(ends[-1]) if count else 0,
     )
     return TractTable(
-        ids=np.array(list(rows), dtype=str),
+        ids=np.array(ids, dtype=str),
         as_of=(np.array(list(as_of), dtype=str), which[0]),
         counts=counts,
         dates=(np.array(list(dates), dtype=str).reshape(len(dates), horizon), which[1]),
@@ -292,6 +376,157 @@ def _table_from_json(rows: dict[str, Any], horizon: int) -> TractTable:
         bands=(list(levels), which[2], bounds),
         history=(every_count, ends),
     )
+
+
+def _json_bytes(document: dict[str, Any], bundle_id: str) -> bytes:
+    try:
+        return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError as exc:
+        raise InvalidInput(f"bundle {bundle_id} has a non-finite number") from exc
+
+
+def _array_files(bundle: Bundle) -> dict[str, bytes]:
+    """Format 2's files of a bundle: its header and one .npy per array of its TractTable."""
+    tracts = bundle.tracts
+    try:
+        if not isinstance(tracts, TractTable):
+            tracts = table_of(tracts.items(), bundle.horizon, len(tracts))
+        _check_numbers(tracts)
+    except ValueError as exc:
+        raise InvalidInput(f"bundle {bundle.bundle_id} cannot be written: {exc}") from exc
+    arrays = tracts.arrays()
+    header = {
+        "format": 2,
+        "bundle_id": bundle.bundle_id,
+        "model_version": bundle.model_version,
+        "data_version": bundle.data_version,
+        "as_of": bundle.as_of,
+        "created_at": bundle.created_at,
+        "horizon": bundle.horizon,
+        "tracts": len(tracts),
+        "levels": [list(level_set) for level_set in tracts.levels()],
+    }
+    files = {BUNDLE_FILE: _json_bytes(header, bundle.bundle_id)}
+    for array_name in ARRAYS:
+        buffer = io.BytesIO()
+        np.save(buffer, _narrowest(arrays[array_name]), allow_pickle=False)
+        files[f"{array_name}.npy"] = buffer.getvalue()
+    return files
+
+
+def _narrowest(array: np.ndarray) -> np.ndarray:
+    """Integers in the narrowest type that holds them (history counts fit 16 bits or fewer)."""
+    if array.dtype.kind not in "iu" or array.size == 0:
+        return array
+    low, high = int(array.min()), int(array.max())
+    for dtype in (np.uint8, np.uint16, np.int16, np.int32):
+        if np.iinfo(dtype).min <= low and high <= np.iinfo(dtype).max:
+            return array.astype(dtype)
+    return array
+
+
+def _bundle_from_arrays(raw: dict[str, Any], directory: Path, digests: dict[str, str]) -> Bundle:
+    """A format 2 bundle: its header's fields and its arrays, mapped from their files."""
+    horizon = _horizon(raw)
+    count = raw["tracts"]
+    if not isinstance(count, int) or count < 1:
+        raise ValueError(f"tracts must be a positive integer, got {count!r}")
+    level_sets = [tuple(_finite(level) for level in level_set) for level_set in raw["levels"]]
+    maps: list[mmap.mmap] = []
+    arrays = {
+        array_name: _mapped(directory / f"{array_name}.npy", digests, maps)
+        for array_name in ARRAYS
+    }
+    _check_shapes(arrays, count, horizon, level_sets)
+    table = TractTable(
+        ids=arrays["ids"],
+        as_of=(arrays["as_of_days"], arrays["as_of_which"]),
+        counts=arrays["counts"],
+        dates=(arrays["dates"], arrays["dates_which"]),
+        values=arrays["values"],
+        bands=(level_sets, arrays["levels_which"], arrays["bounds"]),
+        history=(arrays["history"], arrays["history_ends"]),
+    )
+    _check_numbers(table)
+    for mapped in maps:  # the checks read every number: hand those pages back to the cache
+        mapped.madvise(mmap.MADV_DONTNEED)
+    return _with_fields(raw, table)
+
+
+def _mapped(path: Path, digests: dict[str, str], maps: list[mmap.mmap]) -> np.ndarray:
+    """The array of a .npy file that matches its checksum, mapped read-only (never unpickled)."""
+    if path.name not in digests:
+        raise ValueError(f"no checksum for {path.name}")
+    with open(path, "rb") as handle:
+        if hashlib.file_digest(handle, "sha256").hexdigest() != digests[path.name]:
+            raise _Mismatch(path.name)
+        handle.seek(0)
+        major, _ = np.lib.format.read_magic(handle)
+        if major not in (1, 2):
+            raise ValueError(f"{path.name} has .npy version {major}")
+        read_header = np.lib.format.read_array_header_1_0
+        if major == 2:
+            read_header = np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(handle)
+        if dtype.hasobject or fortran_order:
+            raise ValueError(f"{path.name} holds {dtype} in an unexpected layout")
+        size, offset = math.prod(shape), handle.tell()
+        if size == 0:
+            return np.empty(shape, dtype)
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    maps.append(mapped)
+    return np.frombuffer(mapped, dtype, size, offset).reshape(shape)
+
+
+def _check_shapes(
+    arrays: dict[str, np.ndarray], count: int, horizon: int, level_sets: list[tuple[float, ...]]
+) -> None:
+    """Every array of the right kind and shape, every index within what it points into."""
+    widest = max((len(level_set) for level_set in level_sets), default=0)
+    shapes: dict[str, tuple[str, tuple[int | None, ...]]] = {
+        "ids": ("U", (count,)),
+        "as_of_days": ("U", (None,)),
+        "as_of_which": ("iu", (count,)),
+        "counts": ("iu", (count, 2)),
+        "dates": ("U", (None, horizon)),
+        "dates_which": ("iu", (count,)),
+        "values": ("f", (count, horizon, 3)),
+        "levels_which": ("iu", (count,)),
+        "bounds": ("f", (count, horizon, widest, 2)),
+        "history": ("iu", (None,)),
+        "history_ends": ("iu", (count,)),
+    }
+    for array_name, (kinds, shape) in shapes.items():
+        array = arrays[array_name]
+        if array.dtype.kind not in kinds or len(array.shape) != len(shape) or any(
+            want is not None and got != want for got, want in zip(array.shape, shape, strict=True)
+        ):
+            raise ValueError(f"{array_name} is {array.dtype}{list(array.shape)}, not as expected")
+    for which, target in (
+        ("as_of_which", len(arrays["as_of_days"])),
+        ("dates_which", len(arrays["dates"])),
+        ("levels_which", len(level_sets)),
+    ):
+        if int(arrays[which].min()) < 0 or int(arrays[which].max()) >= target:
+            raise ValueError(f"{which} points outside its {target} entries")
+    ends = arrays["history_ends"].astype(np.int64)
+    if int(ends[0]) < 0 or (np.diff(ends) < 0).any() or int(ends[-1]) != len(arrays["history"]):
+        raise ValueError("history_ends do not split the history")
+    if len(np.unique(arrays["ids"])) != count:
+        raise ValueError("a tract id appears twice")
+
+
+def _check_numbers(table: TractTable) -> None:
+    """Every forecast number and used interval bound finite; a chunk of tracts at a time."""
+    arrays = table.arrays()
+    values, bounds, which = arrays["values"], arrays["bounds"], arrays["levels_which"]
+    widths = np.array([len(level_set) for level_set in table.levels()], dtype=np.int64)
+    unused = np.arange(bounds.shape[2])[None, None, :, None]
+    for start in range(0, len(values), CHECK_ROWS):
+        rows = slice(start, start + CHECK_ROWS)
+        used = unused < widths[which[rows]][:, None, None, None]
+        if not (np.isfinite(values[rows]).all() and (np.isfinite(bounds[rows]) | ~used).all()):
+            raise ValueError("a non-finite number")
 
 
 def _tract_from_json(tract_id: str, raw: dict[str, Any], horizon: int) -> TractForecast:
