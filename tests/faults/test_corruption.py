@@ -47,9 +47,9 @@ def client(registry: Registry) -> Iterator[FlaskClient]:
 CORRUPTIONS = {
     "bit flip in bundle.json": ("bundle", "bundle.json", flip_a_byte),
     "truncated bundle.json": ("bundle", "bundle.json", truncate),
-    "bit flip in values.npy": ("bundle", "values.npy", flip_a_byte),
-    "truncated history.npy": ("bundle", "history.npy", truncate),
-    "bounds.npy deleted": ("bundle", "bounds.npy", lambda path: path.unlink()),
+    "bit flip in tracts.bin": ("bundle", "tracts.bin", flip_a_byte),
+    "truncated tracts.bin": ("bundle", "tracts.bin", truncate),
+    "tracts.bin deleted": ("bundle", "tracts.bin", lambda path: path.unlink()),
     "bit flip in model.h5": ("version", "model.h5", flip_a_byte),
     "truncated model.h5": ("version", "model.h5", truncate),
     "model.h5 deleted": ("version", "model.h5", lambda path: path.unlink()),

@@ -16,6 +16,7 @@ import pytest
 
 from tractcast.errors import InvalidInput, Unavailable
 from tractcast.serving.bundle import (
+    ALIGN,
     ARRAYS,
     Bundle,
     ForecastDay,
@@ -44,7 +45,6 @@ def make_bundle(tracts: int = 3, horizon: int = 14, value: float = 2.5) -> Bundl
 
 
 FORMATS = [1, 2]
-ARRAY_FILES = [f"{name}.npy" for name in ARRAYS]
 
 
 def rewrite(directory: Path, edit) -> None:  # type: ignore[no-untyped-def]
@@ -66,16 +66,29 @@ def replace_file(directory: Path, name: str, data: bytes) -> None:
     (directory / "bundle.sha256").write_text("\n".join(fixed) + "\n")
 
 
+def load_arrays(directory: Path) -> dict[str, np.ndarray]:
+    """A format 2 bundle's arrays, read from tracts.bin at the header's offsets."""
+    offsets = json.loads((directory / "bundle.json").read_text())["arrays"]
+    packed = (directory / "tracts.bin").read_bytes()
+    return {
+        name: np.load(io.BytesIO(packed[offsets[name] :]), allow_pickle=False) for name in ARRAYS
+    }
+
+
 def replace_array(
     directory: Path, name: str, array: np.ndarray, allow_pickle: bool = False
 ) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=allow_pickle)
-    replace_file(directory, f"{name}.npy", buffer.getvalue())
-
-
-def load_array(directory: Path, name: str) -> np.ndarray:
-    return np.load(directory / f"{name}.npy", allow_pickle=False)
+    """Put another array in a format 2 bundle's tracts.bin and fix its header and checksums."""
+    arrays = {**load_arrays(directory), name: array}
+    packed = io.BytesIO()
+    offsets = {}
+    for each in ARRAYS:
+        packed.write(b"\0" * (-packed.tell() % ALIGN))
+        offsets[each] = packed.tell()
+        np.save(packed, arrays[each], allow_pickle=allow_pickle)
+    header = json.loads((directory / "bundle.json").read_text())
+    replace_file(directory, "tracts.bin", packed.getvalue())
+    replace_file(directory, "bundle.json", json.dumps({**header, "arrays": offsets}).encode())
 
 
 def test_bundle_id_joins_version_and_data_version() -> None:
@@ -87,10 +100,11 @@ def test_written_bundle_loads_back_equal(tmp_path: Path) -> None:
     write_bundle(bundle, tmp_path / "b")
     assert load_bundle(tmp_path / "b") == bundle
     files = sorted(p.name for p in (tmp_path / "b").iterdir())
-    assert files == sorted(["bundle.json", "bundle.sha256", *ARRAY_FILES])
+    assert files == ["bundle.json", "bundle.sha256", "tracts.bin"]
     assert json.loads((tmp_path / "b" / "bundle.json").read_text())["format"] == 2
     listed = (tmp_path / "b" / "bundle.sha256").read_text().split()[1::2]
-    assert sorted(listed) == sorted(["bundle.json", *ARRAY_FILES])
+    assert sorted(listed) == ["bundle.json", "tracts.bin"]
+    assert load_arrays(tmp_path / "b")["values"].shape == (3, 14, 3)
 
 
 def test_a_bundle_written_in_format_1_loads_back_equal(tmp_path: Path) -> None:
@@ -124,7 +138,7 @@ def test_write_refuses_non_finite_numbers(tmp_path: Path, bundle_format: int) ->
         write_bundle(bands, tmp_path / "c", bundle_format=bundle_format)
 
 
-FILES = [(1, "bundle.json"), (2, "bundle.json"), *((2, name) for name in ARRAY_FILES)]
+FILES = [(1, "bundle.json"), (2, "bundle.json"), (2, "tracts.bin")]
 
 
 @pytest.mark.parametrize(("bundle_format", "name"), FILES)
@@ -147,7 +161,7 @@ def test_truncated_bundle_is_corrupt(tmp_path: Path, bundle_format: int, name: s
         load_bundle(tmp_path / "b")
 
 
-@pytest.mark.parametrize("name", ["history.npy", "bundle.sha256"])
+@pytest.mark.parametrize("name", ["tracts.bin", "bundle.sha256"])
 def test_a_bundle_missing_a_file_is_corrupt(tmp_path: Path, name: str) -> None:
     write_bundle(make_bundle(), tmp_path / "b")
     (tmp_path / "b" / name).unlink()
@@ -158,9 +172,9 @@ def test_a_bundle_missing_a_file_is_corrupt(tmp_path: Path, name: str) -> None:
 def test_an_array_without_its_checksum_line_is_corrupt(tmp_path: Path) -> None:
     write_bundle(make_bundle(), tmp_path / "b")
     listing = (tmp_path / "b" / "bundle.sha256").read_text().splitlines()
-    kept = [line for line in listing if not line.endswith("values.npy")]
+    kept = [line for line in listing if not line.endswith("tracts.bin")]
     (tmp_path / "b" / "bundle.sha256").write_text("\n".join(kept) + "\n")
-    with pytest.raises(Unavailable, match="no checksum for values.npy"):
+    with pytest.raises(Unavailable, match="no checksum for tracts.bin"):
         load_bundle(tmp_path / "b")
 
 
@@ -198,7 +212,7 @@ def test_missing_field_is_corrupt(tmp_path: Path, bundle_format: int) -> None:
 
 def test_arrays_of_the_wrong_shape_are_corrupt_even_with_a_good_checksum(tmp_path: Path) -> None:
     write_bundle(make_bundle(), tmp_path / "b")
-    values = load_array(tmp_path / "b", "values")
+    values = load_arrays(tmp_path / "b")["values"]
     replace_array(tmp_path / "b", "values", values[:, :13])
     with pytest.raises(Unavailable, match="corrupt: values is float64.3, 13, 3., not as expected"):
         load_bundle(tmp_path / "b")
@@ -223,7 +237,7 @@ def test_history_ends_past_the_history_are_corrupt(tmp_path: Path) -> None:
 
 def test_a_non_finite_array_number_is_corrupt_even_with_a_good_checksum(tmp_path: Path) -> None:
     write_bundle(with_bands(make_bundle()), tmp_path / "b")
-    bounds = load_array(tmp_path / "b", "bounds")
+    bounds = load_arrays(tmp_path / "b")["bounds"].copy()
     bounds[2, 13, 1, 0] = np.inf
     replace_array(tmp_path / "b", "bounds", bounds)
     with pytest.raises(Unavailable, match="corrupt: a non-finite number"):
@@ -239,9 +253,18 @@ def test_an_array_of_python_objects_is_refused_without_unpickling_it(tmp_path: P
             return (ran.append, ("unpickled",))
 
     replace_array(tmp_path / "b", "ids", np.array([Payload()] * 3, dtype=object), allow_pickle=True)
-    with pytest.raises(Unavailable, match="corrupt: ids.npy holds object"):
+    with pytest.raises(Unavailable, match="corrupt: ids holds object"):
         load_bundle(tmp_path / "b")
     assert ran == []
+
+
+def test_arrays_that_overlap_are_corrupt(tmp_path: Path) -> None:
+    write_bundle(make_bundle(), tmp_path / "b")
+    header = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    header["arrays"]["history_ends"] -= ALIGN
+    replace_file(tmp_path / "b", "bundle.json", json.dumps(header).encode())
+    with pytest.raises(Unavailable, match="corrupt: history runs past its record"):
+        load_bundle(tmp_path / "b")
 
 
 def test_a_tract_id_twice_is_corrupt(tmp_path: Path) -> None:

@@ -36,9 +36,11 @@ def make_bundle(model_version: str, data_version: str) -> Bundle:
     )
 
 
-def add_bundle(store: Path, model_version: str, data_version: str) -> str:
+def add_bundle(
+    store: Path, model_version: str, data_version: str, bundle_format: int = 2
+) -> str:
     bundle = make_bundle(model_version, data_version)
-    write_bundle(bundle, store / "bundles" / bundle.bundle_id)
+    write_bundle(bundle, store / "bundles" / bundle.bundle_id, bundle_format=bundle_format)
     return bundle.bundle_id
 
 
@@ -89,6 +91,24 @@ def test_switches_to_a_new_bundle_within_the_check_interval(store: Path, clock: 
     assert holder.bundle().data_version == "d1"  # not re-checked yet
     clock.now += 0.5
     assert holder.bundle().data_version == "d2"
+
+
+def test_bundles_written_before_the_array_format_serve_and_swap_both_ways(
+    store: Path, clock: FakeClock
+) -> None:
+    old = add_bundle(store, "v0001-lstm", "d1", bundle_format=1)
+    new = add_bundle(store, "v0002-lstm", "d1")
+    point_current(store, old)
+    holder = BundleHolder(RegistryReader(store), check_interval=0.5, clock=clock)
+    assert holder.bundle() == make_bundle("v0001-lstm", "d1")
+
+    point_current(store, new)
+    clock.now += 1
+    assert holder.bundle() == make_bundle("v0002-lstm", "d1")
+    point_current(store, old)  # a rollback to a version pinned before the format changed
+    clock.now += 1
+    assert holder.bundle() == make_bundle("v0001-lstm", "d1")
+    assert holder.bundle_for_version("v0002-lstm").bundle_id == new
 
 
 def test_switches_in_real_time(store: Path) -> None:

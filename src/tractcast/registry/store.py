@@ -2,7 +2,7 @@
 
 Layout under the store root:
     versions/<version>/      immutable: model files, metrics.json, manifest.json
-    bundles/<bundle_id>/     immutable: bundle.json + bundle.sha256
+    bundles/<bundle_id>/     immutable: bundle.json, bundle.sha256 (+ the .npy arrays of format 2)
                              (bundle_id = "<version>@<data_version>")
     current -> bundles/<bundle_id>   relative symlink, swapped atomically (temp link + os.replace)
     .tmp-*                           what a writer has not renamed into place yet (in each folder)

@@ -1,12 +1,13 @@
 """Serving bundles: every tract's latest counts and forecast, made once, read by the API.
 
-Format 2 (written by default) is a directory of arrays: `bundle.json` holds the bundle's fields
-and interval levels, one `.npy` file per array of a TractTable holds the tracts' numbers, and
-`bundle.sha256` lists every file's SHA-256. Loading maps the arrays read-only from the files (a
-few reads, no parse); pages stay in the page cache, shared by every worker that serves the
-bundle. Bundles are immutable (written to a temp dir, renamed, sealed read-only), so a mapping
-never sees its file change; a removed directory stays readable until the last bundle using it
-is gone. Format 1, one JSON document for everything, still loads.
+Format 2 (written by default) keeps the tracts in arrays: `bundle.json` holds the bundle's
+fields, its interval levels and where each array of a TractTable starts in `tracts.bin` (the
+arrays as `.npy` records, one after the other), and `bundle.sha256` lists both files' SHA-256.
+Loading maps the arrays read-only from the file (a few header reads, no parse); their pages stay
+in the page cache, shared by every worker that serves the bundle. Bundles are immutable (written
+to a temp dir, renamed, sealed read-only), so a mapping never sees its file change; a removed
+directory stays readable until the last bundle using it is gone. Format 1, one JSON document
+for everything, still loads.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from tractcast.errors import InvalidInput, Unavailable
 
 BUNDLE_FILE = "bundle.json"  # format 1: the whole bundle; format 2: its fields, without tracts
 CHECKSUM_FILE = "bundle.sha256"  # format 1: bundle.json's digest; 2: "digest  file" per line
+ARRAYS_FILE = "tracts.bin"  # format 2: the tracts' arrays
 FORMAT = 2  # what write_bundle writes; load_bundle reads 1 and 2
-# Format 2's arrays, one `<name>.npy` each: TractTable's arrays, in its constructor's order.
+# Format 2's arrays, in tracts.bin in this order: TractTable's, in its constructor's order.
 ARRAYS = (
     "ids", "as_of_days", "as_of_which", "counts", "dates", "dates_which", "values",
     "levels_which", "bounds", "history", "history_ends",
 )  # fmt: skip
+ALIGN = 64  # each array's record starts at a multiple of it, so its numbers are aligned
 CHECK_ROWS = 8192  # tracts checked at a time when a bundle loads, to keep temporaries small
 MAIN_INTERVAL = 0.8  # the central interval every forecast day's lower/upper bound
 
@@ -137,7 +140,7 @@ class TractTable(Mapping[str, TractForecast]):
         return iter(self._ids.tolist())
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The arrays, by their format 2 file names (ARRAYS)."""
+        """The arrays, by their format 2 names (ARRAYS)."""
         return dict(
             zip(
                 ARRAYS,
@@ -386,7 +389,7 @@ def _json_bytes(document: dict[str, Any], bundle_id: str) -> bytes:
 
 
 def _array_files(bundle: Bundle) -> dict[str, bytes]:
-    """Format 2's files of a bundle: its header and one .npy per array of its TractTable."""
+    """Format 2's files of a bundle: its header and its TractTable's arrays."""
     tracts = bundle.tracts
     try:
         if not isinstance(tracts, TractTable):
@@ -395,6 +398,12 @@ def _array_files(bundle: Bundle) -> dict[str, bytes]:
     except ValueError as exc:
         raise InvalidInput(f"bundle {bundle.bundle_id} cannot be written: {exc}") from exc
     arrays = tracts.arrays()
+    packed = io.BytesIO()
+    offsets = {}
+    for array_name in ARRAYS:
+        packed.write(b"\0" * (-packed.tell() % ALIGN))
+        offsets[array_name] = packed.tell()
+        np.save(packed, _narrowest(arrays[array_name]), allow_pickle=False)
     header = {
         "format": 2,
         "bundle_id": bundle.bundle_id,
@@ -405,13 +414,9 @@ def _array_files(bundle: Bundle) -> dict[str, bytes]:
         "horizon": bundle.horizon,
         "tracts": len(tracts),
         "levels": [list(level_set) for level_set in tracts.levels()],
+        "arrays": offsets,
     }
-    files = {BUNDLE_FILE: _json_bytes(header, bundle.bundle_id)}
-    for array_name in ARRAYS:
-        buffer = io.BytesIO()
-        np.save(buffer, _narrowest(arrays[array_name]), allow_pickle=False)
-        files[f"{array_name}.npy"] = buffer.getvalue()
-    return files
+    return {BUNDLE_FILE: _json_bytes(header, bundle.bundle_id), ARRAYS_FILE: packed.getvalue()}
 
 
 def _narrowest(array: np.ndarray) -> np.ndarray:
@@ -426,17 +431,13 @@ def _narrowest(array: np.ndarray) -> np.ndarray:
 
 
 def _bundle_from_arrays(raw: dict[str, Any], directory: Path, digests: dict[str, str]) -> Bundle:
-    """A format 2 bundle: its header's fields and its arrays, mapped from their files."""
+    """A format 2 bundle: its header's fields and its arrays, mapped from tracts.bin."""
     horizon = _horizon(raw)
     count = raw["tracts"]
     if not isinstance(count, int) or count < 1:
         raise ValueError(f"tracts must be a positive integer, got {count!r}")
     level_sets = [tuple(_finite(level) for level in level_set) for level_set in raw["levels"]]
-    maps: list[mmap.mmap] = []
-    arrays = {
-        array_name: _mapped(directory / f"{array_name}.npy", digests, maps)
-        for array_name in ARRAYS
-    }
+    mapped, arrays = _mapped(directory / ARRAYS_FILE, digests, raw["arrays"])
     _check_shapes(arrays, count, horizon, level_sets)
     table = TractTable(
         ids=arrays["ids"],
@@ -448,34 +449,42 @@ def _bundle_from_arrays(raw: dict[str, Any], directory: Path, digests: dict[str,
         history=(arrays["history"], arrays["history_ends"]),
     )
     _check_numbers(table)
-    for mapped in maps:  # the checks read every number: hand those pages back to the cache
-        mapped.madvise(mmap.MADV_DONTNEED)
+    mapped.madvise(mmap.MADV_DONTNEED)  # the checks read every number: leave it to the cache
     return _with_fields(raw, table)
 
 
-def _mapped(path: Path, digests: dict[str, str], maps: list[mmap.mmap]) -> np.ndarray:
-    """The array of a .npy file that matches its checksum, mapped read-only (never unpickled)."""
+def _mapped(
+    path: Path, digests: dict[str, str], offsets: dict[str, Any]
+) -> tuple[mmap.mmap, dict[str, np.ndarray]]:
+    """The arrays of a tracts.bin that matches its checksum, mapped read-only (never
+    unpickled), each within its record."""
     if path.name not in digests:
         raise ValueError(f"no checksum for {path.name}")
+    starts = [offsets[array_name] for array_name in ARRAYS]
+    if not all(type(start) is int for start in starts) or starts != sorted(set(starts)):
+        raise ValueError("arrays must start at increasing offsets")
+    arrays = {}
     with open(path, "rb") as handle:
         if hashlib.file_digest(handle, "sha256").hexdigest() != digests[path.name]:
             raise _Mismatch(path.name)
-        handle.seek(0)
-        major, _ = np.lib.format.read_magic(handle)
-        if major not in (1, 2):
-            raise ValueError(f"{path.name} has .npy version {major}")
-        read_header = np.lib.format.read_array_header_1_0
-        if major == 2:
-            read_header = np.lib.format.read_array_header_2_0
-        shape, fortran_order, dtype = read_header(handle)
-        if dtype.hasobject or fortran_order:
-            raise ValueError(f"{path.name} holds {dtype} in an unexpected layout")
-        size, offset = math.prod(shape), handle.tell()
-        if size == 0:
-            return np.empty(shape, dtype)
+        ends = [*starts[1:], handle.tell()]
         mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    maps.append(mapped)
-    return np.frombuffer(mapped, dtype, size, offset).reshape(shape)
+        for array_name, start, end in zip(ARRAYS, starts, ends, strict=True):
+            handle.seek(start)
+            major, _ = np.lib.format.read_magic(handle)
+            if major not in (1, 2):
+                raise ValueError(f"{array_name} has .npy version {major}")
+            read_header = np.lib.format.read_array_header_1_0
+            if major == 2:
+                read_header = np.lib.format.read_array_header_2_0
+            shape, fortran_order, dtype = read_header(handle)
+            if dtype.hasobject or fortran_order:
+                raise ValueError(f"{array_name} holds {dtype} in an unexpected layout")
+            size, offset = math.prod(shape), handle.tell()
+            if offset + size * dtype.itemsize > end:
+                raise ValueError(f"{array_name} runs past its record")
+            arrays[array_name] = np.frombuffer(mapped, dtype, size, offset).reshape(shape)
+    return mapped, arrays
 
 
 def _check_shapes(
