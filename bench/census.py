@@ -11,7 +11,7 @@ free loopback ports, then:
 3. memory (RSS / PSS) of every api and geo worker (goals <= 300 MB api, <= 1.5 GB geo);
 4. how long the layer took to load and the API's copy of it to arrive.
 
-    .venv/bin/python -m bench.census [--tracts 85000] [--runs 2000] [--workers 2]
+    .venv/bin/python -m bench.census [--tracts 85000] [--runs 2000] [--workers 2] [--varied]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from bench.serving import (
     stack_settings,
     synthetic_bundle,
     timed,
+    varied_bundle,
     worker_memory,
 )
 from tractcast.geo.index import TractIndex
@@ -111,6 +112,12 @@ def main() -> None:
     parser.add_argument("--tracts", type=int, default=85_000)
     parser.add_argument("--runs", type=int, default=2000, help="sequential point lookups")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of api and geo")
+    parser.add_argument(
+        "--varied",
+        action="store_true",
+        help="a bundle with numbers of its own per tract, three intervals and 90 days of history "
+        "(as bench.fetch), instead of the same forecast everywhere",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="tractcast-bench-census-") as tmp:
@@ -124,7 +131,12 @@ def main() -> None:
         index = TractIndex.from_file(layer)
         indexed = time.monotonic() - started
         settings = stack_settings(base / "stack", tracts=str(layer), workers=args.workers)
-        publish(Path(settings.store), synthetic_bundle(index))
+        if args.varied:
+            bundle = varied_bundle([tract.id for tract in index.tracts], "bench")
+        else:
+            bundle = synthetic_bundle(index)
+        publish(Path(settings.store), bundle)
+        del bundle
         points = inside_points(layer, args.runs, seed=2)
         # The densest place (a city's centre) and a typical one (the countryside between them).
         centres = {"city": CITIES[0], "countryside": COUNTRYSIDE}

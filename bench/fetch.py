@@ -27,21 +27,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import boto3
-import numpy as np
 
 from bench.census import write_census_layer
-from bench.serving import free_port, publish
+from bench.serving import free_port, publish, varied_bundle
 from tractcast.geo.index import TractIndex
 from tractcast.registry.mirror import S3ArtifactMirror
 from tractcast.registry.remote import RemoteBundleSource, RemoteLayer
 from tractcast.registry.store import RegistryReader
-from tractcast.serving.bundle import (
-    Bundle,
-    ForecastDay,
-    TractForecast,
-    load_bundle,
-    write_bundle,
-)
+from tractcast.serving.bundle import load_bundle, write_bundle
 
 # Run in a fresh process: loads the bundle in argv[1], prints seconds, then the growth (MB) over
 # what the imports took of: peak memory, resident memory, resident memory once every tract was
@@ -71,39 +64,6 @@ CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def varied_bundle(tract_ids: list[str], data_version: str, seed: int = 0) -> Bundle:
-    """A bundle for every tract with numbers of its own (a bundle of equal forecasts would
-    shrink to almost nothing: the bundle format shares what repeats), and 90 days of history."""
-    rng = np.random.default_rng(seed)
-    tracts = {}
-    for tract_id in tract_ids:
-        level = float(rng.gamma(2.0, 40.0))
-        days = tuple(
-            ForecastDay(
-                f"2023-02-{d + 1:02d}",
-                round(level * (1 + 0.02 * d), 2),
-                round(level * 0.7, 2),
-                round(level * (1.3 + 0.03 * d), 2),
-                ((0.5, round(level * 0.85, 2), round(level * 1.15, 2)),
-                 (0.95, round(level * 0.5, 2), round(level * 1.6, 2))),
-            )
-            for d in range(14)
-        )  # fmt: skip
-        history = tuple(int(v) for v in rng.poisson(level, 90))
-        tracts[tract_id] = TractForecast(
-            tract_id, "2023-01-31", int(level * 300), history[-1], days, history
-        )
-    return Bundle(
-        bundle_id=f"v0001-synthetic@{data_version}",
-        model_version="v0001-synthetic",
-        data_version=data_version,
-        as_of="2023-01-31",
-        created_at="2023-02-01T00:00:00+00:00",
-        horizon=14,
-        tracts=tracts,
-    )
 
 
 def median_seconds(action: Callable[[Path], object], base: Path, runs: int) -> float:

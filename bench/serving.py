@@ -203,6 +203,39 @@ def synthetic_bundle(index: TractIndex) -> Bundle:
     )
 
 
+def varied_bundle(tract_ids: list[str], data_version: str, seed: int = 0) -> Bundle:
+    """A bundle for every tract with numbers of its own (a bundle of equal forecasts would
+    shrink to almost nothing: the bundle format shares what repeats), and 90 days of history."""
+    rng = np.random.default_rng(seed)
+    tracts = {}
+    for tract_id in tract_ids:
+        level = float(rng.gamma(2.0, 40.0))
+        days = tuple(
+            ForecastDay(
+                f"2023-02-{d + 1:02d}",
+                round(level * (1 + 0.02 * d), 2),
+                round(level * 0.7, 2),
+                round(level * (1.3 + 0.03 * d), 2),
+                ((0.5, round(level * 0.85, 2), round(level * 1.15, 2)),
+                 (0.95, round(level * 0.5, 2), round(level * 1.6, 2))),
+            )
+            for d in range(14)
+        )  # fmt: skip
+        history = tuple(int(v) for v in rng.poisson(level, 90))
+        tracts[tract_id] = TractForecast(
+            tract_id, "2023-01-31", int(level * 300), history[-1], days, history
+        )
+    return Bundle(
+        bundle_id=f"v0001-synthetic@{data_version}",
+        model_version="v0001-synthetic",
+        data_version=data_version,
+        as_of="2023-01-31",
+        created_at="2023-02-01T00:00:00+00:00",
+        horizon=14,
+        tracts=tracts,
+    )
+
+
 def publish(store: Path, bundle: Bundle) -> None:
     """Serve a synthetic bundle from an empty store, under a version of its own (no model)."""
     registry = LocalModelStore(store)

@@ -102,7 +102,7 @@ def test_a_bundle_keeps_each_tracts_daily_history(tmp_path: Path) -> None:
 
 
 def test_a_bundle_written_before_histories_existed_still_loads(tmp_path: Path) -> None:
-    write_bundle(make_bundle("v0001-lstm", "d1"), tmp_path / "b")
+    write_bundle(make_bundle("v0001-lstm", "d1"), tmp_path / "b", bundle_format=1)
     raw = json.loads((tmp_path / "b" / "bundle.json").read_text())
     for tract in raw["tracts"].values():
         tract.pop("history", None)
@@ -118,7 +118,7 @@ def test_a_bundle_written_before_histories_existed_still_loads(tmp_path: Path) -
 def test_a_history_that_is_not_a_list_of_counts_makes_the_bundle_corrupt(
     tmp_path: Path, history: object
 ) -> None:
-    write_bundle(make_bundle("v0001-lstm", "d1"), tmp_path / "b")
+    write_bundle(make_bundle("v0001-lstm", "d1"), tmp_path / "b", bundle_format=1)
     raw = json.loads((tmp_path / "b" / "bundle.json").read_text())
     raw["tracts"]["015"]["history"] = history
     data = json.dumps(raw).encode()

@@ -323,14 +323,14 @@ def _with_fields(raw: dict[str, Any], tracts: TractTable) -> Bundle:
 
 def _table_from_json(rows: dict[str, Any], horizon: int) -> TractTable:
     """Every tract of a bundle's JSON, checked, into a TractTable."""
-    return table_of(
+    return _table_of(
         ((tract_id, _tract_from_json(tract_id, raw, horizon)) for tract_id, raw in rows.items()),
         horizon,
         len(rows),
     )
 
 
-def table_of(tracts: Iterable[tuple[str, TractForecast]], horizon: int, count: int) -> TractTable:
+def _table_of(tracts: Iterable[tuple[str, TractForecast]], horizon: int, count: int) -> TractTable:
     """The TractTable of `count` tracts, each with `horizon` forecast days (ValueError if not)."""
     values = np.empty((count, horizon, 3))
     counts = np.empty((count, 2), dtype=np.int64)
@@ -393,7 +393,7 @@ def _array_files(bundle: Bundle) -> dict[str, bytes]:
     tracts = bundle.tracts
     try:
         if not isinstance(tracts, TractTable):
-            tracts = table_of(tracts.items(), bundle.horizon, len(tracts))
+            tracts = _table_of(tracts.items(), bundle.horizon, len(tracts))
         _check_numbers(tracts)
     except ValueError as exc:
         raise InvalidInput(f"bundle {bundle.bundle_id} cannot be written: {exc}") from exc
