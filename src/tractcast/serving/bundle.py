@@ -83,7 +83,8 @@ class TractTable(Mapping[str, TractForecast]):
 
     Python objects per forecast day cost about 5 kB a tract: 435 MB in every API worker for a
     layer of 85,000 tracts. The arrays hold the same numbers in well under 1 kB a tract, and no
-    Python object per tract is kept but the look-up's dict (`bench.census` measures it).
+    Python object per tract is kept but the look-up's dict (`bench.census` measures it). Loaded
+    from a format 2 bundle, the arrays are read-only views of the file's pages.
     """
 
     def __init__(
@@ -101,7 +102,7 @@ class TractTable(Mapping[str, TractForecast]):
         self._positions: dict[str, int] | None = None
 
     def _position(self, tract_id: object) -> int | None:
-        if self._positions is None:  # made on first use, after the parsed JSON is gone
+        if self._positions is None:  # made on first use (after a format 1 bundle's JSON is gone)
             self._positions = {tract_id: n for n, tract_id in enumerate(self._ids.tolist())}
         return self._positions.get(tract_id)  # type: ignore[call-overload]
 
@@ -531,10 +532,10 @@ def _check_numbers(table: TractTable) -> None:
     arrays = table.arrays()
     values, bounds, which = arrays["values"], arrays["bounds"], arrays["levels_which"]
     widths = np.array([len(level_set) for level_set in table.levels()], dtype=np.int64)
-    unused = np.arange(bounds.shape[2])[None, None, :, None]
+    column = np.arange(bounds.shape[2])[None, None, :, None]
     for start in range(0, len(values), CHECK_ROWS):
         rows = slice(start, start + CHECK_ROWS)
-        used = unused < widths[which[rows]][:, None, None, None]
+        used = column < widths[which[rows]][:, None, None, None]
         if not (np.isfinite(values[rows]).all() and (np.isfinite(bounds[rows]) | ~used).all()):
             raise ValueError("a non-finite number")
 
