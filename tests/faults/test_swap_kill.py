@@ -148,7 +148,7 @@ def test_kill_after_the_swap_before_the_event_serves_the_new_version_and_it_can_
 
 
 WRITE_STEPS = [
-    ("tractcast.registry.integrity:_sha256", "before"),  # model.h5 written, no checksums yet
+    ("tractcast.registry.integrity:file_sha256", "before"),  # model.h5 written, no checksums yet
     ("tractcast.registry.store:_write_json", "after"),  # metrics.json written
     ("tractcast.registry.store:_seal", "after"),  # sealed, not renamed
     ("os:rename", "after"),  # renamed, directory not synced
