@@ -263,6 +263,10 @@ def schemas(horizon: int) -> dict[str, Schema]:
                     },
                 },
                 "forecast": {"type": "array", "items": ref("ForecastDay")},
+                "layer": {
+                    "type": "string",
+                    "description": "The tract layer asked for (with a layers file).",
+                },
                 "earlier": {
                     "type": "array",
                     "description": "Forecasts of other bundles in the store, older data first.",
@@ -335,12 +339,12 @@ def paths(horizon: int) -> dict[str, Schema]:
                 "tags": ["dashboard"],
                 "operationId": "tractHistory",
                 "summary": "A tract's daily new cases, its forecast, and earlier forecasts.",
-                "parameters": [TRACT_PATH],
+                "parameters": [TRACT_PATH, LAYER],
                 "responses": {
                     "200": json_response(
                         ref("TractHistory"), "What happened, and what is forecast."
                     ),
-                    **errors(404, 503),
+                    **errors(400, 404, 503),
                 },
             }
         },

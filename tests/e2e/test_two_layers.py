@@ -214,6 +214,25 @@ def test_layers_lists_both_with_their_tracts_and_champions(client, trained):
         assert layer["data_version"] == trained[name]["data_version"]
 
 
+def test_a_tract_history_is_of_the_layer_asked_for(client, trained):
+    finest = client.get("/v1/tracts/032006/history").get_json()  # default: the first layer
+    assert (finest["layer"], finest["model_version"]) == (
+        "municipalities",
+        trained["municipalities"]["champion"],
+    )
+    coarse = client.get("/v1/tracts/032/history", query_string={"layer": "provinces"}).get_json()
+    assert (coarse["layer"], coarse["model_version"]) == (
+        "provinces",
+        trained["provinces"]["champion"],
+    )
+    assert coarse["total_cases"] > finest["total_cases"]  # Trieste province holds its city
+    assert client.get("/v1/tracts/032/history").status_code == 404  # not a municipality
+    unknown = client.get("/v1/tracts/032/history", query_string={"layer": "regions"})
+    assert unknown.status_code == 404 and unknown.get_json()["error"] == "not_found"
+    malformed = client.get("/v1/tracts/032/history", query_string={"layer": "A B"})
+    assert malformed.status_code == 400 and malformed.get_json()["error"] == "invalid_input"
+
+
 @pytest.mark.parametrize(
     "layer, other", [("municipalities", "provinces"), ("provinces", "municipalities")]
 )
