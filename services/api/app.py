@@ -30,7 +30,9 @@ def create_app(
     app = Flask(__name__)
     configure(app, settings)
     init_backends(app, settings, geo, holder)
-    state = [serving_state(app.extensions["bundles"]), replica_state(app.extensions["geo"].replica)]
+    layers: ServedLayers = app.extensions["layers"]
+    holders = [(layers.shown(layer), layer.holder) for layer in layers]
+    state = [serving_state(holders), replica_state(app.extensions["geo"].replica)]
     state += artifact_store_state(app.extensions["bundles"].source)
     init_observability(app, "api", state)
     app.register_blueprint(api)

@@ -1,48 +1,54 @@
-"""The API's state metrics: which model and data version this process serves, how old, and
-whether it holds a copy of geo's layer."""
+"""The API's state metrics: which model and data version this process serves (per layer), how
+old, and whether it holds a copy of geo's layer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from services.common.metrics import StateCollector, gauge
 from tractcast.geo.client import LayerReplica
 from tractcast.serving.holder import BundleHolder
 
 
-def serving_state(holder: BundleHolder) -> StateCollector:
-    """Gauges describing the bundle this process answers from, read at every scrape."""
+def serving_state(holders: Sequence[tuple[str | None, BundleHolder]]) -> StateCollector:
+    """Gauges describing the bundle each layer answers from, read at every scrape: one sample
+    per layer, labelled `layer` with a layers file (name None: the one unnamed layer, no label)."""
+    named = any(name is not None for name, _ in holders)
+
+    def family(name: str, documentation: str, *labels: str) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            name, documentation, labels=["layer", *labels] if named else [*labels]
+        )
 
     def read() -> Iterator[Metric]:
-        bundle = holder.loaded()
-        yield gauge(
-            "tractcast_serving_bundle_loaded",
-            "1 when a serving bundle is loaded.",
-            0 if bundle is None else 1,
-        )
-        if bundle is None:
-            return
-        yield gauge(
+        loaded = family("tractcast_serving_bundle_loaded", "1 when a serving bundle is loaded.")
+        info = family(
             "tractcast_serving_info",
             "The model version and data version being served (value always 1).",
-            1,
-            model_version=bundle.model_version,
-            data_version=bundle.data_version,
-            bundle_id=bundle.bundle_id,
+            "model_version",
+            "data_version",
+            "bundle_id",
         )
-        yield gauge(
-            "tractcast_serving_tracts", "Tracts the serving bundle answers for.", len(bundle.tracts)
+        tracts = family("tractcast_serving_tracts", "Tracts the serving bundle answers for.")
+        ages = family(
+            "tractcast_serving_bundle_age_seconds", "Seconds since the serving bundle was created."
         )
-        age = age_seconds(bundle.created_at)
-        if age is not None:
-            yield gauge(
-                "tractcast_serving_bundle_age_seconds",
-                "Seconds since the serving bundle was created.",
-                age,
-            )
+        for name, holder in holders:
+            layer = [name] if named and name is not None else []
+            bundle = holder.loaded()
+            loaded.add_metric(layer, 0 if bundle is None else 1)
+            if bundle is None:
+                continue
+            versions = [bundle.model_version, bundle.data_version, bundle.bundle_id]
+            info.add_metric([*layer, *versions], 1)
+            tracts.add_metric(layer, len(bundle.tracts))
+            age = age_seconds(bundle.created_at)
+            if age is not None:
+                ages.add_metric(layer, age)
+        yield from (metric for metric in (loaded, info, tracts, ages) if metric.samples)
 
     return StateCollector("serving", read)
 

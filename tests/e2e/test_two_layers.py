@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from shapely.geometry import shape
 from tests.faults.processes import wait_until
 from werkzeug.serving import make_server
@@ -231,6 +232,31 @@ def test_a_tract_history_is_of_the_layer_asked_for(client, trained):
     assert unknown.status_code == 404 and unknown.get_json()["error"] == "not_found"
     malformed = client.get("/v1/tracts/032/history", query_string={"layer": "A B"})
     assert malformed.status_code == 400 and malformed.get_json()["error"] == "invalid_input"
+
+
+def test_metrics_describe_each_layer_s_bundle(client):
+    text = client.get("/metrics").get_data(as_text=True)
+    samples = [
+        sample
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("tractcast_serving_")
+        for sample in family.samples
+    ]
+
+    def per_layer(name: str) -> dict[str, float]:
+        return {s.labels["layer"]: s.value for s in samples if s.name == name}
+
+    listed = client.get("/v1/layers").get_json()["layers"]
+    names = {layer["name"] for layer in listed}
+    assert per_layer("tractcast_serving_bundle_loaded") == dict.fromkeys(names, 1.0)
+    assert per_layer("tractcast_serving_tracts") == {
+        layer["name"]: layer["tracts_with_forecast"] for layer in listed
+    }
+    assert set(per_layer("tractcast_serving_bundle_age_seconds")) == names
+    info = {s.labels["layer"]: s.labels for s in samples if s.name == "tractcast_serving_info"}
+    for layer in listed:
+        assert info[layer["name"]]["model_version"] == layer["model_version"]
+        assert info[layer["name"]]["bundle_id"] == layer["bundle"]
 
 
 @pytest.mark.parametrize(
