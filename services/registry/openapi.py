@@ -13,6 +13,11 @@ VERSION_PATH = {
     "schema": {"type": "string", "pattern": VERSION_PATTERN},
 }
 
+DESCRIBED_LAYER = {
+    "type": "string",
+    "description": "The tract layer described (with a layers file; ?layer=, default the first).",
+}
+
 SCHEMAS: dict[str, Schema] = {
     "Event": {
         "type": "object",
@@ -80,6 +85,7 @@ SCHEMAS: dict[str, Schema] = {
                 "additionalProperties": True,
             },
             "champion": {"type": "boolean", "description": "Whether this version serves."},
+            "layer": DESCRIBED_LAYER,
         },
         "additionalProperties": True,
     },
@@ -89,6 +95,7 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {
             "versions": {"type": "array", "items": ref("ModelVersion")},
             "current": {"type": ["string", "null"], "description": "The serving version."},
+            "layer": DESCRIBED_LAYER,
         },
         "additionalProperties": True,
     },
@@ -100,6 +107,7 @@ SCHEMAS: dict[str, Schema] = {
             "data_version": {"type": "string"},
             "bundle_id": {"type": "string", "examples": ["v0003-lstm@3f2a9c"]},
             "live_skill": ref("LiveSkill"),
+            "layer": DESCRIBED_LAYER,
         },
         "additionalProperties": True,
     },

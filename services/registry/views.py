@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, has_request_context, request
 
-from services.common.http import json_body, require_admin
+from services.common.http import json_body, require_admin, settings_of
 from tractcast.errors import InvalidInput
 from tractcast.monitoring.live_error import served_live_skill
 from tractcast.registry import Registry
@@ -21,16 +21,25 @@ blueprint = Blueprint("registry", __name__)
 
 def registry(body: dict[str, Any] | None = None) -> Registry:
     """The registry of the layer named by ?layer= or the body's "layer" (default: the first)."""
+    found: Registry = current_app.extensions[LAYERS_KEY][_layer_name(body)].get()
+    return found
+
+
+def _layer_name(body: dict[str, Any] | None = None) -> str:
+    """The layer named by ?layer= or the body's "layer" (InvalidInput when malformed, NotFound
+    when unknown), or the first."""
     layers = current_app.extensions[LAYERS_KEY]
     name = request.args.get("layer") if has_request_context() else None
     if body is not None and body.get("layer") is not None:
         name = _text(body, "layer")
-    found: Registry = (
-        layers[known_layer(layers, name)]
-        if name is not None
-        else current_app.extensions[REGISTRY_KEY]
-    ).get()
-    return found
+    return known_layer(layers, name) if name is not None else next(iter(layers))
+
+
+def _with_layer(answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer, saying which layer it describes when the deployment has a layers file."""
+    if settings_of().layers is None:
+        return answer
+    return {**answer, "layer": _layer_name()}
 
 
 @blueprint.get("/healthz")
@@ -45,7 +54,7 @@ def readyz() -> dict[str, Any]:
 
 @blueprint.get("/v1/models")
 def list_models() -> dict[str, Any]:
-    return registry().list_models()
+    return _with_layer(registry().list_models())
 
 
 @blueprint.get("/v1/models/current")
@@ -53,12 +62,12 @@ def current_model() -> dict[str, Any]:
     layer = registry()
     model = layer.current_model()
     skill = served_live_skill(layer.reader, model["version"], layer.settings.rollback_days)
-    return {**model, "live_skill": skill.to_dict()}
+    return _with_layer({**model, "live_skill": skill.to_dict()})
 
 
 @blueprint.get("/v1/models/<version>")
 def get_model(version: str) -> dict[str, Any]:
-    return registry().describe(version)
+    return _with_layer(registry().describe(version))
 
 
 @blueprint.get("/v1/events")

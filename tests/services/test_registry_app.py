@@ -14,6 +14,7 @@ from services.registry.app import create_app
 from tractcast.registry.store import LocalModelStore
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, bundle_id_for
 from tractcast.settings import Settings
+from tractcast.tract_layers import tract_layers
 
 TOKEN = "s3cret-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -217,3 +218,44 @@ def test_current_model_and_metrics_report_live_skill_against_the_seasonal_naive(
     text = client.get("/metrics").get_data(as_text=True)
     assert f'tractcast_live_relative_mae{{version="{version}"}} 0.1667' in text
     assert f'tractcast_live_relative_mae_by_horizon{{horizon="1",version="{version}"}}' in text
+
+
+def test_without_a_layers_file_model_answers_name_no_layer(
+    client: FlaskClient, add_version: Callable[..., str]
+) -> None:
+    version = add_version()
+    client.post("/v1/admin/promote", json={"version": version}, headers=ADMIN)
+    for path in ("/v1/models", "/v1/models/current", f"/v1/models/{version}"):
+        assert "layer" not in client.get(path).get_json()
+
+
+def test_model_answers_say_which_layer_they_describe(tmp_path: Path) -> None:
+    (tmp_path / "layers.toml").write_text(
+        '[[layers]]\nname = "municipalities"\n[[layers]]\nname = "provinces"\n'
+    )
+    settings = Settings(store=tmp_path / "store", layers=str(tmp_path / "layers.toml"))
+    store = LocalModelStore(tract_layers(settings)[1].settings.store)  # the provinces' own
+    version = store.create_version(
+        "lstm", lambda d: None, metrics={"mae": 1.5}, manifest={"data_version": "d1"}
+    ).version
+    store.add_bundle(tiny_bundle(version))
+    app = create_app(settings.with_(admin_token=TOKEN))
+    client = app.test_client()
+    promoted = client.post(
+        "/v1/admin/promote", json={"version": version, "layer": "provinces"}, headers=ADMIN
+    )
+    assert promoted.status_code == 200
+    try:
+        listed = client.get("/v1/models", query_string={"layer": "provinces"}).get_json()
+        assert (listed["layer"], listed["current"]) == ("provinces", version)
+        first = client.get("/v1/models").get_json()  # default: the first layer
+        assert (first["layer"], first["versions"]) == ("municipalities", [])
+        current = client.get("/v1/models/current?layer=provinces").get_json()
+        assert (current["layer"], current["version"]) == ("provinces", version)
+        described = client.get(f"/v1/models/{version}?layer=provinces").get_json()
+        assert (described["layer"], described["serving"]) == ("provinces", True)
+        unknown = client.get("/v1/models?layer=regions")
+        assert unknown.status_code == 404 and unknown.get_json()["error"] == "not_found"
+    finally:
+        for registry in app.extensions["tractcast.registries"].values():
+            registry.close()
