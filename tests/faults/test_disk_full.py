@@ -56,7 +56,7 @@ def test_running_out_of_space_while_sealing_a_version_registers_nothing(
     if step == "fsync":  # where delayed allocation reports a full disk
         monkeypatch.setattr(os, "fsync", disk_full)
     else:
-        monkeypatch.setattr("tractcast.registry.integrity._sha256", disk_full)
+        monkeypatch.setattr("tractcast.registry.integrity.file_sha256", disk_full)
     with pytest.raises(OSError):
         register(registry)
     monkeypatch.undo()
