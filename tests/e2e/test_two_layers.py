@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -16,8 +15,7 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from shapely.geometry import shape
-from tests.faults.processes import wait_until
-from werkzeug.serving import make_server
+from tests.faults.processes import serving_in_thread, wait_until
 
 from services.api.app import create_app as create_api
 from services.common.warmup import warm_up
@@ -126,15 +124,8 @@ def geo_url(deployment: Settings) -> Iterator[str]:
     gunicorn worker is (a first load on a busy machine can outlast the API's 2 s timeout)."""
     app = create_geo(deployment)
     warm_up(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving_in_thread(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

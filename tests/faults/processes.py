@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -224,3 +225,19 @@ def tcp_proxy(target_port: int, log_dir: Path) -> Server:
     script = Path(__file__).with_name("tcp_proxy.py")
     cmd = [sys.executable, str(script), str(port), str(target_port)]
     return Server(cmd, log_dir / f"proxy-{port}.log", port=port).wait_listening()
+
+
+@contextmanager
+def serving_in_thread(app: Any) -> Iterator[str]:
+    """A WSGI app served by werkzeug on a free loopback port, in a thread; yields its URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

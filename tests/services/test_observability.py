@@ -6,13 +6,12 @@ import json
 import logging
 import logging.config
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from werkzeug.serving import make_server
+from tests.faults.processes import serving_in_thread
 
 from services.api.app import create_app as create_api
 from services.common import gunicorn_conf
@@ -51,15 +50,8 @@ def near_a_border(provinces: TractIndex) -> dict[str, str]:
 def geo_url(italy_provinces: Path, provinces: TractIndex) -> Iterator[str]:
     """The real geo app over the Italian provinces, on a loopback port."""
     app = create_geo(Settings(tracts=str(italy_provinces)), provinces)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving_in_thread(app) as url:
+        yield url
 
 
 def milano_bundle(store: Path) -> None:
