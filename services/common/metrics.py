@@ -161,7 +161,7 @@ def registry_state(registry: Callable[[], Any], live_days: int = 14) -> StateCol
                 version=version,
                 data_version=described.data_version,
             )
-        yield from live_skill_gauges(opened.reader, version, live_days)
+        yield from live_skill_gauges(opened.store, version, live_days)
 
     return StateCollector("registry", read)
 

@@ -11,6 +11,7 @@ from services.common.metrics import registry_state
 from services.common.observability import init_observability
 from services.registry.views import LAYERS_KEY, REGISTRY_KEY, blueprint
 from tractcast.registry import Registry
+from tractcast.registry.remote import serving_registry
 from tractcast.settings import Settings
 from tractcast.tract_layers import tract_layers
 
@@ -41,7 +42,8 @@ def register_blueprints(app: Flask) -> None:
 
 
 class LazyRegistry:
-    """The registry, opened once, on first use."""
+    """The registry, opened once, on first use: over the store directory, or (on a host
+    without it, TRACTCAST_SERVING_SOURCE=s3) over the metadata database and the S3 mirror."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -51,7 +53,7 @@ class LazyRegistry:
     def get(self) -> Registry:
         with self._lock:
             if self._registry is None:
-                self._registry = Registry.open(self._settings)
+                self._registry = serving_registry(self._settings)
             return self._registry
 
     def close(self) -> None:

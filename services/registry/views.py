@@ -61,7 +61,7 @@ def list_models() -> dict[str, Any]:
 def current_model() -> dict[str, Any]:
     layer = registry()
     model = layer.current_model()
-    skill = served_live_skill(layer.reader, model["version"], layer.settings.rollback_days)
+    skill = served_live_skill(layer.store, model["version"], layer.settings.rollback_days)
     return _with_layer({**model, "live_skill": skill.to_dict()})
 
 
@@ -104,6 +104,7 @@ def accept_data() -> dict[str, Any]:
     version = _text(body, "data_version", required=True)
     assert version is not None
     layer = registry(body)
+    layer.local_store("accept a data release")  # before the watcher, which reads the store
     watcher = watcher_for(layer.settings)
     event = layer.accept_data_release(watcher, version, trigger="admin")
     return {"event": event.to_dict(), "pinned": version}

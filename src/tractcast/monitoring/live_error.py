@@ -21,7 +21,7 @@ import pandas as pd
 
 from tractcast.errors import TractcastError
 from tractcast.jsonsafe import json_safe
-from tractcast.registry.store import RegistryReader
+from tractcast.registry.store import StoreView
 from tractcast.serving.bundle import Bundle
 
 POINT_KEY = ["as_of", "tract_id", "date"]
@@ -239,7 +239,7 @@ _NO_SERIES = pd.DataFrame({"tract_id": [], "date": [], "new_cases": [], "imputed
 _SKILL_MEMO: dict[tuple[str, ...], LiveSkill] = {}
 
 
-def served_live_skill(store: RegistryReader, version: str, days: int) -> LiveSkill:
+def served_live_skill(store: StoreView, version: str, days: int) -> LiveSkill:
     """The serving version's live skill, with the newest bundle's histories as the actuals.
 
     Remembered per set of bundles, so a scrape or a request after the first reads no bundle.
@@ -260,7 +260,7 @@ def served_live_skill(store: RegistryReader, version: str, days: int) -> LiveSki
     return _SKILL_MEMO[key]
 
 
-def version_bundles(store: RegistryReader, version: str) -> list[Bundle]:
+def version_bundles(store: StoreView, version: str) -> list[Bundle]:
     """Every readable bundle a version made, oldest `as_of` first (a broken one is skipped)."""
     bundles = []
     for bundle_id in store.bundle_ids(version):

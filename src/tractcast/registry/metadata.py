@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from tractcast.clock import utc_now
 from tractcast.errors import InvalidInput, NotFound, Unavailable
 from tractcast.registry.migrations import upgrade_schema
-from tractcast.registry.store import ModelVersion
+from tractcast.registry.store import ModelVersion, version_number
 from tractcast.registry.tables import (
     CHAMPION_KINDS,
     DATA_EVENT_KINDS,
@@ -95,14 +95,14 @@ class SqlMetadataStore:
             ).first()
         if row is None:
             raise NotFound(f"no recorded model version {version}")
-        return ModelVersion(
-            version=row.version,
-            family=row.family,
-            created_at=row.created_at,
-            data_version=row.data_version,
-            metrics=dict(row.metrics or {}),
-            manifest=dict(row.manifest or {}),
-        )
+        return _model_version(row)
+
+    def list_versions(self) -> list[ModelVersion]:
+        """Every recorded version, oldest (lowest number) first."""
+        with self._read() as conn:
+            rows = conn.execute(select(versions_table)).all()
+        found = [_model_version(row) for row in rows]
+        return sorted(found, key=lambda version: version_number(version.version))
 
     def record_event(
         self,
@@ -216,6 +216,17 @@ class SqlMetadataStore:
             upgrade_schema(self._engine)
             self._ready = True
         return self._engine
+
+
+def _model_version(row: Any) -> ModelVersion:
+    return ModelVersion(
+        version=row.version,
+        family=row.family,
+        created_at=row.created_at,
+        data_version=row.data_version,
+        metrics=dict(row.metrics or {}),
+        manifest=dict(row.manifest or {}),
+    )
 
 
 def metadata_store_from_url(url: str) -> SqlMetadataStore:

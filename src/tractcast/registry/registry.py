@@ -5,6 +5,10 @@ tasks) hold a Registry and never a store path: where versions and bundles lie on
 known to `tractcast.registry.store` alone. Readers that must not write (the API's bundle
 holder, the dashboard, live-error scoring, the S3 mirror) get `Registry.reader`, or open a
 `RegistryReader` on the store directory themselves.
+
+On a host without the store (TRACTCAST_SERVING_SOURCE=s3) the registry service opens a Registry
+over a read-only StoreView (tractcast.registry.remote.serving_registry): it answers every
+question, and whatever would write the store raises Conflict, naming where to run it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from tractcast.registry.store import (
     LocalModelStore,
     ModelVersion,
     RegistryReader,
+    StoreView,
     metadata_url,
     version_of_bundle,
 )
@@ -51,13 +56,17 @@ class Registry:
 
     def __init__(
         self,
-        store: LocalModelStore,
+        store: StoreView,
         metadata: SqlMetadataStore,
         settings: Settings | None = None,
     ) -> None:
         self.store = store
         self.metadata = metadata
-        self.settings = settings if settings is not None else Settings(store=store.root)
+        if settings is None:
+            settings = (
+                Settings(store=store.root) if isinstance(store, RegistryReader) else Settings()
+            )
+        self.settings = settings
 
     @classmethod
     def open(cls, settings: Settings) -> Registry:
@@ -68,7 +77,17 @@ class Registry:
 
     @property
     def reader(self) -> RegistryReader:
-        """The read-only view of the store."""
+        """The read-only view of the store directory; Conflict on a host without it."""
+        return self.local_store("read the store directory")
+
+    def local_store(self, action: str) -> LocalModelStore:
+        """The store directory, for what must write it (or read more than versions and bundles);
+        Conflict, naming `action`, on a host that reads the database and the S3 mirror instead."""
+        if not isinstance(self.store, LocalModelStore):
+            raise Conflict(
+                f"cannot {action} here: this host serves from the S3 mirror "
+                "(TRACTCAST_SERVING_SOURCE=s3) and has no model store; run it where the store is"
+            )
         return self.store
 
     # -- what is stored ------------------------------------------------------------------------
@@ -171,7 +190,7 @@ class Registry:
         trigger: str = "manual",
     ) -> ModelVersion:
         """Create an immutable version in the store and record its registration."""
-        version = self.store.create_version(
+        version = self.local_store("register a version").create_version(
             family,
             with_checksums(write_artifacts),
             metrics,
@@ -183,7 +202,7 @@ class Registry:
         return version
 
     def add_bundle(self, bundle: Bundle) -> str:
-        return self.store.add_bundle(bundle)
+        return self.local_store("add a bundle").add_bundle(bundle)
 
     def promote(self, version: str, *, reason: str, trigger: str = "manual") -> Event:
         """Make a version champion: point `current` at its newest bundle, record "promoted"."""
@@ -201,6 +220,7 @@ class Registry:
         self, to_version: str | None = None, *, reason: str, trigger: str = "manual"
     ) -> Event:
         """Serve an older version again: the given one, or the champion before the current one."""
+        self.local_store("roll back")
         champion = self.serving_version()
         if to_version is None:
             to_version = self.previous_champion(champion)
@@ -216,11 +236,12 @@ class Registry:
         Newer data with the same model: `current` moves to the new bundle atomically and the
         version stays champion, so no lifecycle event is recorded.
         """
+        store = self.local_store("serve a bundle")
         if self.serving_version() != bundle.model_version:
             raise Conflict(f"{bundle.model_version} is not serving; promote it instead")
-        bundle_id = self.store.add_bundle(bundle)
-        if self.store.current_bundle_id() != bundle_id:
-            self.store.set_current(bundle_id)
+        bundle_id = store.add_bundle(bundle)
+        if store.current_bundle_id() != bundle_id:
+            store.set_current(bundle_id)
             self.metadata.record_serving(bundle_id, bundle.model_version)
         return bundle_id
 
@@ -257,6 +278,7 @@ class Registry:
         self, watcher: DataWatcher, data_version: str, trigger: str = "manual"
     ) -> Event:
         """An admin accepts a held data release: it is pinned and the next retrain uses it."""
+        self.local_store("accept a data release")  # the watcher's state lies in the store
         previous = (watcher.pinned() or {}).get("data_version")
         accepted = watcher.accept(data_version)
         return self.metadata.record_event(
@@ -269,20 +291,21 @@ class Registry:
 
     def sweep_abandoned(self, older_than: float = ABANDONED_AFTER) -> list[str]:
         """Remove what a killed writer left in the store; returns the removed entries."""
-        removed = self.store.sweep_abandoned(older_than)
+        removed = self.local_store("sweep the store").sweep_abandoned(older_than)
         if removed:
             log.info("removed %d abandoned temp dirs: %s", len(removed), ", ".join(removed))
         return removed
 
     def _make_champion(self, version: str, kind: str, reason: str, trigger: str) -> Event:
-        found = self.store.get_version(version)  # InvalidInput or NotFound
-        bundle_id = self.store.latest_bundle_for(found.version)
+        store = self.local_store("promote" if kind == "promoted" else "roll back")
+        found = store.get_version(version)  # InvalidInput or NotFound
+        bundle_id = store.latest_bundle_for(found.version)
         if bundle_id is None:
             raise Conflict(f"{found.version} has no serving bundle yet")
         previous = self.serving_version()
         try:
             verify_version_files(found)  # a corrupted .h5 never becomes champion
-            self.store.set_current(bundle_id)
+            store.set_current(bundle_id)
         except Unavailable as exc:
             self.metadata.record_event(
                 "rejected", found.version, reason=exc.message, trigger=trigger
@@ -297,20 +320,21 @@ class Registry:
     # -- copies elsewhere (MLflow, S3); their outages are logged, never raised ------------------
 
     def track(self, versions: Iterable[str], promoted: str | None) -> TrackingReport:
-        return track_candidates(self.settings, self.store, versions, promoted)
+        return track_candidates(self.settings, self.local_store("track"), versions, promoted)
 
     def flush_tracking(self) -> TrackingReport:
-        return flush_pending(self.settings, self.store)
+        return flush_pending(self.settings, self.local_store("track"))
 
     def mirror(self) -> MirrorReport | None:
-        return mirror_store(self.settings, self.store)
+        return mirror_store(self.settings, self.local_store("mirror the store"))
 
     def restore_from_mirror(self) -> list[str]:
         """Copy into the store the versions and bundles the S3 mirror holds and it lacks, and
         serve what the metadata database says serves: a worker on a host without the shared
         store starts a retrain from the same champion as every other host. Returns what came.
         """
-        return restore_store(self.settings, self.store, self.metadata.serving_bundle_id())
+        store = self.local_store("restore the store")
+        return restore_store(self.settings, store, self.metadata.serving_bundle_id())
 
     def close(self) -> None:
         self.metadata.close()

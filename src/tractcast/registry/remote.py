@@ -6,7 +6,9 @@ RemoteBundleSource instead of a RegistryReader (TRACTCAST_SERVING_SOURCE=s3). A 
 downloaded into a temp dir of the cache, each file checked against the sha256 the mirror's
 manifest lists, and renamed into place; only then does the holder load it, so the holder's
 switch stays atomic. When S3 (or the database) cannot be reached, the bundle cached last keeps
-serving, and `status()` says so. The geo service gets its layer copy the same way (RemoteLayer).
+serving, and `status()` says so. The geo service gets its layer copy the same way (RemoteLayer),
+and the registry service answers from a RemoteRegistryReader: versions with their metrics and
+manifests from the database, bundles through the same RemoteBundleSource.
 
 Cache layout:
     bundles/<bundle_id>/     as in the mirror, verified
@@ -26,17 +28,25 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tractcast.errors import InvalidInput, TractcastError, Unavailable
 from tractcast.registry.mirror import S3ArtifactMirror, s3_client
 from tractcast.registry.store import (
+    ModelVersion,
     RegistryReader,
     check_bundle_id,
+    check_version,
     metadata_url,
     version_of_bundle,
 )
+from tractcast.serving.bundle import Bundle, load_bundle
 from tractcast.serving.holder import BundleSource
 from tractcast.settings import Settings
+
+if TYPE_CHECKING:
+    from tractcast.registry.metadata import SqlMetadataStore
+    from tractcast.registry.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -202,9 +212,55 @@ class RemoteBundleSource:
         return self.cache / "bundles" / bundle_id
 
 
+class RemoteRegistryReader:
+    """A StoreView on a host without the store: versions, with their metrics and manifests, from
+    the metadata database; bundles, and which one serves, through a RemoteBundleSource (what the
+    API replicas of the host serve)."""
+
+    def __init__(self, metadata: SqlMetadataStore, bundles: RemoteBundleSource) -> None:
+        self.metadata = metadata
+        self.bundles = bundles
+        self._cached: Bundle | None = None  # the last bundle read (bundles are immutable)
+
+    def list_versions(self) -> list[ModelVersion]:
+        return self.metadata.list_versions()
+
+    def get_version(self, version: str) -> ModelVersion:
+        return self.metadata.get_version(check_version(version))
+
+    def latest_bundle_for(self, version: str) -> str | None:
+        found = self.bundle_ids(version)
+        return found[0] if found else None
+
+    def current_bundle_id(self) -> str | None:
+        return self.bundles.current_bundle_id()
+
+    def serving_version(self) -> str | None:
+        bundle_id = self.current_bundle_id()
+        return version_of_bundle(bundle_id) if bundle_id else None
+
+    def bundle(self, bundle_id: str) -> Bundle:
+        cached = self._cached
+        if cached is not None and cached.bundle_id == bundle_id:
+            return cached
+        loaded = load_bundle(self.bundles.bundle_path(bundle_id))
+        if loaded.bundle_id != bundle_id:
+            raise Unavailable(f"bundle {bundle_id} is corrupt: it holds {loaded.bundle_id}")
+        self._cached = loaded
+        return loaded
+
+    def bundle_ids(self, version: str | None = None) -> list[str]:
+        return self.bundles.bundle_ids(None if version is None else check_version(version))
+
+    def is_readable(self) -> bool:
+        """Whether S3 answers, or the cache holds bundles to answer from."""
+        cached = self.bundles.bundle_ids()
+        return self.bundles.state.up is not False or bool(cached)
+
+
 class RemoteLayer:
     """The tract layer the mirror's `layer` names, copied into the cache; the copy used last
-    when S3 cannot be reached."""
+    when S3 cannot be reached. Asked again, it names the newer copy once `layer` moves."""
 
     def __init__(self, mirror: S3ArtifactMirror, cache: Path) -> None:
         self.mirror = mirror
@@ -248,13 +304,33 @@ def replica_mirror(settings: Settings) -> S3ArtifactMirror:
     return S3ArtifactMirror(settings.s3_bucket, client=client)
 
 
-def remote_bundle_source(settings: Settings) -> RemoteBundleSource:
+def remote_bundle_source(
+    settings: Settings, metadata: SqlMetadataStore | None = None
+) -> RemoteBundleSource:
     """The bundle source of a replica without the store (TRACTCAST_SERVING_SOURCE=s3)."""
-    from tractcast.registry.metadata import metadata_store_from_url
-
-    metadata = metadata_store_from_url(metadata_url(settings))
+    if metadata is None:
+        metadata = _metadata(settings)
     cache = Path(settings.serving_cache)
     return RemoteBundleSource(replica_mirror(settings), metadata.serving_bundle_id, cache)
+
+
+def serving_registry(settings: Settings) -> Registry:
+    """The registry a serving host opens: over the store directory (local, the default), or
+    read-only over the metadata database and the S3 mirror (s3), where promote, rollback and
+    every other write raise Conflict."""
+    from tractcast.registry.registry import Registry
+
+    if _serving_source(settings) == "local":
+        return Registry.open(settings)
+    metadata = _metadata(settings)
+    reader = RemoteRegistryReader(metadata, remote_bundle_source(settings, metadata))
+    return Registry(reader, metadata, settings)
+
+
+def _metadata(settings: Settings) -> SqlMetadataStore:
+    from tractcast.registry.metadata import metadata_store_from_url
+
+    return metadata_store_from_url(metadata_url(settings))
 
 
 def remote_layer(settings: Settings) -> RemoteLayer:
@@ -292,11 +368,15 @@ def _write_atomically(path: Path, body: bytes) -> None:
 def bundle_source(settings: Settings) -> BundleSource:
     """Where an API process reads bundles: the store directory (local, the default) or the
     metadata database and the S3 mirror (s3)."""
-    if settings.serving_source == "s3":
+    if _serving_source(settings) == "s3":
         return remote_bundle_source(settings)
-    if settings.serving_source != "local":
+    return RegistryReader(settings.store)
+
+
+def _serving_source(settings: Settings) -> str:
+    if settings.serving_source not in SERVING_SOURCES:
         raise InvalidInput(
             f"TRACTCAST_SERVING_SOURCE={settings.serving_source!r}: expected one of "
             f"{', '.join(SERVING_SOURCES)}"
         )
-    return RegistryReader(settings.store)
+    return settings.serving_source

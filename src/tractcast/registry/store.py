@@ -15,6 +15,10 @@ Layout under the store root:
     .retrain.lock                    one retrain per store at a time (retrain_lock_path)
     .scheduler.lock                  the scheduler's leader lock without Redis (scheduler_lock_path)
 
+StoreView is what reading versions and bundles needs on any host: RegistryReader reads that
+layout, and a host without the store reads the metadata database and the S3 mirror instead
+(tractcast.registry.remote.RemoteRegistryReader).
+
 RegistryReader reads that layout (what the API, the dashboard, live-error scoring and the S3
 mirror need) and names every other path under the root, so their owners ask it instead of
 spelling them; LocalModelStore also writes versions, bundles and `current`.
@@ -33,7 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tractcast.clock import utc_now
 from tractcast.errors import InvalidInput, NotFound, Unavailable
@@ -99,6 +103,42 @@ def metadata_url(settings: Settings) -> str:
 def version_number(version: str) -> int:
     """The sequence number of a version id: 3 for "v0003-lstm"."""
     return _number(check_version(version))
+
+
+class StoreView(Protocol):
+    """The versions, the bundles and which one serves, read-only."""
+
+    def list_versions(self) -> list[ModelVersion]:
+        """Every version, oldest first."""
+        ...
+
+    def get_version(self, version: str) -> ModelVersion:
+        """The version, or NotFound; a malformed id raises InvalidInput."""
+        ...
+
+    def latest_bundle_for(self, version: str) -> str | None:
+        """The newest bundle made by the version, or None."""
+        ...
+
+    def current_bundle_id(self) -> str | None:
+        """The bundle that serves, or None before the first promotion."""
+        ...
+
+    def serving_version(self) -> str | None:
+        """The version whose bundle serves (the champion), or None."""
+        ...
+
+    def bundle(self, bundle_id: str) -> Bundle:
+        """The verified bundle."""
+        ...
+
+    def bundle_ids(self, version: str | None = None) -> list[str]:
+        """The bundles (of one version, if given), newest first."""
+        ...
+
+    def is_readable(self) -> bool:
+        """Whether versions and bundles can be read now."""
+        ...
 
 
 class RegistryReader:
