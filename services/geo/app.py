@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 from flask import Flask
 
@@ -13,9 +13,9 @@ from services.common.warmup import on_warm_up
 from services.geo.state import IndexHolder, LayerHolders, attach_index
 from services.geo.views import bp, replica_json
 from tractcast.geo.index import TractIndex
-from tractcast.geo.loading import load_tract_index
+from tractcast.geo.loading import tract_layer_path
 from tractcast.heap import release_freed_memory
-from tractcast.registry.remote import remote_layer
+from tractcast.registry.remote import PROBE_INTERVAL, remote_layer
 from tractcast.settings import Settings
 from tractcast.tract_layers import tract_layers
 
@@ -38,8 +38,7 @@ def load_index(app: Flask, settings: Settings, index: TractIndex | None) -> None
     given, is the first layer's)."""
     holders = LayerHolders()
     for position, layer in enumerate(tract_layers(settings)):
-        loader = layer_loader(app, layer.settings)
-        holder = IndexHolder(loader, index if position == 0 else None)
+        holder = layer_holder(app, layer.settings, index if position == 0 else None)
         holders[layer.name] = holder
         on_warm_up(app, partial(warm_replica, holder))  # the API asks for it as it starts
     attach_index(app, holders)
@@ -51,14 +50,19 @@ def warm_replica(holder: IndexHolder) -> None:
     replica_json(holder.get())
 
 
-def layer_loader(app: Flask, settings: Settings) -> Callable[[], TractIndex]:
-    """The configured layer file, or (TRACTCAST_SERVING_SOURCE=s3) the S3 mirror's layer copied
-    into the local cache: the copy cached last when S3 cannot be reached."""
+def layer_holder(app: Flask, settings: Settings, index: TractIndex | None) -> IndexHolder:
+    """The holder of the configured layer file, or (TRACTCAST_SERVING_SOURCE=s3) of the S3
+    mirror's layer copied into the local cache: the copy cached last when S3 cannot be reached,
+    and a new copy in the mirror replaces it within PROBE_INTERVAL seconds, with no restart."""
+
+    def load(path: Path) -> TractIndex:
+        return TractIndex.from_file(path, settings.tract_id_field)
+
     if settings.serving_source != "s3":
-        return lambda: load_tract_index(settings)
+        return IndexHolder(lambda: tract_layer_path(settings), load, index)
     layer = remote_layer(settings)
     app.extensions.setdefault("tractcast_layer_source", layer)  # /readyz tells the first's
-    return lambda: TractIndex.from_file(layer.path(), settings.tract_id_field)
+    return IndexHolder(layer.path, load, index, follow_every=PROBE_INTERVAL)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -1,10 +1,14 @@
-"""The app's tract index, loaded once on first need (never at import time)."""
+"""The app's tract index, loaded on first need (never at import time), and replaced when the
+layer copy it came from changes (TRACTCAST_SERVING_SOURCE=s3)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 from flask import Flask, current_app, has_request_context, request
 
@@ -13,43 +17,110 @@ from tractcast.geo.index import TractIndex
 from tractcast.tract_layers import known_layer
 
 EXTENSION = "tractcast_geo"
+log = logging.getLogger(__name__)
 
 
 class IndexHolder:
-    """Loads the index at most once at a time; a failed load is retried on the next request."""
+    """Loads the index at most once at a time; a failed load is retried on the next request.
 
-    def __init__(self, load: Callable[[], TractIndex], index: TractIndex | None = None) -> None:
+    `locate()` names the layer file to load. With `follow_every` seconds, it is asked again that
+    often, off the requests' path, and a new file is loaded completely before it replaces the
+    index: requests keep the old one until then, and a file that fails to load replaces nothing
+    (the way the API's BundleHolder follows `current`)."""
+
+    def __init__(
+        self,
+        locate: Callable[[], Path],
+        load: Callable[[Path], TractIndex],
+        index: TractIndex | None = None,
+        *,
+        follow_every: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._locate = locate
         self._load = load
         self._index = index
+        self._path: Path | None = None  # the file the index came from
+        self._failed: Path | None = None  # a file that failed to load: tried again when it moves
         self._lock = threading.Lock()
-        self._heads: dict[int, str] = {}
+        self._follow_every = follow_every
+        self._clock = clock
+        self._next_check = float("inf") if follow_every is None else clock() + follow_every
+        self._following = threading.Lock()  # one look at a time
+        self._heads: tuple[TractIndex | None, dict[int, str]] = (None, {})
 
     @property
     def loaded(self) -> TractIndex | None:
         return self._index
 
     def get(self) -> TractIndex:
-        if self._index is None:
+        index = self._index
+        if index is None:
             with self._lock:
                 if self._index is None:
-                    self._index = self._load_or_unavailable()
-        return self._index
+                    self._path = self._locate_or_unavailable()
+                    self._index = self._load_or_unavailable(self._path)
+                index = self._index
+        if self._clock() >= self._next_check and self._following.acquire(blocking=False):
+            threading.Thread(target=self._follow, name="geo-layer-follow", daemon=True).start()
+        return index
 
-    def tract_json_head(self, position: int) -> str:
-        """'{"id":..,"name":..,"distance_km":' of one tract of the loaded index, kept."""
-        head = self._heads.get(position)
+    def tract_json_head(self, index: TractIndex, position: int) -> str:
+        """'{"id":..,"name":..,"distance_km":' of one tract of `index`, kept while it serves."""
+        owner, heads = self._heads
+        if owner is not index:
+            heads = {}
+            if index is self._index:
+                self._heads = (index, heads)
+        head = heads.get(position)
         if head is None:
-            tract = self.get().tract_at(position)
+            tract = index.tract_at(position)
             head = json.dumps({"id": tract.id, "name": tract.name}, separators=(",", ":"))
-            head = self._heads[position] = head[:-1] + ',"distance_km":'
+            head = heads[position] = head[:-1] + ',"distance_km":'
         return head
 
-    def _load_or_unavailable(self) -> TractIndex:
+    def _follow(self) -> None:
         try:
-            return self._load()
+            self._follow_claimed()
+        finally:
+            self._following.release()
+
+    def _follow_claimed(self) -> None:
+        try:
+            path = self._locate()
+            if path in (self._path, self._failed):
+                return
+            try:
+                index = self._load(path)
+            except Exception:
+                log.exception("tract layer %s failed to load; keeping %s", path, self._path)
+                self._failed = path
+                return
+            with self._lock:
+                self._index, self._path, self._failed = index, path, None
+            log.info("now serving tract layer %s (%d tracts)", path, len(index.tracts))
+        except (TractcastError, OSError) as exc:  # nothing to locate: keep what serves
+            log.warning("tract layer not looked up: %s", exc)
+        finally:
+            if self._follow_every is not None:
+                self._next_check = self._clock() + self._follow_every
+
+    def _locate_or_unavailable(self) -> Path:
+        try:
+            return self._locate()
         except (TractcastError, OSError) as exc:
-            message = exc.message if isinstance(exc, TractcastError) else str(exc)
-            raise Unavailable(f"the tract layer is not loaded: {message}") from exc
+            raise _not_loaded(exc) from exc
+
+    def _load_or_unavailable(self, path: Path) -> TractIndex:
+        try:
+            return self._load(path)
+        except (TractcastError, OSError) as exc:
+            raise _not_loaded(exc) from exc
+
+
+def _not_loaded(exc: TractcastError | OSError) -> Unavailable:
+    message = exc.message if isinstance(exc, TractcastError) else str(exc)
+    return Unavailable(f"the tract layer is not loaded: {message}")
 
 
 class LayerHolders(dict[str, IndexHolder]):

@@ -89,12 +89,13 @@ def tracts_in_radius() -> Response:
     lat, lon = parse_coordinate(request.args.get("lat"), request.args.get("lon"))
     radius_km = parse_radius_km(request.args.get("radius_km"))
     holder = index_holder()
-    positions, distances = holder.get().positions_within_radius(lat, lon, radius_km)
+    index = holder.get()  # one index for the whole answer, even while a new one replaces it
+    positions, distances = index.positions_within_radius(lat, lon, radius_km)
     # Hundreds of tracts at 50 km on a fine layer: rows are joined from JSON pieces rendered
     # once per tract, the same text jsonify would give for the same dicts.
     opening = json.dumps({"lat": lat, "lon": lon, "radius_km": radius_km}, separators=(",", ":"))
     rows = ",".join(
-        f"{holder.tract_json_head(position)}{distance!r}}}"
+        f"{holder.tract_json_head(index, position)}{distance!r}}}"
         for position, distance in zip(positions.tolist(), distances.tolist(), strict=True)
     )
     return Response(f'{opening[:-1]},"tracts":[{rows}]}}', mimetype="application/json")

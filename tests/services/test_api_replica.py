@@ -4,7 +4,9 @@ cache when S3 is away."""
 
 from __future__ import annotations
 
+import json
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,3 +129,44 @@ def test_a_geo_replica_loads_the_mirrors_layer_and_its_cached_copy_when_s3_is_aw
 
     elsewhere = s3_down.with_(serving_cache=Path(replica_settings.serving_cache) / "empty")
     assert create_geo_app(elsewhere).test_client().get("/readyz").status_code == 503
+
+
+def test_a_geo_replica_follows_a_new_layer_copy_with_no_restart_and_no_request_failing(
+    replica_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("services.geo.app.PROBE_INTERVAL", 0.2)  # seconds between looks
+    center = {"lat": "44.5", "lon": "10.75"}
+    client = create_geo_app(replica_settings).test_client()
+    before = client.get("/v1/tracts/lookup", query_string=center).json["tract"]
+    etag = client.get("/v1/tracts/replica").headers["ETag"]
+    near = {**center, "radius_km": "30"}
+    assert not any(
+        t["name"].startswith("New ")
+        for t in client.get("/v1/tracts/radius", query_string=near).json["tracts"]
+    )
+
+    # the same shapes, every tract renamed: a new layer copy in the mirror
+    _, tracts = ensure_demo_data(Settings(demo_dir=tmp_path / "writer-demo"))
+    layer = json.loads(Path(tracts).read_text())
+    for feature in layer["features"]:
+        feature["properties"]["name"] = f"New {feature['properties']['name']}"
+    renamed = tmp_path / "renamed" / "tracts.geojson"
+    renamed.parent.mkdir()
+    renamed.write_text(json.dumps(layer))
+    S3ArtifactMirror(str(replica_settings.s3_bucket), replica_settings.s3_endpoint_url).sync_layer(
+        renamed
+    )
+
+    answers = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        response = client.get("/v1/tracts/lookup", query_string=center)
+        answers.append((response.status_code, (response.json.get("tract") or {}).get("name")))
+        if answers[-1][1] != before["name"]:
+            break
+        time.sleep(0.02)
+    assert {status for status, _ in answers} == {200}
+    assert answers[-1] == (200, f"New {before['name']}")
+    assert client.get("/v1/tracts/replica").headers["ETag"] != etag  # the API's copy follows
+    radius = client.get("/v1/tracts/radius", query_string=near).json
+    assert radius["tracts"] and all(t["name"].startswith("New ") for t in radius["tracts"])

@@ -1,10 +1,9 @@
-"""Which tract layer the settings point at, and loading its index."""
+"""Which tract layer the settings point at."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tractcast.geo.index import TractIndex
 from tractcast.settings import Settings
 
 
@@ -16,8 +15,3 @@ def tract_layer_path(settings: Settings) -> Path:
 
     _, tracts_path = ensure_demo_data(settings)
     return Path(tracts_path)
-
-
-def load_tract_index(settings: Settings) -> TractIndex:
-    """The TractIndex of the configured layer, with the configured id field if any."""
-    return TractIndex.from_file(tract_layer_path(settings), settings.tract_id_field)

@@ -276,14 +276,16 @@ class RemoteLayer:
             target = self.cache / "layers" / pointer["key"]
             fetch_into(target, lambda tmp: self.mirror.download_layer(pointer["key"], tmp))
             self.state.up = True
-            _write_atomically(self.cache / "layer", json.dumps(pointer).encode())
+            if self._last_used() != target / pointer["file"]:
+                _write_atomically(self.cache / "layer", json.dumps(pointer).encode())
             return target / pointer["file"]
         except Exception as exc:
-            self.state.up = False
+            was_up, self.state.up = self.state.up, False
             last = self._last_used()
             if last is None:
                 raise Unavailable(f"no tract layer cached and S3 gave none: {exc}") from exc
-            log.warning("S3 mirror unreachable (%s): the cached layer copy serves", exc)
+            if was_up is not False:  # once per outage, not at every look
+                log.warning("S3 mirror unreachable (%s): the cached layer copy serves", exc)
             return last
 
     def _last_used(self) -> Path | None:
