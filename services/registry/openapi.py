@@ -226,7 +226,9 @@ def paths() -> dict[str, Schema]:
                     "A release inferred differently from the pinned one, or rewriting more of "
                     "the published history than TRACTCAST_HISTORY_TOLERANCE allows, is held "
                     "(a data_held event in /v1/events names it and why); the last good release "
-                    "keeps serving until an admin accepts the held one here."
+                    "keeps serving until an admin accepts the held one here. A registry on a "
+                    "host without the store (TRACTCAST_SERVING_SOURCE=s3) answers 409: the "
+                    "watcher's state lies in the store."
                 ),
                 "security": ADMIN,
                 "requestBody": {
@@ -237,7 +239,7 @@ def paths() -> dict[str, Schema]:
                     "200": json_response(
                         ref("AcceptDataResult"), "The event and the release now pinned."
                     ),
-                    **errors(400, 401, 403, 404, 415, 503),
+                    **errors(400, 401, 403, 404, 409, 415, 503),
                 },
             }
         },
@@ -246,6 +248,11 @@ def paths() -> dict[str, Schema]:
                 "tags": ["admin"],
                 "operationId": "promote",
                 "summary": "Make a registered version the champion.",
+                "description": (
+                    "409 when the version has no bundle yet, and on a registry without the "
+                    "store (TRACTCAST_SERVING_SOURCE=s3): promotions and rollbacks move the "
+                    "store's current link, so they run on the registry beside the store."
+                ),
                 "security": ADMIN,
                 "requestBody": {
                     "required": True,

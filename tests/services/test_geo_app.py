@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from services.geo.app import create_app
+from services.geo.state import IndexHolder
+from tractcast.data.demo import ensure_demo_data
 from tractcast.geo.client import LayerReplica
 from tractcast.geo.index import Tract, TractIndex
 from tractcast.settings import Settings
@@ -230,3 +234,26 @@ def test_the_geo_process_never_imports_tensorflow_or_keras(italy_provinces: Path
     )
 
     assert result.returncode == 0, result.stderr
+
+
+def test_a_followed_layer_is_replaced_only_by_a_file_that_loads(tmp_path: Path) -> None:
+    _, tracts = ensure_demo_data(Settings(demo_dir=tmp_path / "demo"))
+    layer = json.loads(Path(tracts).read_text())
+    for feature in layer["features"]:
+        feature["properties"]["name"] = f"New {feature['properties']['name']}"
+    renamed = tmp_path / "renamed.geojson"
+    renamed.write_text(json.dumps(layer))
+    broken = tmp_path / "broken.geojson"
+    broken.write_text('{"type": "FeatureCollection", "features": [')
+    named = [Path(tracts), broken, broken, renamed]
+    holder = IndexHolder(
+        lambda: named[0] if len(named) == 1 else named.pop(0),
+        lambda path: TractIndex.from_file(path),
+        follow_every=0.0,
+    )
+    first = holder.get()
+    deadline = time.monotonic() + 20
+    while holder.get() is first and time.monotonic() < deadline:
+        time.sleep(0.01)  # each get() starts a look, off this thread, if none is running
+    assert len(named) == 1  # it looked at the broken file, kept the first layer, looked again
+    assert holder.get().tracts[0].name == f"New {first.tracts[0].name}"
