@@ -3,13 +3,17 @@ Redis (a database of its own) and one real S3-compatible server (moto's, on loop
 
 Host A runs a Celery worker on its own store; host B runs the geo service and the API with
 TRACTCAST_SERVING_SOURCE=s3 (its store folder is never written: bundles and the layer come from
-S3 into its cache), and later a worker of its own. One scenario, watched from start to end:
-  1. A's worker trains the first champion; B's geo and API become ready on it;
+S3 into its cache), its registry service (the same: versions, metrics and events from the
+database, bundles from S3), and later a worker of its own. One scenario, watched from start to end:
+  1. A's worker trains the first champion; B's geo and API become ready on it, and B's registry
+     service names it, its admin actions refused (they write the store);
   2. A's worker retrains on newer data while a thread asks B's API for forecasts: B switches to
      the new bundle and no request fails;
   3. a third retrain: A's worker is killed -9 (its whole process group) while it trains; Redis
      hands the task to B's worker once the visibility timeout has passed, which restores the
-     mirror into its empty store, completes the run, and numbers its versions past A's.
+     mirror into its empty store, completes the run, and numbers its versions past A's;
+  4. a new layer copy in the mirror (every tract renamed) reaches B's geo with no restart while
+     B's geo is asked for the same point: no request fails.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import secrets
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +63,7 @@ AWS = {
 }
 KILLED = "retrain-two-hosts-killed"
 HELD_BACK_DAYS = 21  # the first retrain sees the data without its last three weeks
+CENTER = {"lat": sum(BOUNDS[:2]) / 2, "lon": sum(BOUNDS[2:]) / 2}
 
 
 @dataclass
@@ -77,6 +83,12 @@ class Scenario:
     mirrored: list[str] = field(default_factory=list)
     recorded_max: int = 0
     b_after_third: str = ""
+    registry_first: dict[str, Any] = field(default_factory=dict)
+    registry_promote: tuple[int, dict[str, Any]] = (0, {})
+    b_store_written: bool = True  # before B's worker starts
+    registry_third: dict[str, Any] = field(default_factory=dict)
+    tract_before: str = ""
+    lookups: list[tuple[int, str]] = field(default_factory=list)  # (status, tract name) during 4.
 
 
 class Poller(threading.Thread):
@@ -182,8 +194,17 @@ def ready(url: str) -> dict[str, Any] | None:
 
 
 def answering(url: str) -> str:
-    point = {"lat": sum(BOUNDS[:2]) / 2, "lon": sum(BOUNDS[2:]) / 2}
-    return served(requests.get(f"{url}/v1/forecast", params=point, timeout=10))
+    return served(requests.get(f"{url}/v1/forecast", params=CENTER, timeout=10))
+
+
+def current_of(registry_url: str) -> dict[str, Any]:
+    response = requests.get(f"{registry_url}/v1/models/current", timeout=30)
+    return response.json() if response.ok else {}
+
+
+def tract_name(geo_url: str) -> str:
+    response = requests.get(f"{geo_url}/v1/tracts/lookup", params=CENTER, timeout=10)
+    return str(response.json()["tract"]["name"])
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +228,11 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             }
             a = host_settings(base, "a", shared)
             b = host_settings(base, "b", shared).with_(
-                serving_source="s3", api_port=free_port(), geo_port=free_port()
+                serving_source="s3",
+                api_port=free_port(),
+                geo_port=free_port(),
+                registry_port=free_port(),
+                admin_token="two-hosts-token",
             )
             source = ensure_demo_data(Settings(demo_dir=base / "demo-source"))
             copy_data(source, base / "a" / "data", HELD_BACK_DAYS)
@@ -239,6 +264,16 @@ def run_scenario(
         api_b = f"http://127.0.0.1:{b.api_port}"
         wait_until(lambda: ready(api_b) is not None, 90, "B's API was not ready", every=0.5)
         seen.ready_b = ready(api_b) or {}
+        servers.append(start_web(b, "registry", "services.registry.wsgi:app", b.registry_port))
+        registry_b = f"http://127.0.0.1:{b.registry_port}"
+        seen.registry_first = requests.get(f"{registry_b}/v1/models/current", timeout=30).json()
+        promote = requests.post(
+            f"{registry_b}/v1/admin/promote",
+            json={"version": seen.first["champion"]},
+            headers={"Authorization": f"Bearer {b.admin_token}"},
+            timeout=30,
+        )
+        seen.registry_promote = (promote.status_code, promote.json())
 
         # 2. newer data on host A, retrained there, while B answers forecasts
         poller = Poller(api_b)
@@ -248,12 +283,20 @@ def run_scenario(
             seen.second = celery.send_task(RETRAIN_TASK, args=("test",)).get(timeout=400)
             wanted = seen.second["bundle_id"]
             wait_until(lambda: answering(api_b) == wanted, 60, "B never served the new bundle")
-            wait_until(lambda: len(poller.answers) > 50, 30, "the poller stalled")
+            # the poller's own last answer too: one of its requests may have been under way
+            # when the switch happened
+            wait_until(
+                lambda: len(poller.answers) > 50 and poller.answers[-1][1] == wanted,
+                30,
+                "the poller stalled",
+            )
         finally:
             poller.stop.set()
             poller.join(timeout=15)
         seen.answers = poller.answers
         seen.b_after_second = answering(api_b)
+
+        seen.b_store_written = Path(b.store).exists()
 
         # 3. host A's worker killed while it trains; host B's worker completes the run
         copy_data(source, base / "b" / "data")
@@ -291,6 +334,33 @@ def run_scenario(
         ).mirrored_versions()
         wait_until(lambda: answering(api_b) == serving, 60, "B's API never followed")
         seen.b_after_third = answering(api_b)
+        wait_until(
+            lambda: current_of(registry_b).get("bundle_id") == serving, 60, "B's registry lagged"
+        )
+        seen.registry_third = current_of(registry_b)
+
+        # 4. a new layer copy in the mirror reaches B's geo, which is not restarted
+        geo_b = f"http://127.0.0.1:{b.geo_port}"
+        seen.tract_before = tract_name(geo_b)
+        renamed = base / "renamed" / "tracts.geojson"
+        layer = json.loads(Path(source[1]).read_text())
+        for feature in layer["features"]:
+            feature["properties"]["name"] = f"New {feature['properties']['name']}"
+        renamed.parent.mkdir()
+        renamed.write_text(json.dumps(layer))
+        S3ArtifactMirror(
+            str(a.s3_bucket),
+            client=boto3.client("s3", endpoint_url=a.s3_endpoint_url, **_client_args()),
+        ).sync_layer(renamed)
+        with requests.Session() as session:
+            deadline = time.monotonic() + 60  # the geo looks every PROBE_INTERVAL (10 s)
+            while time.monotonic() < deadline:
+                response = session.get(f"{geo_b}/v1/tracts/lookup", params=CENTER, timeout=10)
+                body = response.json() if response.ok else {}
+                seen.lookups.append((response.status_code, body.get("tract", {}).get("name")))
+                if seen.lookups[-1][1] != seen.tract_before:
+                    break
+                time.sleep(0.05)
         return seen
     finally:
         celery.close()
@@ -336,3 +406,19 @@ def test_host_a_killed_mid_training_the_retrain_completes_on_host_b(scenario: Sc
     assert min(version_number(v) for v in made_on_b) > newest_before
     assert scenario.recorded_max == max(version_number(v) for v in made_on_b)
     assert scenario.b_after_third == third["bundle_id"]
+
+
+def test_host_bs_registry_service_answers_from_the_database_and_s3(scenario: Scenario) -> None:
+    first = scenario.registry_first
+    assert first["version"] == scenario.first["champion"]
+    assert first["bundle_id"] == scenario.first["bundle_id"] and first["metrics"]
+    assert first["live_skill"]["version"] == scenario.first["champion"]
+    status, body = scenario.registry_promote
+    assert status == 409 and "run it where the store is" in body["message"]
+    assert not scenario.b_store_written  # until B's own worker started, in 3.
+    assert scenario.registry_third["bundle_id"] == scenario.third["bundle_id"]
+
+
+def test_a_new_layer_copy_reaches_host_bs_geo_without_a_restart(scenario: Scenario) -> None:
+    assert {status for status, _ in scenario.lookups} == {200}
+    assert scenario.lookups[-1][1] == f"New {scenario.tract_before}"
