@@ -3,8 +3,9 @@
 docker-compose.yml is the one source of what runs (images, commands, ports, health checks,
 mounts, the services' environment) and .env.example of the TRACTCAST_* defaults; k8s/values.yaml
 adds only what Kubernetes alone needs (replicas, autoscaling, budgets, resources, the GPU node
-selector, the external backends, secrets). Nothing is repeated, so the two deployments cannot
-drift; anything in compose the renderer does not know how to carry over is refused, not dropped.
+selector, the external backends, secrets, the layers file, where api and geo read bundles).
+Nothing is repeated, so the two deployments cannot drift; anything in compose the renderer does
+not know how to carry over is refused, not dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 import secrets
 import shlex
 import sys
+import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,9 @@ import yaml
 
 from tractcast.errors import InvalidInput
 from tractcast.nginxconf import TLS_PORT, check_rate
+from tractcast.registry.remote import SERVING_SOURCES
 from tractcast.settings import Settings
+from tractcast.tract_layers import tract_layers
 
 # The inputs in a source checkout (the installed package does not ship them).
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,8 +55,18 @@ EXTERNAL_SETTINGS = {
     "s3Bucket": "TRACTCAST_S3_BUCKET",
     "s3EndpointUrl": "TRACTCAST_S3_ENDPOINT_URL",
 }
+#: Settings a values section sets (they change mounts, not only the environment).
+VALUES_SETTINGS = {
+    "TRACTCAST_LAYERS": "values.layers.file",
+    "TRACTCAST_SERVING_SOURCE": "values.serving.source",
+}
+#: Compose services that can serve from the S3 mirror instead of the shared store.
+SERVED_FROM_S3 = frozenset({"api", "geo"})
 CONFIG_NAME = "tractcast-settings"
 SECRET_NAME = "tractcast-secrets"
+LAYERS_NAME = "tractcast-layers"
+#: Where the layers file is in every Python pod, as docker-compose.layers.yml mounts it.
+LAYERS_FILE = "/etc/tractcast/layers.toml"
 PART_OF = "tractcast"
 
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
@@ -211,11 +225,20 @@ def settings_config(
     for name in overrides:
         if name in SECRET_SETTINGS:
             raise InvalidInput(f"values.settings.{name}: put it under values.secrets")
+        if name in VALUES_SETTINGS:
+            raise InvalidInput(f"values.settings.{name}: set {VALUES_SETTINGS[name]}")
         if name not in known:
             raise InvalidInput(f"values.settings.{name} is no setting (see .env.example)")
     config |= overrides
     for key, name in EXTERNAL_SETTINGS.items():
         config[name] = str(values["external"].get(key) or "")
+    if config["TRACTCAST_SERVING_SOURCE"] != "local":
+        raise InvalidInput(
+            f"TRACTCAST_SERVING_SOURCE={config['TRACTCAST_SERVING_SOURCE']}: for Kubernetes set "
+            f"{VALUES_SETTINGS['TRACTCAST_SERVING_SOURCE']} (api and geo then need no store)"
+        )
+    # The env file's TRACTCAST_LAYERS is the layers file on this machine, as compose mounts it.
+    config["TRACTCAST_LAYERS"] = LAYERS_FILE if has_layers(env, values) else ""
     config = {
         k: v for k, v in config.items() if k not in SECRET_SETTINGS + tuple(LOCAL_ONLY_SETTINGS)
     }
@@ -231,6 +254,77 @@ def check_settings(config: Mapping[str, str]) -> None:
         check_rate("TRACTCAST_ADMIN_RATE_LIMIT", config["TRACTCAST_ADMIN_RATE_LIMIT"])
     except (ValueError, KeyError) as exc:
         raise InvalidInput(f"settings for Kubernetes: {exc}") from exc
+
+
+def has_layers(env: Mapping[str, str], values: Mapping[str, Any]) -> bool:
+    """Whether the pods get a layers file: values.layers, or the env file's TRACTCAST_LAYERS."""
+    existing = (values.get("layers") or {}).get("existingSecret")
+    return bool(existing or layers_path(env, values))
+
+
+def layers_path(env: Mapping[str, str], values: Mapping[str, Any]) -> Path | None:
+    """The layers file to put in the ConfigMap: values.layers.file, else the env file's
+    TRACTCAST_LAYERS (the path docker-compose.layers.yml mounts); None with existingSecret."""
+    given = values.get("layers") or {}
+    if given.get("existingSecret"):
+        if given.get("file"):
+            raise InvalidInput("values.layers: set file or existingSecret, not both")
+        return None
+    path = str(given.get("file") or env.get("TRACTCAST_LAYERS") or "").strip()
+    return Path(path) if path else None
+
+
+def layers_data(path: Path, config: Mapping[str, str], database_url: str) -> dict[str, str]:
+    """The layers ConfigMap's data, once the file is one the pods would accept."""
+    settings = Settings.from_env(
+        {**config, "TRACTCAST_LAYERS": str(path), "TRACTCAST_DATABASE_URL": database_url}
+    )
+    tract_layers(settings)  # refuses what the pods would refuse at start
+    text = path.read_text()
+    for entry in tomllib.loads(text)["layers"]:
+        for key in ("tracts", "data_source"):
+            value = str(entry.get(key) or "").strip()
+            if value and "://" not in value and not value.startswith("/"):
+                raise InvalidInput(
+                    f"the layers file {path}: layer {entry['name']!r} has {key} = {value!r}, a "
+                    f"path relative to the file's folder, which the pods lack: name it by its "
+                    f"path in the pods (/data/... through values.bindMounts) or by URL"
+                )
+    return {Path(LAYERS_FILE).name: text}
+
+
+def layers_objects(
+    env: Mapping[str, str],
+    values: Mapping[str, Any],
+    config: Mapping[str, str],
+    secret: Mapping[str, str] | None,
+) -> list[Object]:
+    """The ConfigMap holding the layers file, when one is given (none for an existing Secret)."""
+    path = layers_path(env, values)
+    if path is None:
+        return []
+    # An existing Secret holds the database URL: any URL stands for it in the check.
+    database_url = secret["TRACTCAST_DATABASE_URL"] if secret else "postgresql://existing-secret"
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata(LAYERS_NAME, values["namespace"], "settings"),
+            "data": layers_data(path, config, database_url),
+        }
+    ]
+
+
+def serving_source(values: Mapping[str, Any]) -> str:
+    """Where api and geo pods read what they serve: the shared store (local) or the S3 mirror."""
+    source = str((values.get("serving") or {}).get("source") or "local")
+    if source not in SERVING_SOURCES:
+        raise InvalidInput(
+            f"values.serving.source={source!r}: expected one of {', '.join(SERVING_SOURCES)}"
+        )
+    if source == "s3" and not values["external"].get("s3Bucket"):
+        raise InvalidInput("values.serving.source=s3 needs external.s3Bucket (the S3 mirror)")
+    return source
 
 
 def secret_data(env: Mapping[str, str], values: Mapping[str, Any]) -> dict[str, str]:
@@ -298,9 +392,10 @@ def container_env(
 
 
 def volumes_for(
-    name: str, service: Mapping[str, Any], values: Mapping[str, Any]
+    name: str, service: Mapping[str, Any], values: Mapping[str, Any], claims: bool = True
 ) -> tuple[list[Object], list[Object]]:
-    """Pod volumes and container mounts for compose's named volumes and bind mounts."""
+    """Pod volumes and container mounts for compose's named volumes (unless not `claims`) and
+    bind mounts."""
     volumes, mounts = [], []
     for i, spec in enumerate(service.get("volumes", [])):
         if not isinstance(spec, str):
@@ -325,6 +420,8 @@ def volumes_for(
             else:
                 claim = {"claimName": backing["persistentVolumeClaim"], "readOnly": read_only}
                 volumes.append({"name": volume_name, "persistentVolumeClaim": claim})
+        elif not claims:
+            continue
         else:
             volume_name = source
             claim = {"claimName": source, "readOnly": read_only}
@@ -451,7 +548,18 @@ def pod_spec(
     """The pod: its user, container, volumes, and GPU placement when compose reserves a GPU."""
     identity = values["podSecurity"][service["image"].partition(":")[0]]
     container = container_spec(name, service, values, config)
-    volumes, mounts = volumes_for(name, service, values)
+    from_s3 = name in SERVED_FROM_S3 and serving_source(values) == "s3"
+    volumes, mounts = volumes_for(name, service, values, claims=not from_s3)
+    if from_s3:  # no shared store: bundles and the tract layer cached in the pod
+        container.setdefault("env", []).append({"name": "TRACTCAST_SERVING_SOURCE", "value": "s3"})
+        cache = {"sizeLimit": str(values["serving"]["cacheSizeLimit"])}
+        volumes.append({"name": "serving-cache", "emptyDir": cache})
+        mounts.append({"name": "serving-cache", "mountPath": config["TRACTCAST_SERVING_CACHE"]})
+    if service.get("env_file") and config["TRACTCAST_LAYERS"]:
+        volumes.append({"name": "layers", **layers_volume(values)})
+        mounts.append(
+            {"name": "layers", "mountPath": str(Path(LAYERS_FILE).parent), "readOnly": True}
+        )
     if mounts:
         container["volumeMounts"] = mounts
     pod: Object = {
@@ -470,6 +578,14 @@ def pod_spec(
         pod["tolerations"] = list(values["gpu"]["tolerations"])
         pod["terminationGracePeriodSeconds"] = int(values["workerTerminationGracePeriodSeconds"])
     return pod
+
+
+def layers_volume(values: Mapping[str, Any]) -> Object:
+    """The layers file's volume: the rendered ConfigMap, or the Secret values name."""
+    existing = (values.get("layers") or {}).get("existingSecret")
+    if existing:
+        return {"secret": {"secretName": existing}}
+    return {"configMap": {"name": LAYERS_NAME}}
 
 
 def deployment(
@@ -658,10 +774,12 @@ def render(
     """File name -> the objects it holds, for `kubectl apply -f` on the folder."""
     services = rendered_services(compose)
     config = settings_config(env, shared_environment(services), values)
+    if serving_source(values) == "s3" and not config["TRACTCAST_SERVING_CACHE"].startswith("/"):
+        raise InvalidInput("TRACTCAST_SERVING_CACHE must be an absolute path (the pods' cache)")
     secret = None if values["secrets"].get("existingSecret") else secret_data(env, values)
-    checksum = hashlib.sha256(json.dumps([config, secret], sort_keys=True).encode()).hexdigest()[
-        :16
-    ]
+    layers = layers_objects(env, values, config, secret)
+    summary = [config, secret, [o["data"] for o in layers]]
+    checksum = hashlib.sha256(json.dumps(summary, sort_keys=True).encode()).hexdigest()[:16]
     files: dict[str, list[Object]] = {
         "00-namespace.yaml": [
             {
@@ -670,7 +788,7 @@ def render(
                 "metadata": {"name": values["namespace"], "labels": labels("namespace")},
             }
         ],
-        "10-settings.yaml": settings_objects(config, secret, values),
+        "10-settings.yaml": settings_objects(config, secret, values) + layers,
         "20-storage.yaml": claims(services, values),
     }
     for name, service in services.items():

@@ -426,6 +426,13 @@ def test_no_real_secret_is_committed_and_an_empty_token_is_generated(
     assert len(tokens) == 2 and all(len(t) >= 40 for t in tokens)
 
 
+def test_an_env_file_serving_from_s3_is_refused_for_the_values_switch(
+    compose: dict[str, Any], values: dict
+) -> None:
+    with pytest.raises(InvalidInput, match="for Kubernetes set values.serving.source"):
+        k8s.render(compose, {"TRACTCAST_SERVING_SOURCE": "s3"}, values)
+
+
 def test_a_misspelt_setting_in_the_env_file_is_refused(compose: dict, values: dict) -> None:
     with pytest.raises(InvalidInput, match=r"env file sets \['TRACTCAST_EPOCH'\]"):
         k8s.render(compose, {"TRACTCAST_EPOCH": "5", "AWS_REGION": "eu-south-1"}, values)
@@ -466,6 +473,198 @@ def test_secrets_named_in_values_reach_every_python_pod_like_compose_s_env_file(
     assert "envFrom" not in container(files, "nginx")
 
 
+# ---- several tract layers --------------------------------------------------------------------
+
+LAYERS_TOML = """\
+[[layers]]
+name = "municipalities"
+tracts = "/data/municipalities.geojson"
+data_source = "https://example.org/municipalities.csv"
+database_url = "postgresql+psycopg2://tractcast@db:5432/municipalities"
+s3_bucket = "tractcast-municipalities"
+
+[[layers]]
+name = "provinces"
+tracts = "/data/provinces.geojson"
+data_source = "s3://tractcast-data/provinces.csv.gz"
+database_url = "postgresql+psycopg2://tractcast@db:5432/provinces"
+s3_bucket = "tractcast-provinces"
+"""
+
+
+@pytest.fixture
+def layers_file(tmp_path: Path) -> Path:
+    path = tmp_path / "layers.toml"
+    path.write_text(LAYERS_TOML)
+    return path
+
+
+def python_pods(compose: dict[str, Any], files: Files) -> dict[str, dict[str, Any]]:
+    """The pod specs of the compose services that read the settings (env_file)."""
+    return {
+        name: find(files, "Deployment", name)["spec"]["template"]["spec"]
+        for name, service in k8s.rendered_services(compose).items()
+        if service.get("env_file")
+    }
+
+
+def mounted_file(pod: dict[str, Any], path: str) -> tuple[dict[str, Any], str] | None:
+    """The volume and key a pod's container sees at `path`, if a ConfigMap or Secret holds it."""
+    for mount in pod["containers"][0].get("volumeMounts", []):
+        folder = mount["mountPath"].rstrip("/") + "/"
+        if path.startswith(folder):
+            volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+            return volume, path[len(folder) :]
+    return None
+
+
+def test_a_layers_file_in_values_is_a_configmap_every_python_pod_reads(
+    compose: dict[str, Any], values: dict, layers_file: Path
+) -> None:
+    values["layers"]["file"] = str(layers_file)
+    files = k8s.render(compose, {}, values)
+    settings = find(files, "ConfigMap", k8s.CONFIG_NAME)["data"]
+    layers = find(files, "ConfigMap", k8s.LAYERS_NAME)
+    assert settings["TRACTCAST_LAYERS"] == k8s.LAYERS_FILE
+    pods = python_pods(compose, files)
+    assert set(pods) == {
+        "api", "geo", "registry", "retrainer", "retrainer-scheduler", "retrainer-worker"
+    }  # fmt: skip
+    for name, pod in pods.items():
+        seen = mounted_file(pod, settings["TRACTCAST_LAYERS"])
+        assert seen is not None, f"{name} does not see the layers file"
+        volume, key = seen
+        assert volume["configMap"] == {"name": k8s.LAYERS_NAME}, name
+        assert layers["data"][key] == LAYERS_TOML, name
+    nginx = find(files, "Deployment", "nginx")["spec"]["template"]["spec"]
+    assert mounted_file(nginx, k8s.LAYERS_FILE) is None
+    # the layers' stores are folders of the shared store, as on one host
+    assert container(files, "registry")["volumeMounts"][0]["name"] == "model-store"
+
+
+def test_pods_find_the_layers_file_where_compose_mounts_it() -> None:
+    override = yaml.safe_load((ROOT / "docker-compose.layers.yml").read_text())
+    for name, service in override["services"].items():
+        targets = [spec.split(":")[-2] for spec in service["volumes"]]
+        assert targets == [k8s.LAYERS_FILE], name
+        assert service["environment"]["TRACTCAST_LAYERS"] == k8s.LAYERS_FILE, name
+
+
+def test_without_a_layers_file_no_pod_reads_one(compose: dict[str, Any], files: Files) -> None:
+    assert find(files, "ConfigMap", k8s.CONFIG_NAME)["data"]["TRACTCAST_LAYERS"] == ""
+    assert not [o for o in objects(files) if o["metadata"]["name"] == k8s.LAYERS_NAME]
+    for name, pod in python_pods(compose, files).items():
+        assert mounted_file(pod, k8s.LAYERS_FILE) is None, name
+
+
+def test_the_env_file_s_layers_file_is_deployed_as_compose_mounts_it(
+    compose: dict[str, Any], values: dict, layers_file: Path
+) -> None:
+    files = k8s.render(compose, {"TRACTCAST_LAYERS": str(layers_file)}, values)
+    assert find(files, "ConfigMap", k8s.LAYERS_NAME)["data"]["layers.toml"] == LAYERS_TOML
+    assert find(files, "ConfigMap", k8s.CONFIG_NAME)["data"]["TRACTCAST_LAYERS"] == k8s.LAYERS_FILE
+
+
+def test_an_existing_secret_can_hold_the_layers_file(compose: dict, values: dict) -> None:
+    values["layers"]["existingSecret"] = "tractcast-layers-with-passwords"
+    files = k8s.render(compose, {}, values)
+    assert not [o for o in objects(files) if o["metadata"]["name"] == k8s.LAYERS_NAME]
+    for name, pod in python_pods(compose, files).items():
+        volume, key = mounted_file(pod, k8s.LAYERS_FILE)
+        assert volume["secret"] == {"secretName": "tractcast-layers-with-passwords"}, name
+        assert key == "layers.toml"
+
+
+def test_a_change_of_the_layers_file_rolls_the_pods(
+    compose: dict[str, Any], values: dict, layers_file: Path
+) -> None:
+    values["secrets"]["adminToken"] = TOKEN
+    values["layers"]["file"] = str(layers_file)
+
+    def checksum() -> str:
+        pod = find(k8s.render(compose, {}, values), "Deployment", "geo")["spec"]["template"]
+        return pod["metadata"]["annotations"]["tractcast/settings-checksum"]
+
+    before = checksum()
+    layers_file.write_text(LAYERS_TOML.replace('"/data/provinces', '"/data/regions'))
+    assert checksum() != before
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('"/data/provinces.geojson"', '"provinces.geojson"'), "a path relative to the file's"),
+        (('name = "provinces"', 'name = "Provinces"'), "malformed layer name"),
+        (("tractcast-provinces", "tractcast-municipalities"), "may not share a s3_bucket"),
+        (('name = "provinces"', 'name = "provinces"\nport = 80'), "cannot: port"),
+    ],
+    ids=["relative-path", "name", "shared-bucket", "not-per-layer"],
+)
+def test_the_renderer_refuses_a_layers_file_the_pods_would_refuse(
+    compose: dict[str, Any], values: dict, layers_file: Path, change: tuple, message: str
+) -> None:
+    layers_file.write_text(LAYERS_TOML.replace(*change))
+    values["layers"]["file"] = str(layers_file)
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        k8s.render(compose, {}, values)
+
+
+# ---- api and geo serving from S3 ------------------------------------------------------------
+
+
+@pytest.fixture
+def from_s3(compose: dict[str, Any], values: dict, layers_file: Path) -> Files:
+    values["secrets"]["adminToken"] = TOKEN
+    values["serving"]["source"] = "s3"
+    values["external"]["s3Bucket"] = "tractcast-models"
+    values["secrets"]["envFrom"] = ["tractcast-s3-credentials"]
+    values["layers"]["file"] = str(layers_file)
+    return k8s.render(compose, {}, values)
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_the_layers_and_s3_serving_variant_follows_the_kubernetes_schemas(
+    from_s3: Files, version: str
+) -> None:
+    errors = [e for obj in objects(from_s3) for e in schema_errors(obj, version)]
+    assert errors == []
+
+
+def test_api_and_geo_serve_from_s3_with_a_cache_of_their_own_and_no_shared_store(
+    compose: dict[str, Any], from_s3: Files
+) -> None:
+    config = find(from_s3, "ConfigMap", k8s.CONFIG_NAME)["data"]
+    assert config["TRACTCAST_S3_BUCKET"] == "tractcast-models"  # the mirror the registry writes
+    for name, pod in python_pods(compose, from_s3).items():
+        box = pod["containers"][0]
+        env = {e["name"]: e for e in box.get("env", [])}
+        claims = {v["name"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+        mounts = {m["mountPath"]: m["name"] for m in box["volumeMounts"]}
+        assert {"configMapRef": {"name": k8s.CONFIG_NAME}} in box["envFrom"], name
+        assert {"secretRef": {"name": "tractcast-s3-credentials"}} in box["envFrom"], name
+        assert "secretKeyRef" in env["TRACTCAST_DATABASE_URL"]["valueFrom"], name
+        assert mounted_file(pod, k8s.LAYERS_FILE) is not None, name
+        if name in {"api", "geo"}:
+            assert env["TRACTCAST_SERVING_SOURCE"].get("value") == "s3", name
+            assert claims == set(), f"{name} mounts {claims}"
+            cached = mounts[config["TRACTCAST_SERVING_CACHE"]]
+            cache = next(v for v in pod["volumes"] if v["name"] == cached)
+            assert cache["emptyDir"] == {"sizeLimit": "2Gi"}, name
+        else:  # the registry and the retrainer pods keep writing the shared store
+            assert "TRACTCAST_SERVING_SOURCE" not in env, name
+            assert config["TRACTCAST_SERVING_SOURCE"] == "local"
+            assert claims == {"model-store"}, name
+        assert {m["name"] for m in box["volumeMounts"]} == {v["name"] for v in pod["volumes"]}
+    # the store is still claimed, by the pods that write it
+    assert find(from_s3, "PersistentVolumeClaim", "model-store")
+
+
+def test_serving_from_the_store_keeps_api_on_the_shared_store(files: Files) -> None:
+    api = find(files, "Deployment", "api")["spec"]["template"]["spec"]
+    assert [v["name"] for v in api["volumes"]] == ["model-store"]
+    assert "TRACTCAST_SERVING_SOURCE" not in {e["name"] for e in api["containers"][0]["env"]}
+
+
 # ---- what the renderer refuses ----------------------------------------------------------------
 
 
@@ -491,6 +690,12 @@ def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
         ("replicas.api", 3, "autoscaling.api.minReplicas sets it"),
         ("resources.postgres", {}, "names no compose service"),
         ("secrets.databaseUrl", "", "databaseUrl is empty"),
+        ("serving.source", "s3", "values.serving.source=s3 needs external.s3Bucket"),
+        ("serving.source", "nfs", "expected one of local, s3"),
+        ("settings", {"TRACTCAST_SERVING_SOURCE": "s3"}, "set values.serving.source"),
+        ("settings", {"TRACTCAST_LAYERS": "/etc/layers.toml"}, "set values.layers.file"),
+        ("layers", {"file": "/nowhere/layers.toml"}, "cannot be read"),
+        ("layers", {"file": "a.toml", "existingSecret": "b"}, "not both"),
     ],
 )
 def test_the_renderer_refuses_values_that_would_break_the_deployment(
