@@ -9,9 +9,10 @@ database, bundles from S3), and later a worker of its own. One scenario, watched
      service names it, its admin actions refused (they write the store);
   2. A's worker retrains on newer data while a thread asks B's API for forecasts: B switches to
      the new bundle and no request fails;
-  3. a third retrain: A's worker is killed -9 (its whole process group) while it trains; Redis
-     hands the task to B's worker once the visibility timeout has passed, which restores the
-     mirror into its empty store, completes the run, and numbers its versions past A's;
+  3. a third retrain: A's worker is killed -9 (its whole process group) as its first LSTM fit of
+     the run (the backtest's) begins, before it has registered anything; Redis hands the task to
+     B's worker once the visibility timeout has passed, which restores the mirror into its empty
+     store, completes the run, and numbers its versions past A's;
   4. a new layer copy in the mirror (every tract renamed) reaches B's geo with no restart while
      B's geo is asked for the same point: no request fails.
 """
@@ -62,8 +63,11 @@ AWS = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 KILLED = "retrain-two-hosts-killed"
+FIT_LINE = "training the LSTM on"  # what a worker logs as each fit begins (models/lstm.py)
 HELD_BACK_DAYS = 21  # the first retrain sees the data without its last three weeks
 CENTER = {"lat": sum(BOUNDS[:2]) / 2, "lon": sum(BOUNDS[2:]) / 2}
+NEWER_HELD_BACK_DAYS = 7  # the second without its last week; the third all of it (new data:
+# a retrain on data it has trained on already reuses its fits and would not train at all)
 
 
 @dataclass
@@ -77,7 +81,9 @@ class Scenario:
     b_after_second: str = ""
     killed_pid: int = 0
     completed_pid: int = 0
+    versions_before_third: list[str] = field(default_factory=list)
     versions_at_kill: list[str] = field(default_factory=list)
+    last_line_at_kill: str = ""
     third: dict[str, Any] = field(default_factory=dict)
     b_versions: list[str] = field(default_factory=list)
     mirrored: list[str] = field(default_factory=list)
@@ -155,6 +161,17 @@ def copy_data(source: tuple[Path, Path], target: Path, held_back_days: int = 0) 
     tmp.write_text(header + "".join(body))
     os.replace(tmp, target / "cases.csv")
     (target / "tracts.geojson").write_bytes(tracts.read_bytes())
+
+
+def fits_begun(worker: Server) -> int:
+    """How many LSTM fits the worker's log says have begun."""
+    return worker.tail(chars=10**8).count(FIT_LINE)
+
+
+def last_logged(worker: Server) -> str:
+    """The worker's last log record (TensorFlow's native lines left out)."""
+    records = [line for line in worker.tail(chars=10**8).splitlines() if line.startswith("[")]
+    return records[-1] if records else ""
 
 
 def env_of(settings: Settings, **extra: str) -> dict[str, str]:
@@ -279,7 +296,7 @@ def run_scenario(
         poller = Poller(api_b)
         poller.start()
         try:
-            copy_data(source, base / "a" / "data")
+            copy_data(source, base / "a" / "data", NEWER_HELD_BACK_DAYS)
             seen.second = celery.send_task(RETRAIN_TASK, args=("test",)).get(timeout=400)
             wanted = seen.second["bundle_id"]
             wait_until(lambda: answering(api_b) == wanted, 60, "B never served the new bundle")
@@ -299,18 +316,20 @@ def run_scenario(
         seen.b_store_written = Path(b.store).exists()
 
         # 3. host A's worker killed while it trains; host B's worker completes the run
+        copy_data(source, base / "a" / "data")
         copy_data(source, base / "b" / "data")
         store_a = LocalModelStore(a.store)
+        seen.versions_before_third = [v.version for v in store_a.list_versions()]
+        fits = fits_begun(worker_a)
         celery.send_task(RETRAIN_TASK, args=("test",), task_id=KILLED)
         wait_until(
             lambda: (lock_holder(broker) or {}).get("task_id") == KILLED, 120, "A never started"
         )
         seen.killed_pid = int((lock_holder(broker) or {})["pid"])
-        # late in the run: at the first sign of its first version being written
-        versions = Path(a.store) / "versions"
-        before = set(os.listdir(versions))
-        wait_until(lambda: set(os.listdir(versions)) != before, 300, "A wrote no version", 0.005)
+        # mid-training: as the run's first fit (the backtest's) begins; a fit takes seconds here
+        wait_until(lambda: fits_begun(worker_a) > fits, 300, "A never began training", 0.02)
         worker_a.kill(signal.SIGKILL)
+        seen.last_line_at_kill = last_logged(worker_a)
         seen.versions_at_kill = [v.version for v in store_a.list_versions()]
         worker_b = start_worker(b.with_(serving_source="local"), "b")
         servers.append(worker_b)
@@ -395,6 +414,9 @@ def test_a_retrain_on_host_a_reaches_host_b_with_no_request_failing(scenario: Sc
 
 
 def test_host_a_killed_mid_training_the_retrain_completes_on_host_b(scenario: Scenario) -> None:
+    # A died in its fit, with nothing of the run logged after it began or registered
+    assert FIT_LINE in scenario.last_line_at_kill
+    assert scenario.versions_at_kill == scenario.versions_before_third
     assert scenario.completed_pid not in (0, scenario.killed_pid)
     third = scenario.third
     assert third["status"] == "done"
