@@ -101,7 +101,10 @@ SCHEMAS: dict[str, Schema] = {
     },
     "AdminResult": {
         "type": "object",
-        "description": "What the action did (e.g. the version now serving, or the task id).",
+        "description": (
+            "What the action did (e.g. the version now serving, or the task id); with a layers "
+            "file, `layer` names the tract layer it acted on."
+        ),
         "additionalProperties": True,
     },
     "Status": {

@@ -15,7 +15,10 @@ VERSION_PATH = {
 
 DESCRIBED_LAYER = {
     "type": "string",
-    "description": "The tract layer described (with a layers file; ?layer=, default the first).",
+    "description": (
+        "The tract layer described (with a layers file; ?layer= or the body's layer, "
+        "default the first)."
+    ),
 }
 
 SCHEMAS: dict[str, Schema] = {
@@ -59,12 +62,19 @@ SCHEMAS: dict[str, Schema] = {
     "AcceptDataResult": {
         "type": "object",
         "required": ["event", "pinned"],
-        "properties": {"event": ref("Event"), "pinned": {"type": "string"}},
+        "properties": {
+            "event": ref("Event"),
+            "pinned": {"type": "string"},
+            "layer": DESCRIBED_LAYER,
+        },
     },
     "EventList": {
         "type": "object",
         "required": ["events"],
-        "properties": {"events": {"type": "array", "items": ref("Event")}},
+        "properties": {
+            "events": {"type": "array", "items": ref("Event")},
+            "layer": DESCRIBED_LAYER,
+        },
     },
     "ModelVersion": {
         "type": "object",

@@ -35,11 +35,12 @@ def _layer_name(body: dict[str, Any] | None = None) -> str:
     return known_layer(layers, name) if name is not None else next(iter(layers))
 
 
-def _with_layer(answer: dict[str, Any]) -> dict[str, Any]:
-    """The answer, saying which layer it describes when the deployment has a layers file."""
+def _with_layer(answer: dict[str, Any], body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The answer, saying which layer it describes (named by ?layer= or the body's "layer")
+    when the deployment has a layers file."""
     if settings_of().layers is None:
         return answer
-    return {**answer, "layer": _layer_name()}
+    return {**answer, "layer": _layer_name(body)}
 
 
 @blueprint.get("/healthz")
@@ -72,7 +73,7 @@ def get_model(version: str) -> dict[str, Any]:
 
 @blueprint.get("/v1/events")
 def list_events() -> dict[str, Any]:
-    return {"events": [event.to_dict() for event in registry().list_events()]}
+    return _with_layer({"events": [event.to_dict() for event in registry().list_events()]})
 
 
 @blueprint.post("/v1/admin/promote")
@@ -83,7 +84,7 @@ def promote() -> dict[str, Any]:
     assert version is not None
     layer = registry(body)
     event = layer.promote(version, reason=_text(body, "reason") or "promoted by an admin")
-    return {"event": event.to_dict(), "current": layer.current_model()}
+    return _with_layer({"event": event.to_dict(), "current": layer.current_model()}, body)
 
 
 @blueprint.post("/v1/admin/rollback")
@@ -94,7 +95,7 @@ def rollback() -> dict[str, Any]:
     event = layer.rollback(
         _text(body, "to_version"), reason=_text(body, "reason") or "rolled back by an admin"
     )
-    return {"event": event.to_dict(), "current": layer.current_model()}
+    return _with_layer({"event": event.to_dict(), "current": layer.current_model()}, body)
 
 
 @blueprint.post("/v1/admin/data/accept")
@@ -107,7 +108,7 @@ def accept_data() -> dict[str, Any]:
     layer.local_store("accept a data release")  # before the watcher, which reads the store
     watcher = watcher_for(layer.settings)
     event = layer.accept_data_release(watcher, version, trigger="admin")
-    return {"event": event.to_dict(), "pinned": version}
+    return _with_layer({"event": event.to_dict(), "pinned": version}, body)
 
 
 def _text(body: dict[str, Any], key: str, required: bool = False) -> str | None:

@@ -224,8 +224,9 @@ def test_without_a_layers_file_model_answers_name_no_layer(
     client: FlaskClient, add_version: Callable[..., str]
 ) -> None:
     version = add_version()
-    client.post("/v1/admin/promote", json={"version": version}, headers=ADMIN)
-    for path in ("/v1/models", "/v1/models/current", f"/v1/models/{version}"):
+    promoted = client.post("/v1/admin/promote", json={"version": version}, headers=ADMIN)
+    assert promoted.status_code == 200 and "layer" not in promoted.get_json()
+    for path in ("/v1/models", "/v1/models/current", f"/v1/models/{version}", "/v1/events"):
         assert "layer" not in client.get(path).get_json()
 
 
@@ -256,6 +257,49 @@ def test_model_answers_say_which_layer_they_describe(tmp_path: Path) -> None:
         assert (described["layer"], described["serving"]) == ("provinces", True)
         unknown = client.get("/v1/models?layer=regions")
         assert unknown.status_code == 404 and unknown.get_json()["error"] == "not_found"
+    finally:
+        for registry in app.extensions["tractcast.registries"].values():
+            registry.close()
+
+
+def test_events_and_admin_answers_say_which_layer_they_concern(tmp_path: Path) -> None:
+    (tmp_path / "layers.toml").write_text(
+        '[[layers]]\nname = "municipalities"\n[[layers]]\nname = "provinces"\n'
+    )
+    settings = Settings(store=tmp_path / "store", layers=str(tmp_path / "layers.toml"))
+    store = LocalModelStore(tract_layers(settings)[1].settings.store)  # the provinces' own
+    older, newer = (
+        store.create_version(
+            "lstm", lambda d: None, metrics={"mae": 1.5}, manifest={"data_version": "d1"}
+        ).version
+        for _ in range(2)
+    )
+    for version in (older, newer):
+        store.add_bundle(tiny_bundle(version))
+    app = create_app(settings.with_(admin_token=TOKEN))
+    client = app.test_client()
+    try:
+        for version in (older, newer):
+            promoted = client.post(
+                "/v1/admin/promote", json={"version": version, "layer": "provinces"}, headers=ADMIN
+            ).get_json()
+            assert (promoted["layer"], promoted["current"]["version"]) == ("provinces", version)
+        rolled = client.post(
+            "/v1/admin/rollback", json={"layer": "provinces"}, headers=ADMIN
+        ).get_json()
+        assert (rolled["layer"], rolled["event"]["version"]) == ("provinces", older)
+
+        events = client.get("/v1/events", query_string={"layer": "provinces"}).get_json()
+        assert events["layer"] == "provinces"
+        assert [e["kind"] for e in events["events"]] == ["rolled_back", "promoted", "promoted"]
+        first = client.get("/v1/events").get_json()  # default: the first layer, untouched
+        assert (first["layer"], first["events"]) == ("municipalities", [])
+        unknown = client.get("/v1/events?layer=regions")
+        assert unknown.status_code == 404 and unknown.get_json()["error"] == "not_found"
+        malformed = client.get("/v1/events?layer=A%20B")
+        assert malformed.status_code == 400 and malformed.get_json()["error"] == "invalid_input"
+        nowhere = client.post("/v1/admin/rollback", json={"layer": "regions"}, headers=ADMIN)
+        assert nowhere.status_code == 404
     finally:
         for registry in app.extensions["tractcast.registries"].values():
             registry.close()
