@@ -32,8 +32,9 @@ def create_app(
     init_backends(app, settings, geo, holder)
     layers: ServedLayers = app.extensions["layers"]
     holders = [(layers.shown(layer), layer.holder) for layer in layers]
-    state = [serving_state(holders), replica_state(app.extensions["geo"].replica)]
-    state += artifact_store_state(app.extensions["bundles"].source)
+    replicas = [(layers.shown(layer), layer.geo.replica) for layer in layers]
+    sources = [(layers.shown(layer), layer.holder.source) for layer in layers]
+    state = [serving_state(holders), replica_state(replicas), *artifact_store_state(sources)]
     init_observability(app, "api", state)
     app.register_blueprint(api)
     app.register_blueprint(dashboard)
@@ -63,9 +64,7 @@ def init_backends(
         served.append(ServedLayer(layer.name, layer_holder, layer_geo))
         on_warm_up(app, layer_holder.loaded)
         on_warm_up(app, layer_geo.load_replica_until_held)
-    layers = app.extensions["layers"] = ServedLayers(served, named=named)
-    app.extensions["geo"] = layers.first.geo  # the dashboard, /readyz and metrics: the first
-    app.extensions["bundles"] = layers.first.holder
+    app.extensions["layers"] = ServedLayers(served, named=named)
 
 
 def build_holder(settings: Settings) -> BundleHolder:

@@ -8,7 +8,6 @@ from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 
 from tractcast.serving.dashboard import BundleShelf, summaries_json, tract_history
-from tractcast.serving.holder import BundleHolder
 from tractcast.serving.layers import ServedLayers
 
 SHELF = "tractcast_dashboard_shelf"
@@ -25,7 +24,11 @@ def attach_shelf(state: BlueprintSetupState) -> None:
 
 @dashboard.get("/v1/dashboard/tracts")
 def tract_summaries() -> Response:
-    return Response(summaries_json(_holder().bundle()), mimetype="application/json")
+    """Every tract of a layer (?layer=; default the first): with a layers file, says which."""
+    layers: ServedLayers = current_app.extensions["layers"]
+    layer = layers.get(request.args.get("layer"))
+    text = summaries_json(layer.holder.bundle(), layers.shown(layer))
+    return Response(text, mimetype="application/json")
 
 
 @dashboard.get("/v1/tracts/<tract_id>/history")
@@ -38,7 +41,3 @@ def history(tract_id: str) -> dict[str, Any]:
     answer = tract_history(bundle, tract_id, shelf.earlier_than(bundle))
     shown = layers.shown(layer)
     return answer if shown is None else {**answer, "layer": shown}
-
-
-def _holder() -> BundleHolder:
-    return current_app.extensions["bundles"]

@@ -1,27 +1,28 @@
-"""The API's state metrics: which model and data version this process serves (per layer), how
-old, and whether it holds a copy of geo's layer."""
+"""The API's state metrics, per layer: which model and data version this process serves, how
+old, whether it holds a copy of geo's layer, and whether S3 answers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from services.common.metrics import StateCollector, gauge
+from services.common.metrics import StateCollector
 from tractcast.geo.client import LayerReplica
 from tractcast.serving.holder import BundleHolder
 
+T = TypeVar("T")
 
-def serving_state(holders: Sequence[tuple[str | None, BundleHolder]]) -> StateCollector:
+
+Named = Sequence[tuple[str | None, T]]  # per layer: its name (None: the one unnamed layer)
+
+
+def serving_state(holders: Named[BundleHolder]) -> StateCollector:
     """Gauges describing the bundle each layer answers from, read at every scrape: one sample
     per layer, labelled `layer` with a layers file (name None: the one unnamed layer, no label)."""
-    named = any(name is not None for name, _ in holders)
-
-    def family(name: str, documentation: str, *labels: str) -> GaugeMetricFamily:
-        return GaugeMetricFamily(
-            name, documentation, labels=["layer", *labels] if named else [*labels]
-        )
+    family = layer_families(holders)
 
     def read() -> Iterator[Metric]:
         loaded = family("tractcast_serving_bundle_loaded", "1 when a serving bundle is loaded.")
@@ -37,7 +38,7 @@ def serving_state(holders: Sequence[tuple[str | None, BundleHolder]]) -> StateCo
             "tractcast_serving_bundle_age_seconds", "Seconds since the serving bundle was created."
         )
         for name, holder in holders:
-            layer = [name] if named and name is not None else []
+            layer = layer_label(name)
             bundle = holder.loaded()
             loaded.add_metric(layer, 0 if bundle is None else 1)
             if bundle is None:
@@ -53,42 +54,74 @@ def serving_state(holders: Sequence[tuple[str | None, BundleHolder]]) -> StateCo
     return StateCollector("serving", read)
 
 
-def replica_state(replica: LayerReplica) -> StateCollector:
-    """Whether this process answers from a copy of geo's layer, and of which layer."""
+def replica_state(replicas: Named[LayerReplica]) -> StateCollector:
+    """Whether this process answers from a copy of geo's layer, per layer. With a layers file
+    the samples are labelled `layer` (its name) and the copy's fingerprint is `fingerprint`;
+    with one unnamed layer the fingerprint is the `layer` label, as it always was."""
+    family = layer_families(replicas)
+    named = any(name is not None for name, _ in replicas)
 
     def read() -> Iterator[Metric]:
-        copy = replica.copy
-        yield gauge(
+        loaded = family(
             "tractcast_geo_replica_loaded",
             "1 when this process holds a copy of geo's layer (0: geo is asked for everything).",
-            0 if copy is None else 1,
         )
-        if copy is not None:
-            yield gauge(
-                "tractcast_geo_replica_tracts",
-                "Tracts of the layer this process holds a copy of.",
-                len(copy.tracts),
-                layer=copy.layer,
-            )
+        tracts = family(
+            "tractcast_geo_replica_tracts",
+            "Tracts of the layer this process holds a copy of.",
+            *(["fingerprint"] if named else ["layer"]),
+        )
+        for name, replica in replicas:
+            copy = replica.copy
+            loaded.add_metric(layer_label(name), 0 if copy is None else 1)
+            if copy is not None:
+                tracts.add_metric([*layer_label(name), copy.layer], len(copy.tracts))
+        yield from (metric for metric in (loaded, tracts) if metric.samples)
 
     return StateCollector("geo_replica", read)
 
 
-def artifact_store_state(source: object) -> list[StateCollector]:
-    """Whether S3 answers, for a holder reading bundles from it (none for the local store)."""
-    state = getattr(source, "state", None)
-    if state is None:
+def artifact_store_state(sources: Named[Any]) -> list[StateCollector]:
+    """Whether S3 answers, per layer whose holder reads bundles from it (none for the local
+    store)."""
+    states = [
+        (name, source.state)
+        for name, source in sources
+        if getattr(source, "state", None) is not None  # a source reading from S3
+    ]
+    if not states:
         return []
+    family = layer_families(states)
 
     def read() -> Iterator[Metric]:
-        if state.up is not None:
-            yield gauge(
-                "tractcast_artifact_store_up",
-                "1 when S3 answered this process's last request (0: it serves from its cache).",
-                1 if state.up else 0,
-            )
+        up = family(
+            "tractcast_artifact_store_up",
+            "1 when S3 answered this process's last request (0: it serves from its cache).",
+        )
+        for name, state in states:
+            if state.up is not None:
+                up.add_metric(layer_label(name), 1 if state.up else 0)
+        if up.samples:
+            yield up
 
     return [StateCollector("artifact_store", read)]
+
+
+def layer_families(layers: Named[Any]) -> Callable[..., GaugeMetricFamily]:
+    """A maker of gauge families whose first label is `layer` when the layers are named."""
+    named = any(name is not None for name, _ in layers)
+
+    def family(name: str, documentation: str, *labels: str) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            name, documentation, labels=["layer", *labels] if named else [*labels]
+        )
+
+    return family
+
+
+def layer_label(name: str | None) -> list[str]:
+    """The `layer` label's value of a sample, when the layer is named."""
+    return [] if name is None else [name]
 
 
 def age_seconds(created_at: str) -> float | None:

@@ -228,6 +228,10 @@ def schemas(horizon: int) -> dict[str, Schema]:
                 "model_version": {"type": "string"},
                 "data_version": {"type": "string"},
                 "tracts": {"type": "array", "items": ref("TractSummary")},
+                "layer": {
+                    "type": "string",
+                    "description": "The tract layer asked for (with a layers file).",
+                },
             },
         },
         "TractHistory": {
@@ -361,9 +365,10 @@ def paths(horizon: int) -> dict[str, Schema]:
                 "tags": ["dashboard"],
                 "operationId": "tractSummaries",
                 "summary": "Every tract's counts, last week, next week's forecast and growth.",
+                "parameters": [LAYER],
                 "responses": {
                     "200": json_response(ref("TractSummaries"), "One summary per tract."),
-                    **errors(503),
+                    **errors(400, 404, 503),
                 },
             }
         },

@@ -8,7 +8,6 @@ from flask import Blueprint, Response, current_app, request
 
 from services.api.openapi import openapi_document
 from services.common.http import json_body, settings_of
-from tractcast.geo.client import GeoClient
 from tractcast.geo.index import Tract
 from tractcast.serving.answers import batch_json, forecast_json, layered_batch_json, radius_json
 from tractcast.serving.bundle import Bundle
@@ -89,20 +88,30 @@ def healthz() -> Answer:
 
 @api.get("/readyz")
 def readyz() -> Answer:
-    bundle = _holder().loaded()
-    without = [layer.name for layer in _layers() if layer.holder.loaded() is None]
+    layers = _layers()
+    loaded = {layer.name: layer.holder.loaded() for layer in layers}
+    bundle = loaded[layers.first.name]
+    without = [name for name, found in loaded.items() if found is None]
     if bundle is not None and without:  # another layer lacks its bundle
         bundle = None
     missing = "no serving bundle loaded"
-    if _layers().named and without:
+    if layers.named and without:
         missing += f" (layers {', '.join(without)})"
     checks = {
         "bundle": "ok" if bundle is not None else missing,
-        "geo": "ok" if _geo().ready() else "geo service not answering",
+        "geo": "ok" if layers.first.geo.ready() else "geo service not answering",
     }
-    # a replica reading bundles from S3 says whether S3 answers, and so where it serves from
-    state = getattr(_holder().source, "state", None)
-    store: dict[str, str] = state.status() if state is not None else {}
+    # the first layer's S3 state at the top, as with one layer; with a layers file, each layer's
+    store: dict[str, Any] = {**_store_status(layers.first.holder)}
+    if layers.named:
+        store["layers"] = {
+            layer.name: {
+                "model_version": None if found is None else found.model_version,
+                "data_version": None if found is None else found.data_version,
+                **_store_status(layer.holder),
+            }
+            for layer, found in zip(layers, loaded.values(), strict=True)
+        }
     if bundle is None or checks["geo"] != "ok":
         missing = "; ".join(problem for problem in checks.values() if problem != "ok")
         message = f"not ready: {missing}"
@@ -114,6 +123,13 @@ def readyz() -> Answer:
         "data_version": bundle.data_version,
         **store,
     }
+
+
+def _store_status(holder: BundleHolder) -> dict[str, str]:
+    """Whether S3 answers and so where the layer serves from, for a replica reading bundles
+    from S3 (nothing for the local store)."""
+    state = getattr(holder.source, "state", None)
+    return state.status() if state is not None else {}
 
 
 @api.get("/openapi.json")
@@ -131,14 +147,6 @@ def _bundle(holder: BundleHolder) -> Bundle:
     if version is not None:  # present but empty is malformed, not "the champion"
         return holder.bundle_for_version(version)
     return holder.bundle()
-
-
-def _geo() -> GeoClient:
-    return current_app.extensions["geo"]
-
-
-def _holder() -> BundleHolder:
-    return current_app.extensions["bundles"]
 
 
 def _layers() -> ServedLayers:

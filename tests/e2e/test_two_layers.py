@@ -250,6 +250,52 @@ def test_metrics_describe_each_layer_s_bundle(client):
         assert info[layer["name"]]["bundle_id"] == layer["bundle"]
 
 
+def test_the_dashboard_summarises_the_layer_asked_for(client):
+    listed = {layer["name"]: layer for layer in client.get("/v1/layers").get_json()["layers"]}
+    finest = client.get("/v1/dashboard/tracts").get_json()  # default: the first layer
+    coarse = client.get("/v1/dashboard/tracts", query_string={"layer": "provinces"}).get_json()
+    for summary, name in ((finest, "municipalities"), (coarse, "provinces")):
+        assert summary["layer"] == name
+        assert summary["model_version"] == listed[name]["model_version"]
+        assert len(summary["tracts"]) == listed[name]["tracts_with_forecast"]
+    assert "032006" in {t["id"] for t in finest["tracts"]}
+    assert "032" in {t["id"] for t in coarse["tracts"]}
+    unknown = client.get("/v1/dashboard/tracts", query_string={"layer": "regions"})
+    assert unknown.status_code == 404 and unknown.get_json()["error"] == "not_found"
+    malformed = client.get("/v1/dashboard/tracts", query_string={"layer": "A B"})
+    assert malformed.status_code == 400 and malformed.get_json()["error"] == "invalid_input"
+
+
+def test_readiness_names_each_layer_s_bundle(client):
+    listed = client.get("/v1/layers").get_json()["layers"]
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    answer = ready.get_json()
+    assert answer["model_version"] == listed[0]["model_version"]  # the first's, as with one
+    assert answer["layers"] == {
+        layer["name"]: {
+            "model_version": layer["model_version"],
+            "data_version": layer["data_version"],
+        }
+        for layer in listed
+    }  # a store on this host: no S3 state (tests/services/test_api_replica.py has it per layer)
+
+
+def test_metrics_say_which_layer_s_copy_each_replica_gauge_describes(client):
+    text = client.get("/metrics").get_data(as_text=True)
+    samples = [
+        sample
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("tractcast_geo_replica_")
+        for sample in family.samples
+    ]
+    loaded = [s for s in samples if s.name == "tractcast_geo_replica_loaded"]
+    assert {s.labels["layer"]: s.value for s in loaded} == {"municipalities": 1, "provinces": 1}
+    tracts = [s for s in samples if s.name == "tractcast_geo_replica_tracts"]
+    assert {s.labels["layer"]: s.value for s in tracts} == {"municipalities": 38, "provinces": 107}
+    assert len({s.labels["fingerprint"] for s in tracts}) == 2  # each its own layer's copy
+
+
 @pytest.mark.parametrize(
     "layer, other", [("municipalities", "provinces"), ("provinces", "municipalities")]
 )

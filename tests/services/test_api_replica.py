@@ -33,26 +33,39 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def replica_settings(tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """A store on "the other host", mirrored to S3, with its champion recorded in the database."""
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
+
+
+def mirrored_champion(
+    folder: Path, s3_endpoint: str, model_version: str
+) -> tuple[str, str, S3ArtifactMirror]:
+    """A store in `folder` ("the other host") serving `model_version`, mirrored to a bucket of
+    its own, with the champion recorded in a database of its own: (bucket, database, mirror)."""
     bucket = f"tractcast-{secrets.token_hex(4)}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
-    elsewhere = tmp_path / "writer-store"
+    elsewhere = folder / "writer-store"
     (elsewhere / "bundles").mkdir(parents=True)
-    bundle = make_bundle("v0002-lstm", "d1")
+    bundle = make_bundle(model_version, "d1")
     publish(elsewhere, bundle)
-    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    database = f"sqlite:///{folder / 'shared.db'}"
     metadata = SqlMetadataStore(database)
     metadata.record_serving(bundle.bundle_id, bundle.model_version)
     metadata.close()
     mirror = S3ArtifactMirror(bucket, s3_endpoint)
     mirror.sync(RegistryReader(elsewhere))
+    return bucket, database, mirror
+
+
+@pytest.fixture
+def replica_settings(tmp_path: Path, s3_endpoint: str, aws_credentials: None) -> Settings:
+    """A store on "the other host", mirrored to S3, with its champion recorded in the database."""
+    bucket, database, mirror = mirrored_champion(tmp_path, s3_endpoint, "v0002-lstm")
     _, tracts = ensure_demo_data(Settings(demo_dir=tmp_path / "writer-demo"))
     mirror.sync_layer(Path(tracts))
     return Settings(
@@ -170,3 +183,62 @@ def test_a_geo_replica_follows_a_new_layer_copy_with_no_restart_and_no_request_f
     assert client.get("/v1/tracts/replica").headers["ETag"] != etag  # the API's copy follows
     radius = client.get("/v1/tracts/radius", query_string=near).json
     assert radius["tracts"] and all(t["name"].startswith("New ") for t in radius["tracts"])
+
+
+def two_layer_replica(tmp_path: Path, s3_endpoint: str, provinces_bucket: str | None) -> Settings:
+    """A replica of two layers, each with its own bucket and database: the municipalities'
+    champion v0002-lstm, the provinces' v0005-lstm (in `provinces_bucket` when given instead)."""
+    layers = {}
+    for name, version in (("municipalities", "v0002-lstm"), ("provinces", "v0005-lstm")):
+        layers[name] = mirrored_champion(tmp_path / name, s3_endpoint, version)[:2]
+    if provinces_bucket is not None:
+        layers["provinces"] = (provinces_bucket, layers["provinces"][1])
+    (tmp_path / "layers.toml").write_text(
+        "".join(
+            f'[[layers]]\nname = "{name}"\ns3_bucket = "{bucket}"\ndatabase_url = "{database}"\n'
+            for name, (bucket, database) in layers.items()
+        )
+    )
+    return Settings(
+        store=tmp_path / "replica-store-never-written",
+        layers=str(tmp_path / "layers.toml"),
+        serving_source="s3",
+        serving_cache=tmp_path / "cache",
+        s3_endpoint_url=s3_endpoint,
+        geo_url="http://geo.invalid",
+    )
+
+
+def test_a_replica_of_two_layers_says_where_each_serves_from(
+    tmp_path: Path, s3_endpoint: str, aws_credentials: None
+) -> None:
+    client = client_of(two_layer_replica(tmp_path, s3_endpoint, provinces_bucket=None))
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert (ready.json["model_version"], ready.json["artifact_store"]) == ("v0002-lstm", "ok")
+    from_s3 = {"data_version": "d1", "artifact_store": "ok", "serving_from": "s3"}
+    assert ready.json["layers"] == {
+        "municipalities": {"model_version": "v0002-lstm", **from_s3},
+        "provinces": {"model_version": "v0005-lstm", **from_s3},
+    }
+    assert metric(client, 'tractcast_artifact_store_up{layer="municipalities"}') == "1.0"
+    assert metric(client, 'tractcast_artifact_store_up{layer="provinces"}') == "1.0"
+
+
+def test_a_layer_whose_bucket_does_not_answer_is_named_while_the_first_serves_from_s3(
+    tmp_path: Path, s3_endpoint: str, aws_credentials: None
+) -> None:
+    missing = f"tractcast-missing-{secrets.token_hex(4)}"
+    client = client_of(two_layer_replica(tmp_path, s3_endpoint, provinces_bucket=missing))
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "provinces" in ready.json["message"]
+    assert (ready.json["artifact_store"], ready.json["serving_from"]) == ("ok", "s3")  # the first
+    assert ready.json["layers"]["provinces"] == {
+        "model_version": None,
+        "data_version": None,
+        "artifact_store": "unreachable",
+        "serving_from": "cache",
+    }
+    assert ready.json["layers"]["municipalities"]["model_version"] == "v0002-lstm"
+    assert metric(client, 'tractcast_artifact_store_up{layer="municipalities"}') == "1.0"
+    assert metric(client, 'tractcast_artifact_store_up{layer="provinces"}') == "0.0"

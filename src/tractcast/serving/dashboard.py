@@ -45,13 +45,16 @@ def tract_summaries(bundle: Bundle) -> dict[str, Any]:
     }
 
 
-def summaries_json(bundle: Bundle) -> str:
-    """tract_summaries as JSON text, made once per bundle (bundles never change)."""
-    text = bundle.memo.get("dashboard-summaries")
+def summaries_json(bundle: Bundle, layer: str | None = None) -> str:
+    """tract_summaries as JSON text, made once per bundle (bundles never change), ending with
+    `"layer"` when the layer is named."""
+    text: str | None = bundle.memo.get("dashboard-summaries")
     if text is None:
         text = json.dumps(tract_summaries(bundle), separators=(",", ":"), allow_nan=False)
         bundle.memo["dashboard-summaries"] = text
-    return text  # type: ignore[no-any-return]
+    if layer is None:
+        return text
+    return f"{text[:-1]},{json.dumps({'layer': layer}, separators=(',', ':'))[1:]}"
 
 
 def tract_history(bundle: Bundle, tract_id: str, earlier: Sequence[Bundle] = ()) -> dict[str, Any]:
