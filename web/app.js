@@ -26,6 +26,7 @@ const state = {
   selected: null,
   versions: [],
   current: null,
+  layer: null, // the tract layer shown, when the deployment serves several (/v1/layers)
 };
 
 const $ = (selector) => document.querySelector(selector);
@@ -46,6 +47,11 @@ function setStatus(message, isError = false) {
 function describeError(error) {
   if (error instanceof ApiError) return `${error.status}: ${error.message}`;
   return String(error.message || error);
+}
+
+/** Query parameters naming the layer shown, when there is a choice of layers. */
+function withLayer(params) {
+  return state.layer ? { ...params, layer: state.layer } : params;
 }
 
 const percent = (value) => (value === null || value === undefined ? "–"
@@ -108,7 +114,7 @@ function recolour() {
 // ---- data loading ---------------------------------------------------------------------------
 
 async function loadSummaries(pending = null) {
-  const summary = await (pending || getJSON("/v1/dashboard/tracts"));
+  const summary = await (pending || getJSON("/v1/dashboard/tracts", withLayer()));
   state.summary = summary;
   state.summaries = new Map(summary.tracts.map((row) => [row.id, row]));
   $("#map-caption").textContent = `Forecasts of ${summary.model_version} from data as of `
@@ -119,8 +125,8 @@ async function loadSummaries(pending = null) {
 
 async function loadVersions() {
   const [models, current] = await Promise.all([
-    getJSON("/v1/models"),
-    getJSON("/v1/models/current").catch((error) => {
+    getJSON("/v1/models", withLayer()),
+    getJSON("/v1/models/current", withLayer()).catch((error) => {
       if (error instanceof ApiError && error.status === 404) return null;
       throw error;
     }),
@@ -196,7 +202,7 @@ function renderVersions() {
 }
 
 async function loadEvents() {
-  const { events } = await getJSON("/v1/events");
+  const { events } = await getJSON("/v1/events", withLayer());
   const list = $("#events");
   list.replaceChildren();
   if (!events.length) list.append(element("li", { class: "muted" }, "no events yet"));
@@ -224,7 +230,7 @@ async function selectTract(id) {
   panel.hidden = false;
   $("#tract-title").textContent = `${state.names.get(id) || id} (${id})`;
   try {
-    const answer = await getJSON(`/v1/tracts/${encodeURIComponent(id)}/history`);
+    const answer = await getJSON(`/v1/tracts/${encodeURIComponent(id)}/history`, withLayer());
     if (state.selected !== id) return; // another tract was clicked meanwhile
     showTract(id, answer);
   } catch (error) {
@@ -282,7 +288,7 @@ async function findPlace(event) {
   const lat = numberField(form, "lat");
   const lon = numberField(form, "lon");
   try {
-    const answer = await getJSON("/v1/forecast", { lat, lon });
+    const answer = await getJSON("/v1/forecast", withLayer({ lat, lon }));
     map.markPoint(lat, lon);
     setStatus(`${lat}, ${lon} is in ${answer.tract.name}`);
     await selectTract(answer.tract.id);
@@ -317,7 +323,8 @@ async function showRadius(event) {
   map.setPicking(false);
   $("#radius-pick").setAttribute("aria-pressed", "false");
   try {
-    const stats = await getJSON("/v1/stats/radius", { lat, lon, radius_km: radiusKm });
+    const stats = await getJSON("/v1/stats/radius",
+      withLayer({ lat, lon, radius_km: radiusKm }));
     map.showRadius(lat, lon, radiusKm, stats.tracts.map((t) => t.id));
     renderRadius(stats);
   } catch (error) {
@@ -459,23 +466,35 @@ function wire() {
   $("#rollback-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const to = $("#rollback-to").value;
-    runAdmin("roll back", "/v1/admin/rollback", to ? { to_version: to } : {});
+    runAdmin("roll back", "/v1/admin/rollback", withLayer(to ? { to_version: to } : {}));
   });
   $("#promote-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    runAdmin("promote", "/v1/admin/promote", { version: $("#promote-version").value });
+    runAdmin("promote", "/v1/admin/promote", withLayer({ version: $("#promote-version").value }));
   });
   $("#retrain-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    runAdmin("retrain", "/v1/admin/retrain");
+    const layer = state.layer ? `?${new URLSearchParams({ layer: state.layer })}` : "";
+    runAdmin("retrain", `/v1/admin/retrain${layer}`);
   });
 }
 
-async function start() {
-  wire();
-  setStatus("loading …");
+/** With several layers, a choice of layer (the first, finest, shown first); else none. */
+async function loadLayers() {
+  const { layers } = await getJSON("/v1/layers");
+  if (layers.length < 2) return;
+  const select = $("#layer");
+  select.replaceChildren(...layers.map((layer) => element("option", { value: layer.name },
+    `${layer.name} (${layer.tracts ?? "?"} tracts)`)));
+  state.layer = layers[0].name;
+  $("#layer-pick").hidden = false;
+}
+
+/** Everything the page shows of one layer: outlines, forecasts, versions and events. */
+async function loadLayer() {
   const problems = [];
-  const outlines = getJSON("/v1/tracts/geojson").then((collection) => {
+  const outlines = getJSON("/v1/tracts/geojson", withLayer()).then((collection) => {
+    state.names = new Map();
     for (const feature of collection.features) {
       state.names.set(feature.properties.id, feature.properties.name);
     }
@@ -484,7 +503,7 @@ async function start() {
     map.draw(collection);
     document.body.dataset.tracts = String(collection.features.length);
   });
-  const summaries = getJSON("/v1/dashboard/tracts");
+  const summaries = getJSON("/v1/dashboard/tracts", withLayer());
   summaries.catch(() => {}); // reported below, once the outlines are drawn
   try {
     await outlines;
@@ -498,6 +517,26 @@ async function start() {
     loadEvents().catch((error) => problems.push(`events: ${describeError(error)}`)),
   ]);
   setStatus(problems.join("; "), problems.length > 0);
+}
+
+async function changeLayer(event) {
+  state.layer = event.currentTarget.value;
+  state.selected = null;
+  $("#tract-panel").hidden = true; // and emptied: its tract is of the other layer
+  for (const part of ["#tract-facts", "#tract-chart", "#chart-key", "#earlier-list"]) {
+    $(part).replaceChildren();
+  }
+  $("#radius-panel").hidden = true; // the map is drawn again, without the radius
+  setStatus("loading …");
+  await loadLayer();
+}
+
+async function start() {
+  wire();
+  setStatus("loading …");
+  await loadLayers().catch(() => {}); // one layer, or an api without /v1/layers: no choice
+  $("#layer").addEventListener("change", changeLayer);
+  await loadLayer();
   document.body.dataset.ready = "true";
 }
 

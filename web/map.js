@@ -76,14 +76,16 @@ export class TractMap {
     this.picking = false;
     this.paths = new Map(); // tract id -> path
     this.projection = null;
+    this.svg.addEventListener("click", (event) => this.clicked(event));
   }
 
-  /** Draw every feature; properties.id and properties.name name the tract. */
+  /** Draw every feature (in place of what was drawn); properties.id and .name name the tract. */
   draw(collection) {
     const features = collection.features.filter((f) => f.geometry);
     this.projection = fitProjection(features);
     const { width, height, project } = this.projection;
     this.svg.replaceChildren();
+    this.paths = new Map();
     this.svg.setAttribute("viewBox", `0 0 ${width} ${height.toFixed(1)}`);
     const tracts = svgElement("g", { class: "tracts" }, this.svg);
     for (const feature of features) {
@@ -103,7 +105,6 @@ export class TractMap {
       this.paths.set(id, path);
     }
     this.overlay = svgElement("g", { class: "overlay" }, this.svg);
-    this.svg.addEventListener("click", (event) => this.clicked(event));
   }
 
   clicked(event) {

@@ -6,17 +6,12 @@
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { expect, launchChromium, watchedPage } from "./browser.mjs";
 
 const url = process.env.DASHBOARD_URL;
 const token = process.env.ADMIN_TOKEN;
 const artifacts = process.env.ARTIFACTS_DIR;
 const expectedTracts = Number(process.env.EXPECTED_TRACTS);
-const TIMEOUT = 20000;
-
-function expect(condition, message) {
-  if (!condition) throw new Error(`expectation failed: ${message}`);
-}
 
 const seen = { screenshots: [], foreignRequests: [], pageErrors: [], consoleErrors: [] };
 
@@ -26,33 +21,11 @@ async function shot(page, name) {
   seen.screenshots.push(path);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage",
-  ],
-  timeout: 60000,
-});
+const browser = await launchChromium();
 let failure = null;
 try {
   mkdirSync(artifacts, { recursive: true });
-  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  const origin = new URL(url).origin;
-  page.on("request", (request) => {
-    const requested = request.url();
-    if (!requested.startsWith(origin) && !requested.startsWith("data:")) {
-      seen.foreignRequests.push(requested);
-    }
-  });
-  page.on("pageerror", (error) => seen.pageErrors.push(String(error)));
-  page.on("console", (message) => {
-    if (message.type() === "error") seen.consoleErrors.push(message.text());
-  });
+  const { context, page } = await watchedPage(browser, url, seen);
 
   // The map: every tract of the layer, coloured, with a legend.
   await page.goto(url, { waitUntil: "load" });
@@ -65,6 +38,8 @@ try {
   expect(seen.legendItems >= 3, "a legend with several classes");
   seen.statusText = await page.locator("#status").textContent();
   expect(!seen.statusText.trim(), `no load problem reported, got: ${seen.statusText}`);
+  seen.layerPickHidden = await page.locator("#layer-pick").isHidden();
+  expect(seen.layerPickHidden, "one layer served: no choice of layer");
   await shot(page, "01-map-growth");
   await page.check("#colour-by input[value='incidence']");
   seen.incidenceLegend = await page.locator("#legend .legend-title").textContent();
