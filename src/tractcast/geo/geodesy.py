@@ -5,10 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pyproj import Geod
 
 EARTH_RADIUS_KM = 6371.0088  # mean radius; only used to place things, never for the final distance
-GEOD = Geod(ellps="WGS84")
 Box = tuple[float, float, float, float]  # west, south, east, north
 
 
@@ -138,8 +136,10 @@ def geodesic_km(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> n
     )
     metres = MINOR_AXIS_M * a * (sigma - delta)
     if unsettled.any():
+        from pyproj import Geod  # only here: an API worker imports no pyproj until it needs it
+
         count = int(unsettled.sum())
-        _, _, exact = GEOD.inv(
+        _, _, exact = Geod(ellps="WGS84").inv(
             np.full(count, lon), np.full(count, lat), lons[unsettled], lats[unsettled]
         )
         metres[unsettled] = exact

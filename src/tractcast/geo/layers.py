@@ -1,23 +1,25 @@
-"""Read a tract layer with Fiona into valid WGS84 polygons and their properties."""
+"""Read a tract layer with Fiona into valid WGS84 polygons and their properties.
+
+Fiona (with GDAL and boto3) and pyproj are imported when a layer is read, not with this module:
+the API imports the geo modules for their types and never reads a layer (about 60 MB a worker).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import fiona
 import numpy as np
 import shapely
-from fiona.errors import FionaError
-from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from tractcast.errors import InvalidInput
 
-WGS84 = CRS.from_epsg(4326)
+if TYPE_CHECKING:
+    from pyproj import CRS
 POLYGONAL_TYPES = {"Polygon", "MultiPolygon", "3D Polygon", "3D MultiPolygon", "Unknown"}
 
 
@@ -48,6 +50,9 @@ def read_layer(path: str | Path, layer_name: str | None = None) -> Layer:
     `layer_name` picks one of a GeoPackage's layers (default: its first polygon layer)."""
     if not str(path).startswith("/vsi") and not Path(path).exists():
         raise InvalidInput(f"the tract layer file does not exist: {path}")
+    import fiona
+    from fiona.errors import FionaError
+
     source = gdal_path(path)
     try:
         name = layer_name or polygon_layer_name(source)
@@ -61,6 +66,8 @@ def read_layer(path: str | Path, layer_name: str | None = None) -> Layer:
 
 def polygon_layer_name(source: str) -> str | None:
     """The first layer whose geometry type can hold polygons (GeoPackages may hold several)."""
+    import fiona
+
     names = fiona.listlayers(source)
     if len(names) <= 1:
         return None
@@ -73,8 +80,11 @@ def polygon_layer_name(source: str) -> str | None:
 
 def layer_crs(crs: Any) -> CRS:
     """The layer's CRS as pyproj; a layer without one is taken as WGS84 (the GeoJSON rule)."""
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
     if not crs:
-        return WGS84
+        return wgs84()
     try:
         return CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
     except CRSError as exc:
@@ -97,17 +107,27 @@ def build_layer(raw: list[tuple[Any, dict[str, Any]]], crs: CRS) -> Layer:
     return Layer(geometries, properties, skipped=len(raw) - len(geometries))
 
 
+@cache
+def wgs84() -> CRS:
+    """EPSG:4326, the CRS every layer is read into."""
+    from pyproj import CRS
+
+    return CRS.from_epsg(4326)
+
+
 def to_shapely(geometry: Any) -> BaseGeometry | None:
     return None if geometry is None else shape(geometry)
 
 
 def is_wgs84(crs: CRS) -> bool:
-    return crs.equals(WGS84, ignore_axis_order=True) or crs.to_epsg() == 4326
+    return crs.equals(wgs84(), ignore_axis_order=True) or crs.to_epsg() == 4326
 
 
 def to_wgs84(shapes: np.ndarray, crs: CRS) -> np.ndarray:
     """Reproject every coordinate to EPSG:4326 as (lon, lat)."""
-    transformer = Transformer.from_crs(crs, WGS84, always_xy=True)
+    from pyproj import Transformer
+
+    transformer = Transformer.from_crs(crs, wgs84(), always_xy=True)
 
     def project(xy: np.ndarray) -> np.ndarray:
         return np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
