@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
 from typing import Any
+
+import numpy as np
 
 from tractcast.errors import InvalidInput, NotFound, TractcastError
 from tractcast.geo.index import RadiusHits, Tract, TractHit
@@ -92,67 +96,90 @@ def radius_json(
     """radius_stats as JSON text (see forecast_json), for hits already nearest first.
 
     Every tract of the hits' layer has its row rendered once per bundle, by position: a radius
-    over hundreds of tracts costs one string join per tract.
+    over thousands of tracts costs one join of those rows with the distances (C loops, no Python
+    statement per tract) and the totals are array sums.
     """
     if not math.isfinite(sum(hits.distances_km)):  # one check here: rows use repr as is
         raise ValueError("radius distances must be finite numbers")
     table = _radius_table(bundle, hits)
-    rows: list[str] = []
-    without_data: list[str] = []
-    total_cases = new_cases = 0
-    next_day: float = 0
-    for position, distance in zip(hits.positions, hits.distances_km, strict=True):
-        head, tail, total, new, next_new = table[position]
-        if head is None:
-            without_data.append(tail)
-            continue
-        rows.append(f"{head}{distance!r},{tail}")
-        total_cases += total
-        new_cases += new
-        next_day += next_new
+    at = np.asarray(hits.positions, dtype=np.intp)
+    with_data = table.with_data[at]
+    distances: Sequence[float] = hits.distances_km
+    missing: list[int] = []
+    if not with_data.all():
+        missing = at[~with_data].tolist()
+        at = at[with_data]
+        distances = np.asarray(distances, dtype=np.float64)[with_data].tolist()
+    shown = at.tolist()
+    # "{head}{distance!r}{tail}" per tract; each tail ends with the comma before the next row.
+    rows = "".join(
+        chain.from_iterable(
+            zip(
+                map(table.heads.__getitem__, shown),
+                map(repr, distances),
+                map(table.tails.__getitem__, shown),
+                strict=True,
+            )
+        )
+    )[:-1]
+    # The sum of the next days in list order, as a loop adding them one by one would give it.
+    next_day: float = float(np.add.accumulate(table.next_day[at])[-1]) if len(at) else 0
     totals = {
-        "tracts": len(rows),
-        "total_cases": total_cases,
-        "new_cases": new_cases,
+        "tracts": len(shown),
+        "total_cases": int(table.total_cases[at].sum()),
+        "new_cases": int(table.new_cases[at].sum()),
         "next_day": next_day,
     }
     opening = _compact({"center": {"lat": center[0], "lon": center[1]}, "radius_km": radius_km})
     closing = _compact({"totals": totals, "as_of": bundle.as_of})
+    without_data = ",".join(map(table.tails.__getitem__, missing))
     return (
-        f'{opening[:-1]},"tracts":[{",".join(rows)}],"without_data":[{",".join(without_data)}],'
+        f'{opening[:-1]},"tracts":[{rows}],"without_data":[{without_data}],'
         f"{closing[1:-1]},{_tail(bundle, layer)}}}"
     )
 
 
-RadiusRow = tuple[str | None, str, int, int, float]
+@dataclass(frozen=True)
+class _RadiusTable:
+    """Every tract of a layer, by position, rendered for radius answers of one bundle."""
+
+    heads: list[str]  # a row up to its distance ("" for a tract without forecast)
+    tails: list[str]  # after the distance: counts, next day, "}," (the tract as JSON without)
+    with_data: np.ndarray  # bool: the bundle has a forecast for the tract
+    total_cases: np.ndarray  # int64, 0 without forecast; the same for the two below
+    new_cases: np.ndarray
+    next_day: np.ndarray  # float64: the next day's new cases
 
 
-def _radius_table(bundle: Bundle, hits: RadiusHits) -> list[RadiusRow]:
-    """Per position of the hits' layer: a radius row before its distance and after it (counts,
-    next day, closing brace) with the numbers the totals add; (None, the tract as JSON, 0, 0,
-    0) for a tract the bundle has no forecast for."""
+def _radius_table(bundle: Bundle, hits: RadiusHits) -> _RadiusTable:
+    """The hits' layer's _RadiusTable for this bundle, rendered on its first radius query."""
     key = ("radius", hits.layer)
     table = bundle.memo.get(key)
     if table is None:
-        table = [_radius_row(bundle, tract) for tract in hits.tracts]
-        bundle.memo[key] = table
+        heads, tails, counts = [], [], []
+        for tract in hits.tracts:
+            named = {"id": tract.id, "name": tract.name}
+            series = bundle.tracts.get(tract.id)
+            if series is None or not series.forecast:
+                heads.append("")
+                tails.append(_compact(named))
+                counts.append((False, 0, 0, 0.0))
+                continue
+            next_day = series.forecast[0]
+            counts_json = {"total_cases": series.total_cases, "new_cases": series.new_cases}
+            heads.append(_compact(named)[:-1] + ',"distance_km":')
+            tails.append("," + _compact({**counts_json, "next_day": _day(next_day)})[1:] + ",")
+            counts.append((True, series.total_cases, series.new_cases, next_day.new_cases))
+        with_data, total, new, next_new = zip(*counts, strict=True) if counts else ((),) * 4
+        table = bundle.memo[key] = _RadiusTable(
+            heads,
+            tails,
+            np.array(with_data, dtype=bool),
+            np.array(total, dtype=np.int64),
+            np.array(new, dtype=np.int64),
+            np.array(next_new, dtype=np.float64),
+        )
     return table  # type: ignore[no-any-return]
-
-
-def _radius_row(bundle: Bundle, tract: Tract) -> RadiusRow:
-    named = {"id": tract.id, "name": tract.name}
-    series = bundle.tracts.get(tract.id)
-    if series is None or not series.forecast:
-        return None, _compact(named), 0, 0, 0
-    next_day = series.forecast[0]
-    counts = {"total_cases": series.total_cases, "new_cases": series.new_cases}
-    return (
-        _compact(named)[:-1] + ',"distance_km":',
-        _compact({**counts, "next_day": _day(next_day)})[1:],
-        series.total_cases,
-        series.new_cases,
-        next_day.new_cases,
-    )
 
 
 def _rendered(bundle: Bundle, tract: Tract) -> tuple[str, list[str]]:
