@@ -9,7 +9,12 @@ from flask import Blueprint, Response, current_app, request
 from services.api.openapi import openapi_document
 from services.common.http import json_body, settings_of
 from tractcast.geo.index import Tract
-from tractcast.serving.answers import batch_json, forecast_json, layered_batch_json, radius_json
+from tractcast.serving.answers import (
+    batch_json,
+    forecast_json,
+    layered_batch_json,
+    reused_radius_json,
+)
 from tractcast.serving.bundle import Bundle
 from tractcast.serving.holder import BundleHolder
 from tractcast.serving.layers import ServedLayers
@@ -69,10 +74,11 @@ def stats_radius() -> Response:
     radius_km = parse_radius_km(request.args.get("radius_km"))
     layers = _layers()
     layer = layers.get(request.args.get("layer"))  # default: the finest layer
-    bundle = _bundle(layer.holder)
-    hits = layer.geo.tracts_within_radius(lat, lon, radius_km)
+    bundle, copy = _bundle(layer.holder), layer.geo.layer_copy()
     shown = layers.shown(layer)
-    return _json(radius_json(bundle, hits, center=(lat, lon), radius_km=radius_km, layer=shown))
+    return _json(
+        reused_radius_json(bundle, copy, center=(lat, lon), radius_km=radius_km, layer=shown)
+    )
 
 
 @api.get("/v1/layers")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from tractcast.errors import InvalidInput, NotFound
 from tractcast.geo.index import RadiusHits, Tract, TractHit
+from tractcast.serving import answers
 from tractcast.serving.answers import (
     batch_answer,
     batch_json,
@@ -17,6 +19,7 @@ from tractcast.serving.answers import (
     forecast_json,
     radius_json,
     radius_stats,
+    reused_radius_json,
 )
 from tractcast.serving.bundle import Bundle, ForecastDay, TractForecast, load_bundle, write_bundle
 from tractcast.serving.dashboard import summaries_json, tract_history
@@ -181,6 +184,65 @@ def test_the_json_radius_says_exactly_what_the_dict_radius_says(bundle: Bundle) 
         assert json.loads(radius_json(bundle, found, center=center, radius_km=radius)) == expected
         # and again, from the rows rendered for this layer by the first call
         assert json.loads(radius_json(bundle, found, center=center, radius_km=radius)) == expected
+
+
+class Finder:
+    """A layer copy that counts the radius queries it answers; every circle holds its tracts."""
+
+    def __init__(self, layer: str, tracts: list[Tract]) -> None:
+        self.layer, self.tracts, self.asked = layer, tracts, 0
+
+    def tracts_within_radius(self, lat: float, lon: float, radius_km: float) -> RadiusHits:
+        self.asked += 1
+        everywhere = list(range(len(self.tracts)))
+        return RadiusHits(self.layer, self.tracts, everywhere, [radius_km / 2] * len(everywhere))
+
+
+def test_a_radius_asked_again_is_answered_without_finding_its_tracts_again(
+    bundle: Bundle,
+) -> None:
+    finder = Finder("layer-1", [MILANO, MONZA])
+    hits = finder.tracts_within_radius(45.46, 9.19, 20.0)
+
+    first = reused_radius_json(bundle, finder, center=(45.46, 9.19), radius_km=20.0)
+    again = reused_radius_json(bundle, finder, center=(45.46, 9.19), radius_km=20.0)
+
+    assert first == again == radius_json(bundle, hits, center=(45.46, 9.19), radius_km=20.0)
+    assert finder.asked == 2  # once above, once for the first answer
+    # another circle, another layer or another bundle are new questions
+    reused_radius_json(bundle, finder, center=(45.46, 9.19), radius_km=30.0)
+    reused_radius_json(bundle, Finder("layer-2", [MILANO]), center=(45.46, 9.19), radius_km=20.0)
+    newer = replace(bundle, data_version="def456", memo={})
+    answer = json.loads(reused_radius_json(newer, finder, center=(45.46, 9.19), radius_km=20.0))
+    assert answer["data_version"] == "def456"
+    assert finder.asked == 4
+
+
+def test_a_reused_radius_answer_echoes_the_center_as_asked(bundle: Bundle) -> None:
+    finder = Finder("layer-1", [MILANO])
+
+    north = reused_radius_json(bundle, finder, center=(0.0, 9.0), radius_km=5.0)
+    south = reused_radius_json(bundle, finder, center=(-0.0, 9.0), radius_km=5.0)
+
+    assert '"center":{"lat":0.0,' in north and '"center":{"lat":-0.0,' in south
+
+
+def test_reused_radius_answers_stay_within_their_budget(
+    bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    finder = Finder("layer-1", [MILANO, MONZA])
+    size = len(
+        reused_radius_json(replace(bundle, memo={}), finder, center=(1.0, 1.0), radius_km=1.0)
+    )
+    monkeypatch.setattr(answers, "RADIUS_ANSWERS_BYTES", 3 * size)
+    for radius in (1.0, 2.0, 3.0, 4.0):
+        reused_radius_json(bundle, finder, center=(1.0, 1.0), radius_km=radius)
+    finder.asked = 0
+
+    reused_radius_json(bundle, finder, center=(1.0, 1.0), radius_km=4.0)  # kept
+    assert finder.asked == 0
+    reused_radius_json(bundle, finder, center=(1.0, 1.0), radius_km=1.0)  # dropped: the oldest
+    assert finder.asked == 1
 
 
 def test_the_json_answers_raise_the_same_errors(bundle: Bundle) -> None:

@@ -235,9 +235,13 @@ class GeoClient:
     def tracts_within_radius(self, lat: float, lon: float, radius_km: float) -> RadiusHits:
         """Tracts whose polygon meets the circle, nearest first, with their distance from the
         center: answered from the copy of geo's layer, fetched first when none is held."""
+        return self.layer_copy().tracts_within_radius(lat, lon, radius_km)
+
+    def layer_copy(self) -> LayerCopy:
+        """The copy of geo's layer radius queries are answered from, fetched first when none is
+        held (Unavailable when geo gives none)."""
         self._refresh_replica_if_due()
-        copy = self.replica.copy or self._copy_now()
-        return copy.tracts_within_radius(lat, lon, radius_km)
+        return self.replica.copy or self._copy_now()
 
     def _copy_now(self) -> LayerCopy:
         """The copy of geo's layer, fetched in this thread unless another thread fetches it

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -17,6 +19,20 @@ from tractcast.serving.bundle import MAIN_INTERVAL, Bundle, ForecastDay, TractFo
 
 OUTSIDE_MESSAGE = "the point lies outside every tract"
 MEMO_LIMIT = 50_000  # rendered tracts kept per bundle (about 1 KB each)
+# Radius answers kept per bundle, newest used first: 50 km around a city centre of a census
+# layer is 1.4-2 MB of JSON and 5-10 ms of CPU to find and render.
+RADIUS_ANSWERS_BYTES = 16 * 1024 * 1024
+
+
+class RadiusFinder(Protocol):
+    """A copy of a tract layer that finds the tracts meeting a circle (geo.client.LayerCopy)."""
+
+    @property
+    def layer(self) -> str:
+        """The layer's fingerprint: it changes when the layer does."""
+        ...
+
+    def tracts_within_radius(self, lat: float, lon: float, radius_km: float) -> RadiusHits: ...
 
 
 def forecast_answer(bundle: Bundle, tract: Tract | None, horizon: int) -> dict[str, Any]:
@@ -137,6 +153,59 @@ def radius_json(
         f'{opening[:-1]},"tracts":[{rows}],"without_data":[{without_data}],'
         f"{closing[1:-1]},{_tail(bundle, layer)}}}"
     )
+
+
+def reused_radius_json(
+    bundle: Bundle,
+    finder: RadiusFinder,
+    *,
+    center: tuple[float, float],
+    radius_km: float,
+    layer: str | None = None,
+) -> str:
+    """radius_json of the tracts `finder` puts in the circle; the same question asked again of
+    the same bundle and layer gets the text rendered the first time (a few answers are kept,
+    RADIUS_ANSWERS_BYTES in all, the least recently asked dropped first)."""
+    answers = bundle.memo.get("radius answers")
+    if answers is None:
+        answers = bundle.memo.setdefault("radius answers", _RecentAnswers(RADIUS_ANSWERS_BYTES))
+    # repr: -0.0 and 0.0 are equal keys, but each answer echoes its own center
+    question = (repr(center[0]), repr(center[1]), repr(radius_km), layer)
+    text = answers.get((finder.layer, *question))
+    if text is None:
+        hits = finder.tracts_within_radius(center[0], center[1], radius_km)
+        text = radius_json(bundle, hits, center=center, radius_km=radius_km, layer=layer)
+        answers.put((hits.layer, *question), text)
+    return text
+
+
+class _RecentAnswers:
+    """Rendered answers by question, up to `budget` characters, least recently asked dropped
+    first; shared by a process's threads."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.held = 0
+        self._texts: OrderedDict[Any, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> str | None:
+        with self._lock:
+            text = self._texts.get(key)
+            if text is not None:
+                self._texts.move_to_end(key)
+            return text
+
+    def put(self, key: Any, text: str) -> None:
+        if len(text) > self.budget:
+            return
+        with self._lock:
+            previous = self._texts.pop(key, None)
+            self.held += len(text) - (0 if previous is None else len(previous))
+            self._texts[key] = text
+            while self.held > self.budget:
+                _, dropped = self._texts.popitem(last=False)
+                self.held -= len(dropped)
 
 
 @dataclass(frozen=True)
