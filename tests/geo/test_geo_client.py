@@ -22,7 +22,8 @@ from tractcast.geo.outlines import Outlines
 from tractcast.logs import bind_request_id, unbind_request_id
 
 MILAN = (45.4642, 9.19)
-MILAN_EAST = (45.46, 9.35)  # in a cell the fake's grid says a border crosses: always asked
+MILAN_EAST = (45.46, 9.35)  # in a cell the fake's grid says a border crosses
+MILAN_EDGE = (45.3, 9.35)  # on Milano's southern border, in that column: only geo can tell
 SEA = (43.0, 5.0)
 
 
@@ -210,17 +211,17 @@ def test_ready_when_geo_answers(client: GeoClient) -> None:
 def test_geo_down_is_unavailable_and_the_client_recovers(
     geo_server: GeoServer, client: GeoClient
 ) -> None:
-    assert client.tract_for_point(*MILAN_EAST) is not None  # a pooled connection exists now
+    assert client.tract_for_point(*MILAN_EDGE) is not None  # a pooled connection exists now
 
     geo_server.stop()
     with pytest.raises(Unavailable, match="geo service unavailable"):
-        client.tract_for_point(*MILAN_EAST)
+        client.tract_for_point(*MILAN_EDGE)
     with pytest.raises(Unavailable):
-        client.tracts_for_points([MILAN_EAST])
+        client.tracts_for_points([MILAN_EDGE])
     assert not client.ready()
 
     geo_server.start()  # same port
-    assert client.tract_for_point(*MILAN_EAST) == Tract("015", "Milano")
+    assert client.tract_for_point(*MILAN_EDGE) == Tract("015", "Milano")
     assert client.ready()
 
 
@@ -266,10 +267,15 @@ def test_with_the_copy_held_points_off_borders_need_no_call(
     assert geo_server.app.config["calls"] == 0
 
 
-def test_a_cell_with_a_border_is_always_asked(geo_server: GeoServer, client: GeoClient) -> None:
+def test_in_a_cell_with_a_border_only_a_point_on_the_border_is_asked(
+    geo_server: GeoServer, client: GeoClient
+) -> None:
     assert client.load_replica()
     for _ in range(3):
         assert client.tract_for_point(*MILAN_EAST) == Tract("015", "Milano")
+    assert geo_server.app.config["calls"] == 0  # the outlines tell
+    for _ in range(3):
+        assert client.tract_for_point(*MILAN_EDGE) == Tract("015", "Milano")
     assert geo_server.app.config["calls"] == 3
 
 
@@ -402,8 +408,9 @@ def test_with_geo_down_the_copy_still_answers_and_borders_are_unavailable(
 
     assert client.tract_for_point(45.46, 9.11) == Tract("015", "Milano")
     assert client.tracts_within_radius(*MILAN, 20.0).tract_hits() == geo_answers(*MILAN, 20.0)
+    assert client.tract_for_point(*MILAN_EAST) == Tract("015", "Milano")
     with pytest.raises(Unavailable):
-        client.tract_for_point(*MILAN_EAST)
+        client.tract_for_point(*MILAN_EDGE)
     assert not client.load_replica()  # the check fails, the copy stays
     assert client.replica.loaded
 
@@ -413,8 +420,8 @@ def test_the_request_id_being_answered_goes_to_geo(
 ) -> None:
     token = bind_request_id("req-42")
     try:
-        client.tract_for_point(45.46, 9.35)
+        client.tract_for_point(*MILAN_EDGE)
     finally:
         unbind_request_id(token)
-    client.tract_for_point(45.46, 9.36)
+    client.tract_for_point(45.3, 9.36)  # on the same border
     assert geo_server.app.config["request_ids"] == ["req-42", None]

@@ -168,6 +168,25 @@ def test_the_copy_sent_to_clients_answers_exactly_as_the_index(
     assert len(sent["outlines"]["lon"]) + len(sent["outlines"]["lat"]) < 8_000_000
 
 
+def test_the_copy_finds_the_tract_of_a_point_as_the_index_does_and_leaves_borders_to_it(
+    municipalities: TractIndex,
+) -> None:
+    sent = json.loads(json.dumps(municipalities.replica()))
+    copy = Outlines.from_dict(sent["outlines"], sent["ids"])
+    rng = np.random.default_rng(23)
+    # land, sea, and San Marino: the hole of the municipalities around it, outside every tract
+    lats = np.append(rng.uniform(36.5, 47.0, 300), SAN_MARINO[0])
+    lons = np.append(rng.uniform(6.5, 18.5, 300), SAN_MARINO[1])
+
+    found = [copy.position_holding(lat, lon) for lat, lon in zip(lats, lons, strict=True)]
+
+    assert found == municipalities.positions_for_points(lats, lons).tolist()
+    assert found[-1] == -1 and sum(position >= 0 for position in found) > 50  # type: ignore[operator]
+    # a point on a border (every vertex is one) is left to the polygons
+    for vertex in rng.integers(0, len(copy.lons), 50).tolist():
+        assert copy.position_holding(copy.lats[vertex], copy.lons[vertex]) is None
+
+
 def test_distances_are_shown_to_the_metre() -> None:
     assert metre_km(np.array([0.0, 1.23449, 1.2345001, 49.9996])).tolist() == [
         0.0,

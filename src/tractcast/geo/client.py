@@ -64,9 +64,11 @@ class LayerReplica:
     and answers without geo.
 
     A point in a cell no border crosses takes the cell's answer, computed with the same GridSpec
-    arithmetic as geo's, so it is exactly geo's answer; points in cells a border crosses still
-    go to geo's exact test. Radius queries run the same code over the same vertices as geo's
-    (Outlines), so they too answer as geo would, and no call is made. The copy is re-validated
+    arithmetic as geo's, so it is exactly geo's answer. A single point in a cell a border
+    crosses is tested against the rings' vertices (Outlines.position_holding), and only a point
+    within a hair of a border (or a batch's points in such cells) goes to geo's exact test.
+    Radius queries run the same code over the same vertices as geo's (Outlines), so they too
+    answer as geo would, and no call is made. The copy is re-validated
     every `ttl` seconds with a conditional GET, off the request's path; a new layer replaces it,
     and it keeps answering while geo is down (a new layer can only come from a geo that answers).
     """
@@ -90,8 +92,11 @@ class LayerReplica:
         if copy is None:
             return _MISS
         position, _ = copy.answers.position(lat, lon)
-        if position == BORDER:
-            return _MISS
+        if position == BORDER:  # the rings' vertices tell, unless the point is on a border
+            held = copy.outlines.position_holding(lat, lon)
+            if held is None:
+                return _MISS
+            position = held
         return None if position == NO_TRACT else copy.tracts[position]
 
     def tracts_for_points(self, lats: np.ndarray, lons: np.ndarray) -> list[Any]:
@@ -151,9 +156,9 @@ class GeoClient:
     Plain http.client rather than a session library: on loopback its per-call overhead is the
     larger part of a single-point forecast. A connection found closed (geo restarted, or
     dropped an idle connection) is replaced once, so the first call after geo comes back
-    succeeds; a timeout is never retried. Radius queries, and points in grid cells no border
-    crosses, are answered from `replica`, a copy of geo's layer (see LayerReplica): most points
-    and every radius cost no call.
+    succeeds; a timeout is never retried. Radius queries, and points not within a hair of a
+    border, are answered from `replica`, a copy of geo's layer (see LayerReplica): nearly every
+    single point and every radius cost no call.
     """
 
     def __init__(

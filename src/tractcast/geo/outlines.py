@@ -25,6 +25,10 @@ SCALE = 10_000_000
 # How far the sphere the bounding boxes are measured on can be from the WGS84 ellipsoid: a
 # tract is a candidate when its box is nearer than the radius plus this share of it.
 ELLIPSOID_MARGIN = 0.01
+# A point nearer than this (in degrees) to a polygon's boundary is left to the polygons
+# themselves: far above the vertices' rounding (half of 1e-7 degrees), so any point farther
+# lies on the same side of the rounded boundary as of the true one.
+BOUNDARY_MARGIN = 1e-6
 
 
 def metre_km(distances_km: np.ndarray) -> np.ndarray:
@@ -115,6 +119,31 @@ class Outlines:
         lat_units = np.cumsum(unpack(value.get("lat"), "<i8", total))
         step = unpack(value.get("step"), "<u1", total)
         return cls.from_units(lon_units, lat_units, step, count, ids)
+
+    def position_holding(self, lat: float, lon: float) -> int | None:
+        """The first polygon in layer order holding the point, in the lon/lat plane as the geo
+        index tests it; -1 when none does; None when the point lies within BOUNDARY_MARGIN of
+        the boundary of a polygon whose box holds it, where only the polygons can tell."""
+        west, south, east, north = self.bounds
+        boxed = np.flatnonzero((west <= lon) & (lon <= east) & (south <= lat) & (lat <= north))
+        for position in boxed.tolist():
+            start = self.first[position]
+            span = slice(start, start + self.count[position])
+            lons, lats = self.lons[span], self.lats[span]
+            edge = np.flatnonzero(self.step[span])  # from a vertex to the next of its ring
+            x0, y0 = lons[edge] - lon, lats[edge] - lat  # the point at the origin
+            dx, dy = lons[edge + 1] - lons[edge], lats[edge + 1] - lats[edge]
+            length2 = dx * dx + dy * dy
+            t = np.clip(-(x0 * dx + y0 * dy) / np.where(length2 > 0, length2, 1.0), 0, 1)
+            nearest2 = (x0 + t * dx) ** 2 + (y0 + t * dy) ** 2
+            if nearest2.min(initial=np.inf) <= BOUNDARY_MARGIN**2:
+                return None
+            # An odd number of edges crossing the positive x axis: inside (holes and parts too).
+            crossing = (y0 > 0) != (y0 + dy > 0)
+            x0, y0, dx, dy = x0[crossing], y0[crossing], dx[crossing], dy[crossing]
+            if np.count_nonzero(x0 - y0 * dx / dy > 0) % 2 == 1:
+                return int(position)
+        return -1
 
     def within_radius(
         self, lat: float, lon: float, radius_km: float
