@@ -7,7 +7,6 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Protocol
 
@@ -111,14 +110,14 @@ def radius_json(
 ) -> str:
     """radius_stats as JSON text (see forecast_json), for hits already nearest first.
 
-    Every tract of the hits' layer has its row rendered once per bundle, by position: a radius
-    over thousands of tracts costs one join of those rows with the distances (C loops, no Python
-    statement per tract) and the totals are array sums.
+    A tract's row is rendered once per bundle and layer, on the first radius that meets it,
+    and kept by position: a radius over thousands of tracts costs one join of those rows with
+    the distances (C loops, no Python statement per tract), and its totals are array sums.
     """
     if not math.isfinite(sum(hits.distances_km)):  # one check here: rows use repr as is
         raise ValueError("radius distances must be finite numbers")
-    table = _radius_table(bundle, hits)
     at = np.asarray(hits.positions, dtype=np.intp)
+    table = _radius_table(bundle, hits, at)
     with_data = table.with_data[at]
     distances: Sequence[float] = hits.distances_km
     missing: list[int] = []
@@ -208,46 +207,48 @@ class _RecentAnswers:
                 self.held -= len(dropped)
 
 
-@dataclass(frozen=True)
 class _RadiusTable:
-    """Every tract of a layer, by position, rendered for radius answers of one bundle."""
+    """The tracts of a layer, by position, rendered for radius answers of one bundle: each on
+    the first radius that meets it, so a worker holds (and reads of the bundle) only the rows
+    asked for, not the whole layer's."""
 
-    heads: list[str]  # a row up to its distance ("" for a tract without forecast)
-    tails: list[str]  # after the distance: counts, next day, "}," (the tract as JSON without)
-    with_data: np.ndarray  # bool: the bundle has a forecast for the tract
-    total_cases: np.ndarray  # int64, 0 without forecast; the same for the two below
-    new_cases: np.ndarray
-    next_day: np.ndarray  # float64: the next day's new cases
+    def __init__(self, size: int) -> None:
+        self.rendered = np.zeros(size, dtype=bool)  # set once a position's row is filled in
+        self.heads = [""] * size  # a row up to its distance ("" for a tract without forecast)
+        self.tails = [""] * size  # after it: counts, next day, "}," (without: the tract as JSON)
+        self.with_data = np.zeros(size, dtype=bool)  # the bundle has a forecast for the tract
+        self.total_cases = np.zeros(size, dtype=np.int64)  # 0 without forecast, as below
+        self.new_cases = np.zeros(size, dtype=np.int64)
+        self.next_day = np.zeros(size, dtype=np.float64)  # the next day's new cases
 
-
-def _radius_table(bundle: Bundle, hits: RadiusHits) -> _RadiusTable:
-    """The hits' layer's _RadiusTable for this bundle, rendered on its first radius query."""
-    key = ("radius", hits.layer)
-    table = bundle.memo.get(key)
-    if table is None:
-        heads, tails, counts = [], [], []
-        for tract in hits.tracts:
+    def fill(self, bundle: Bundle, tracts: Sequence[Tract], positions: np.ndarray) -> None:
+        """Render the rows of these positions not rendered yet. Two threads may render the same
+        row: they write the same values, and `rendered` is set last."""
+        for position in np.unique(positions[~self.rendered[positions]]).tolist():
+            tract = tracts[position]
             named = {"id": tract.id, "name": tract.name}
             series = bundle.tracts.get(tract.id)
             if series is None or not series.forecast:
-                heads.append("")
-                tails.append(_compact(named))
-                counts.append((False, 0, 0, 0.0))
-                continue
-            next_day = series.forecast[0]
-            counts_json = {"total_cases": series.total_cases, "new_cases": series.new_cases}
-            heads.append(_compact(named)[:-1] + ',"distance_km":')
-            tails.append("," + _compact({**counts_json, "next_day": _day(next_day)})[1:] + ",")
-            counts.append((True, series.total_cases, series.new_cases, next_day.new_cases))
-        with_data, total, new, next_new = zip(*counts, strict=True) if counts else ((),) * 4
-        table = bundle.memo[key] = _RadiusTable(
-            heads,
-            tails,
-            np.array(with_data, dtype=bool),
-            np.array(total, dtype=np.int64),
-            np.array(new, dtype=np.int64),
-            np.array(next_new, dtype=np.float64),
-        )
+                self.tails[position] = _compact(named)
+            else:
+                first = series.forecast[0]
+                counts = {"total_cases": series.total_cases, "new_cases": series.new_cases}
+                self.heads[position] = _compact(named)[:-1] + ',"distance_km":'
+                self.tails[position] = f",{_compact({**counts, 'next_day': _day(first)})[1:]},"
+                self.with_data[position] = True
+                self.total_cases[position] = series.total_cases
+                self.new_cases[position] = series.new_cases
+                self.next_day[position] = first.new_cases
+            self.rendered[position] = True
+
+
+def _radius_table(bundle: Bundle, hits: RadiusHits, positions: np.ndarray) -> _RadiusTable:
+    """The hits' layer's _RadiusTable for this bundle, with the rows of `positions` rendered."""
+    key = ("radius", hits.layer)
+    table = bundle.memo.get(key)
+    if table is None:
+        table = bundle.memo.setdefault(key, _RadiusTable(len(hits.tracts)))
+    table.fill(bundle, hits.tracts, positions)
     return table  # type: ignore[no-any-return]
 
 
