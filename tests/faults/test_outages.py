@@ -4,7 +4,7 @@ The stack runs on a private Redis, on the machine's PostgreSQL through a relay t
 kill (the real server is never touched), and with a real MLflow server. Each is killed -9 in
 turn while the API serves, then the registry and the whole retrainer. Geo is the one backend a
 forecast can need: while it is down the API answers every radius and every point its copy of
-geo's layer can, 503 JSON for the points near a border, and it answers those again by itself
+geo's layer can, 503 JSON for the points on a border, and it answers those again by itself
 once geo is back, with no restart.
 """
 
@@ -34,6 +34,7 @@ from tests.faults.processes import (
 
 from tractcast.data.demo import BOUNDS
 from tractcast.geo.cells import BORDER, CellAnswers
+from tractcast.geo.outlines import Outlines
 from tractcast.runner import ROOT, Stack, child_env, find_nginx, start_stack, wait_ready
 from tractcast.settings import Settings
 
@@ -184,11 +185,15 @@ def test_geo_down_the_copy_still_answers_and_the_rest_returns_by_itself_when_it_
     running: Running,
 ) -> None:
     geo_url = f"http://127.0.0.1:{running.settings.geo_port}"  # nginx does not serve the copy
-    answers = CellAnswers.from_dict(requests.get(f"{geo_url}/v1/tracts/replica", timeout=10).json())
+    copy = requests.get(f"{geo_url}/v1/tracts/replica", timeout=10).json()
+    answers = CellAnswers.from_dict(copy)
     points = [running.fresh_point() for _ in range(2000)]
     cells = [answers.position(point["lat"], point["lon"])[0] for point in points]
     inside = [point for point, cell in zip(points, cells, strict=True) if cell >= 0][:8]
-    border = next(point for point, cell in zip(points, cells, strict=True) if cell == BORDER)
+    # A tract's first vertex: on its border, where only geo's polygons can tell.
+    outlines = Outlines.from_dict(copy["outlines"], copy["ids"])
+    border = {"lat": float(outlines.lats[0]), "lon": float(outlines.lons[0])}
+    assert answers.position(border["lat"], border["lon"])[0] == BORDER
     before = [forecast_of(running, point) for point in inside]
     assert len(before) == 8 and all(status == 200 for status, _ in before)
     radius_before = requests.get(f"{running.url}/v1/stats/radius", params=DEMO_RADIUS, timeout=10)
