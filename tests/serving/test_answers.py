@@ -245,6 +245,22 @@ def test_reused_radius_answers_stay_within_their_budget(
     assert finder.asked == 1
 
 
+def test_rendered_forecasts_stay_within_their_byte_budget_and_answer_alike_past_it(
+    bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = replace(bundle, memo={})
+    forecast_json(one, MILANO, 14)
+    monkeypatch.setattr(answers, "MEMO_BYTES", one.memo[answers.MEMO_USED])  # room for one
+    first, second = (forecast_json(bundle, tract, 14) for tract in (MILANO, MONZA))
+
+    assert bundle.memo[answers.MEMO_USED] <= answers.MEMO_BYTES
+    assert [key for key in bundle.memo if key[0] == "forecast"] == [("forecast", "015", "Milano")]
+    # the tract past the budget is rendered on each look-up, the same answer as the dict's
+    assert json.loads(second) == forecast_answer(bundle, MONZA, 14)
+    assert forecast_json(bundle, MONZA, 14) == second
+    assert json.loads(first) == forecast_answer(bundle, MILANO, 14)
+
+
 def test_the_json_answers_raise_the_same_errors(bundle: Bundle) -> None:
     with pytest.raises(InvalidInput, match="between 1 and 14"):
         forecast_json(bundle, MILANO, 15)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -17,7 +18,10 @@ from tractcast.geo.index import RadiusHits, Tract, TractHit
 from tractcast.serving.bundle import MAIN_INTERVAL, Bundle, ForecastDay, TractForecast
 
 OUTSIDE_MESSAGE = "the point lies outside every tract"
-MEMO_LIMIT = 50_000  # rendered tracts kept per bundle (about 1 KB each)
+# Rendered tracts kept per bundle, by the memory their text takes: a census layer's tract with
+# three intervals is about 4 KB, so a count alone (50,000 before) let a worker grow by 190 MB.
+MEMO_BYTES = 48 * 1024 * 1024
+MEMO_USED = "rendered_bytes"  # the memo's key for what its rendered tracts take
 # Radius answers kept per bundle, newest used first: 50 km around a city centre of a census
 # layer is 1.4-2 MB of JSON and 5-10 ms of CPU to find and render.
 RADIUS_ANSWERS_BYTES = 16 * 1024 * 1024
@@ -270,7 +274,10 @@ def _rendered(bundle: Bundle, tract: Tract) -> tuple[str, list[str]]:
             }
         )[:-1]
         rendered = (head, [_compact(_day(day)) for day in series.forecast])
-        if len(bundle.memo) < MEMO_LIMIT:
+        size = sys.getsizeof(rendered[1]) + sum(map(sys.getsizeof, (head, *rendered[1])))
+        used = bundle.memo.get(MEMO_USED, 0)
+        if used + size <= MEMO_BYTES:  # a race between threads may overshoot by a tract
+            bundle.memo[MEMO_USED] = used + size
             bundle.memo[key] = rendered
     return rendered
 
