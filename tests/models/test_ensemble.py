@@ -9,8 +9,10 @@ import pytest
 
 from tractcast.evaluation.backtest import run_backtest
 from tractcast.models import load_forecaster, make_forecaster
-from tractcast.models.base import clear_fits
-from tractcast.models.ensemble import best_weights, simplex_grid, weight_rows
+from tractcast.models.base import Forecast, clear_fits
+from tractcast.models.baselines import SeasonalNaive
+from tractcast.models import ensemble as ensemble_module
+from tractcast.models.ensemble import best_weights, calibration_tracts, simplex_grid
 
 MEMBERS = {"persistence": {}, "seasonal_naive": {}, "moving_average": {}}
 
@@ -42,15 +44,12 @@ def test_each_horizon_gets_the_weights_with_the_lowest_error() -> None:
         np.testing.assert_allclose(weights[weekday], [[1.0, 0.0], [0.0, 1.0]])
 
 
-def test_on_many_tracts_the_weights_are_chosen_on_every_origin_of_a_spread_of_tracts() -> None:
-    assert weight_rows(107, 29).tolist() == list(range(107 * 29))  # a country's provinces: all
-    rows = weight_rows(10_000, 29)
-    assert len(rows) <= 40_000
-    origins, tracts = np.divmod(rows, 10_000)
-    assert set(origins.tolist()) == set(range(29))  # every calibration origin and weekday
-    per_origin = [set(tracts[origins == o].tolist()) for o in range(29)]
-    assert all(kept == per_origin[0] for kept in per_origin)  # the same tracts at each
-    assert min(per_origin[0]) == 0 and max(per_origin[0]) == 9_999  # spread over all of them
+def test_on_many_tracts_the_calibration_covers_every_origin_of_a_spread_of_tracts() -> None:
+    assert calibration_tracts(107, 29).tolist() == list(range(107))  # a country's provinces: all
+    tracts = calibration_tracts(10_000, 29)
+    assert len(tracts) * 29 <= 40_000
+    assert tracts.min() == 0 and tracts.max() == 9_999  # spread over all of them
+    assert np.all(np.diff(tracts) > 0)
 
 
 def test_choosing_on_a_spread_of_tracts_finds_the_weights_all_tracts_would() -> None:
@@ -64,7 +63,8 @@ def test_choosing_on_a_spread_of_tracts_finds_the_weights_all_tracts_would() -> 
     groups = np.repeat(weekdays, n_tracts, axis=0)  # rows are origin-major, as in a fit
     grid = simplex_grid(2, 0.1)
     everything = best_weights(points, actual, grid, groups)
-    rows = weight_rows(n_tracts, n_origins)
+    tracts = calibration_tracts(n_tracts, n_origins)
+    rows = (np.arange(n_origins)[:, None] * n_tracts + tracts[None, :]).ravel()
     assert len(rows) < len(actual)
     chosen = best_weights(points[:, rows], actual[rows], grid, groups[rows])
     np.testing.assert_allclose(chosen, everything)
@@ -79,6 +79,33 @@ def test_on_a_weekly_series_the_ensemble_leans_on_the_seasonal_naive(
     # persistence and the weekly mean miss the weekday rhythm; the seasonal naive keeps it
     assert np.mean(weights["seasonal_naive"]) > np.mean(weights["persistence"])
     assert np.all(np.isclose(np.sum([weights[f] for f in MEMBERS], axis=0), 1.0))
+
+
+def test_on_many_tracts_the_members_forecast_a_spread_of_tracts_and_every_tract_is_served(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(4)
+    week = np.array([1.5, 1.3, 1.2, 1.0, 1.0, 0.5, 0.3])
+    history = rng.poisson(rng.uniform(20, 300, (60, 1)) * np.tile(week, 30)[:200]).astype(float)
+    monkeypatch.setattr(ensemble_module, "CALIBRATION_ROWS", 29 * 12)  # 12 of the 60 tracts
+    asked: list[int] = []
+    original = SeasonalNaive.predict
+
+    def counting(self: SeasonalNaive, past: np.ndarray, tracts: np.ndarray | None = None) -> Forecast:
+        forecast = original(self, past, tracts)
+        asked.append(len(forecast.point))
+        return forecast
+
+    monkeypatch.setattr(SeasonalNaive, "predict", counting)
+    ensemble = make_forecaster("ensemble", members=MEMBERS)
+    ensemble.fit(history)
+    assert asked == [12] * 29  # 12 tracts at each of the 29 calibration origins
+    assert np.mean(ensemble.weights_table()["seasonal_naive"]) > 0.5
+    forecast = ensemble.predict(history)
+    assert forecast.point.shape == (60, 14)  # every tract is forecast
+    some = ensemble.predict(history, np.array([3, 0]))
+    np.testing.assert_array_equal(some.point, forecast.point[[3, 0]])
+    np.testing.assert_array_equal(some.upper, forecast.upper[[3, 0]])
 
 
 def test_the_ensemble_is_no_worse_than_its_best_member_on_later_days(

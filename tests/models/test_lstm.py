@@ -170,6 +170,20 @@ def test_lstm_reads_the_all_tract_total_as_context(fitted: Forecaster, history: 
     assert not np.allclose(alone, together)
 
 
+def test_lstm_forecasts_some_tracts_as_it_would_among_all(
+    fitted: Forecaster, history: np.ndarray
+) -> None:
+    every, rows = fitted.predict(history), np.array([4, 0, 7])
+    some = fitted.predict(history, rows)  # the all-tract context still spans every tract
+    # the same to float32 rounding: the network's sums may group differently in another batch
+    np.testing.assert_allclose(some.point, every.point[rows], rtol=1e-6)
+    np.testing.assert_allclose(some.bands[0.95][1], every.bands[0.95][1][rows], rtol=1e-6)
+    surge = history.copy()
+    surge[[1, 2, 3, 5, 6, 8, 9], -7:] *= 3.0  # tracts not forecast surge: the context moves
+    moved = fitted.predict(surge, rows).point
+    assert not np.allclose(moved, some.point, rtol=1e-3)
+
+
 def test_history_too_short_to_train_and_calibrate_is_rejected(history: np.ndarray) -> None:
     with pytest.raises(InvalidInput, match="at least"):
         make_forecaster("lstm", **SMALL).fit(history[:, :80])

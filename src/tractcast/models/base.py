@@ -92,8 +92,12 @@ class Forecaster(Protocol):
     def fit(self, history: np.ndarray) -> None:
         """Learn from daily new cases, shape (n_tracts, n_days), oldest day first."""
 
-    def predict(self, history: np.ndarray) -> Forecast:
-        """Forecast the `horizon` days after the last day of each tract's history."""
+    def predict(self, history: np.ndarray, tracts: np.ndarray | None = None) -> Forecast:
+        """Forecast the `horizon` days after the last day of each tract's history.
+
+        With `tracts` (row indices), only those rows are forecast, in that order, each exactly
+        as in a forecast of every tract: what a model reads across tracts still spans them all.
+        """
 
     def params(self) -> dict[str, Any]:
         """Hyperparameters, written to the version manifest."""
@@ -208,7 +212,7 @@ FIT_CACHE_SIZE = 256  # a 12-origin backtest of five candidates holds ~80 fits
 def history_digest(history: np.ndarray) -> str:
     """A digest of a history's shape and values: the same history, the same digest."""
     array = np.ascontiguousarray(history, dtype=float)
-    digest = hashlib.blake2b(array.tobytes(), digest_size=16)
+    digest = hashlib.blake2b(memoryview(array), digest_size=16)  # no copy into bytes
     digest.update(repr(array.shape).encode())
     return digest.hexdigest()
 

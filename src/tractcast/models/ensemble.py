@@ -4,7 +4,8 @@ Fitting fits every member on the history (a fit shared with the members' own can
 history is the same), then forecasts from each daily origin of the newest `calibration_days`
 (the days the LSTM holds out of its training) and picks, for each horizon (and with `by_weekday`
 for each weekday of the forecast day too), the weights on a grid over the simplex with the
-lowest MAE there. Weights of 1 on one member are on the grid, so at
+lowest MAE there. On many tracts the calibration forecasts cover evenly spaced tracts only
+(`calibration_tracts`); the members are still fitted on every tract. Weights of 1 on one member are on the grid, so at
 each horizon the ensemble can also simply choose a family. Quantiles are combined with the same
 weights (quantile averaging), and a scaled conformal step on the same origins then calibrates
 each interval level per horizon. Everything is fitted on the history it is given, so within a
@@ -38,10 +39,12 @@ from tractcast.models.base import (
 STATE_FILE = "ensemble.json"
 MEMBERS_DIR = "members"
 DEFAULT_MEMBERS = ("lstm", *BASELINE_FAMILIES)
-# Calibration rows (origins x tracts) the weight search scores at most: 1,379 tracts' worth of
-# 29 origins. Every row costs each of the 286 weight combinations; 10,000 tracts' 290,000 rows
-# took about 20 s per fit, and the weights of 7 weekdays x 14 horizons need far fewer.
-WEIGHT_ROWS = 40_000
+# Calibration rows (origins x tracts) the members forecast and the weights and interval scales
+# are fitted on, at most: 1,379 tracts' worth of 29 origins. Every row costs each of the 286
+# weight combinations (10,000 tracts' 290,000 rows took about 20 s per fit) and a forecast from
+# each member (the LSTM's over 10,000 tracts at 29 origins about 35 s per fit); the weights of
+# 7 weekdays x 14 horizons and the scales of 3 levels x 14 horizons need far fewer.
+CALIBRATION_ROWS = 40_000
 
 
 def simplex_grid(n_members: int, step: float) -> np.ndarray:
@@ -92,18 +95,18 @@ def best_weights(
     return weights
 
 
-def weight_rows(n_tracts: int, n_origins: int, limit: int = WEIGHT_ROWS) -> np.ndarray:
-    """The calibration rows the weights are chosen on: all of them, or evenly spaced tracts.
+def calibration_tracts(n_tracts: int, n_origins: int, limit: int | None = None) -> np.ndarray:
+    """The tracts calibrated on at every origin: all of them, or evenly spaced ones.
 
-    Rows are origin-major (origin * n_tracts + tract). Past `limit` rows, every calibration
-    origin keeps the same evenly spaced tracts, so the weights still see every origin and
-    weekday; the conformal scales are fitted on all rows.
+    Past `limit` rows (origins x tracts; CALIBRATION_ROWS by default), every calibration origin keeps the same evenly spaced
+    tracts, first and last included, so the weights still see every origin and weekday.
     """
+    limit = CALIBRATION_ROWS if limit is None else limit
     tracts = np.arange(n_tracts)
     if n_tracts * n_origins > limit:
         spaced = np.linspace(0, n_tracts - 1, max(1, limit // n_origins)).round()
         tracts = np.unique(spaced.astype(int))
-    return (np.arange(n_origins)[:, None] * n_tracts + tracts[None, :]).ravel()
+    return tracts
 
 
 def row_weights(weights: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -216,19 +219,17 @@ class EnsembleForecaster:
             for family, prototype in self.prototypes().items()
         }
         origins = self.calibration_origins(history.shape[1])
+        tracts = calibration_tracts(history.shape[0], len(origins))
+        # rows are origin-major: origin k's forecasts of `tracts` are rows k * len(tracts) on
         per_member = [
-            stack_forecasts([member.predict(history[:, :t]) for t in origins])
+            stack_forecasts([member.predict(history[:, :t], tracts) for t in origins])
             for member in self.fitted.values()
         ]
-        actual = np.concatenate([history[:, t : t + self.horizon] for t in origins], axis=0)
+        actual = np.concatenate([history[tracts, t : t + self.horizon] for t in origins], axis=0)
         points = np.stack([forecast.point for forecast in per_member])
-        n_tracts = history.shape[0]
-        groups = np.concatenate([np.repeat(self.weekdays(t)[None], n_tracts, 0) for t in origins])
+        groups = np.concatenate([np.repeat(self.weekdays(t)[None], len(tracts), 0) for t in origins])
         grid = simplex_grid(len(per_member), self.step)
-        rows = weight_rows(n_tracts, len(origins))
-        self.weights = best_weights(
-            points[:, rows], actual[rows], grid, groups[rows] if self.by_weekday else None
-        )
+        self.weights = best_weights(points, actual, grid, groups if self.by_weekday else None)
         mixed = combine(per_member, row_weights(self.weights, groups))
         self.scales = {
             level: scaled_interval_factors(
@@ -237,12 +238,13 @@ class EnsembleForecaster:
             for level, (lower, upper) in mixed.intervals().items()
         }
 
-    def predict(self, history: np.ndarray) -> Forecast:
+    def predict(self, history: np.ndarray, tracts: np.ndarray | None = None) -> Forecast:
         if self.weights is None or not self.fitted:
             raise RuntimeError("ensemble forecaster must be fitted before predicting")
         history = check_history(history, 1)
-        groups = np.repeat(self.weekdays(history.shape[1])[None], history.shape[0], axis=0)
-        forecasts = [member.predict(history) for member in self.fitted.values()]
+        forecasts = [member.predict(history, tracts) for member in self.fitted.values()]
+        n_rows = forecasts[0].point.shape[0]
+        groups = np.repeat(self.weekdays(history.shape[1])[None], n_rows, axis=0)
         mixed = combine(forecasts, row_weights(self.weights, groups))
         point = np.clip(mixed.point, 0.0, None)
         bands = {

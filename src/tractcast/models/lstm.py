@@ -443,17 +443,21 @@ class LSTMForecaster:
         ]
         return np.concatenate(chunks, axis=0)
 
-    def predict(self, history: np.ndarray) -> Forecast:
-        """Forecast after `history`; the all-tract context is the sum over the tracts passed in."""
+    def predict(self, history: np.ndarray, tracts: np.ndarray | None = None) -> Forecast:
+        """Forecast after `history` (every tract, or the rows `tracts`); the all-tract context is
+        the sum over every tract passed in, whichever rows are forecast."""
         if self.model is None or (not self.scales and self.adjustment is None):
             raise RuntimeError("lstm forecaster must be fitted or loaded before predicting")
         history = check_history(history, self.lookback)
-        n_tracts, n_days = history.shape
-        days = np.broadcast_to(np.arange(n_days - self.lookback, n_days), (n_tracts, self.lookback))
-        log_history, tracts = np.log1p(history), np.arange(n_tracts)[:, None]
+        # only the last `lookback` days are read: log1p of the rest would be thrown away
+        recent = history[:, history.shape[1] - self.lookback :]
+        log_total = np.log1p(recent.sum(axis=0))
+        log_recent = np.log1p(recent if tracts is None else recent[tracts])
+        n_rows = log_recent.shape[0]
+        days = np.broadcast_to(np.arange(self.lookback), (n_rows, self.lookback))
         features, level, window = window_features(
-            log_history, np.log1p(history.sum(axis=0)), tracts, days, self.first_weekday,
-            self.outlier_threshold,
+            log_recent, log_total, np.arange(n_rows)[:, None], days,
+            self.first_weekday + history.shape[1] - self.lookback, self.outlier_threshold,
         )  # fmt: skip
         base = anchor_values(window, level, self.horizon, self.anchor, self.anchor_weeks)
         log_q = self.predict_log(features) + base[:, :, None]
