@@ -45,7 +45,9 @@ class SpyForecaster:
         SpyForecaster.fitted_on.append(history.shape[1])
 
     def predict(self, history: np.ndarray, tracts: np.ndarray | None = None) -> Forecast:
-        point = np.repeat(history[:, -1:] if tracts is None else history[tracts, -1:], self.horizon, axis=1)
+        point = np.repeat(
+            history[:, -1:] if tracts is None else history[tracts, -1:], self.horizon, axis=1
+        )
         return Forecast(point=point, lower=point * 0.5, upper=point * 1.5)
 
     def params(self) -> dict[str, Any]:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from tractcast.evaluation.backtest import run_backtest
+from tractcast.models import ensemble as ensemble_module
 from tractcast.models import load_forecaster, make_forecaster
 from tractcast.models.base import Forecast, clear_fits
 from tractcast.models.baselines import SeasonalNaive
-from tractcast.models import ensemble as ensemble_module
 from tractcast.models.ensemble import best_weights, calibration_tracts, simplex_grid
 
 MEMBERS = {"persistence": {}, "seasonal_naive": {}, "moving_average": {}}
@@ -91,7 +91,9 @@ def test_on_many_tracts_the_members_forecast_a_spread_of_tracts_and_every_tract_
     asked: list[int] = []
     original = SeasonalNaive.predict
 
-    def counting(self: SeasonalNaive, past: np.ndarray, tracts: np.ndarray | None = None) -> Forecast:
+    def counting(
+        self: SeasonalNaive, past: np.ndarray, tracts: np.ndarray | None = None
+    ) -> Forecast:
         forecast = original(self, past, tracts)
         asked.append(len(forecast.point))
         return forecast

@@ -212,7 +212,7 @@ FIT_CACHE_SIZE = 256  # a 12-origin backtest of five candidates holds ~80 fits
 def history_digest(history: np.ndarray) -> str:
     """A digest of a history's shape and values: the same history, the same digest."""
     array = np.ascontiguousarray(history, dtype=float)
-    digest = hashlib.blake2b(memoryview(array), digest_size=16)  # no copy into bytes
+    digest = hashlib.blake2b(array.data, digest_size=16)  # no copy into bytes
     digest.update(repr(array.shape).encode())
     return digest.hexdigest()
 

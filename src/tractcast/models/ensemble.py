@@ -5,11 +5,11 @@ history is the same), then forecasts from each daily origin of the newest `calib
 (the days the LSTM holds out of its training) and picks, for each horizon (and with `by_weekday`
 for each weekday of the forecast day too), the weights on a grid over the simplex with the
 lowest MAE there. On many tracts the calibration forecasts cover evenly spaced tracts only
-(`calibration_tracts`); the members are still fitted on every tract. Weights of 1 on one member are on the grid, so at
-each horizon the ensemble can also simply choose a family. Quantiles are combined with the same
-weights (quantile averaging), and a scaled conformal step on the same origins then calibrates
-each interval level per horizon. Everything is fitted on the history it is given, so within a
-backtest the weights come from days before the origin only.
+(`calibration_tracts`); the members are still fitted on every tract. Weights of 1 on one
+member are on the grid, so at each horizon the ensemble can also simply choose a family.
+Quantiles are combined with the same weights (quantile averaging), and a scaled conformal step
+on the same origins then calibrates each interval level per horizon. Everything is fitted on the
+history it is given, so within a backtest the weights come from days before the origin only.
 """
 
 from __future__ import annotations
@@ -98,8 +98,9 @@ def best_weights(
 def calibration_tracts(n_tracts: int, n_origins: int, limit: int | None = None) -> np.ndarray:
     """The tracts calibrated on at every origin: all of them, or evenly spaced ones.
 
-    Past `limit` rows (origins x tracts; CALIBRATION_ROWS by default), every calibration origin keeps the same evenly spaced
-    tracts, first and last included, so the weights still see every origin and weekday.
+    Past `limit` rows (origins x tracts; CALIBRATION_ROWS by default), every calibration origin
+    keeps the same evenly spaced tracts, first and last included, so the weights still see every
+    origin and weekday.
     """
     limit = CALIBRATION_ROWS if limit is None else limit
     tracts = np.arange(n_tracts)
@@ -227,7 +228,9 @@ class EnsembleForecaster:
         ]
         actual = np.concatenate([history[tracts, t : t + self.horizon] for t in origins], axis=0)
         points = np.stack([forecast.point for forecast in per_member])
-        groups = np.concatenate([np.repeat(self.weekdays(t)[None], len(tracts), 0) for t in origins])
+        groups = np.concatenate(
+            [np.repeat(self.weekdays(t)[None], len(tracts), 0) for t in origins]
+        )
         grid = simplex_grid(len(per_member), self.step)
         self.weights = best_weights(points, actual, grid, groups if self.by_weekday else None)
         mixed = combine(per_member, row_weights(self.weights, groups))
