@@ -375,11 +375,14 @@ def tract_populations(layer: TractLayer) -> tuple[str, dict[str, float]]:
         n for n in dict.fromkeys(k for p in properties for k in p) if POPULATION_NAME.search(n)
     ]
     for name in names:
-        values = {}
-        for props, tract in zip(properties, layer.tracts, strict=True):
-            number = parse_counts(pd.Series([str(props.get(name, ""))], dtype=object)).iat[0]
-            if number > 0:
-                values[tract.id] = float(number)
+        # one parse over every tract's text (one per tract took 35 s on 10,000 tracts)
+        text = pd.Series([str(props.get(name, "")) for props in properties], dtype=object)
+        numbers = parse_counts(text).to_numpy()
+        values = {
+            tract.id: float(number)
+            for tract, number in zip(layer.tracts, numbers, strict=True)
+            if number > 0
+        }
         if len(values) >= 0.9 * max(len(layer.tracts), 1):
             return name, values
     return "", {}
