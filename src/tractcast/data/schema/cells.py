@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 
 from tractcast.data.schema.keys import area_keys, header_areas
-from tractcast.data.schema.parsing import blank_cells, parse_counts, parse_dates
+from tractcast.data.schema.parsing import blank_cells, parse_counts, parse_dates, strip_text
 from tractcast.data.schema.results import AreaKeys, Cells, Schema, TractLayer
 
 
 def long_cells(frame: pd.DataFrame, schema: Schema, layer: TractLayer) -> Cells:
     """One cell per row: its date, area and value column."""
-    text = frame[schema.value.column].astype(object).str.strip()
+    text = strip_text(frame[schema.value.column])
     values = parse_counts(text, schema.value.number_format).to_numpy()
 
     def detail(rows: np.ndarray) -> list[str]:

@@ -10,10 +10,12 @@ import pandas as pd
 from tractcast.data.schema.coordinates import infer_coordinates, point_tracts, row_labels
 from tractcast.data.schema.parsing import (
     detect_number_format,
+    map_distinct,
     normalise_key,
     normalise_keys,
     parse_counts,
     sample_rows,
+    strip_text,
 )
 from tractcast.data.schema.results import AreaKeys, TractKeyInference, TractLayer
 from tractcast.errors import DataRejected
@@ -156,9 +158,9 @@ def area_keys(frame: pd.DataFrame, tract: TractKeyInference, layer: TractLayer) 
     """Every row's area: as written, its series key, and its tract (NaN when none)."""
     label, label_keys = row_labels(frame, tract.labels)
     if tract.coordinates is None:
-        raw = frame[tract.column].astype(object).str.strip()
+        raw = strip_text(frame[tract.column])
         keys = normalise_keys(frame[tract.column])
-        tracts = keys.map(tract.key_map)
+        tracts = map_distinct(keys, tract.key_map)
         unkeyed = (keys == "") & (label_keys != "")  # a pseudo-area named only by its label
         if unkeyed.any():
             raw = raw.where(~unkeyed, label)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,29 @@ def normalise_key(value: object) -> str:
         decomposed = unicodedata.normalize("NFKD", text)
         text = "".join(c for c in decomposed if not unicodedata.combining(c))
     return _NON_WORD.sub(" ", text).strip() if not text.isalnum() else text
+
+
+def strip_text(values: pd.Series) -> pd.Series:
+    """`values.astype(object).str.strip()` (NaN where not text), stripped once per distinct value:
+    a long file repeats each area and count many times over."""
+    values = values.astype(object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    table = np.empty(len(uniques) + 1, dtype=object)  # the last entry for codes of -1
+    table[:-1] = pd.Series(uniques, dtype=object).str.strip().to_numpy(dtype=object)
+    stripped = pd.Series(table[codes], index=values.index, dtype=object)
+    missing = codes < 0  # None and NaN stay what .str.strip makes of each
+    if missing.any():
+        stripped[missing] = values[missing].str.strip()
+    return stripped
+
+
+def map_distinct(values: pd.Series, mapping: dict[Any, Any]) -> pd.Series:
+    """`values.map(mapping)` for a column of hashable values, looked up once per distinct value."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if (codes < 0).any():
+        return values.map(mapping)
+    table = pd.Series(uniques, dtype=values.dtype).map(mapping).to_numpy()
+    return pd.Series(table[codes], index=values.index)
 
 
 def normalise_keys(values: pd.Series) -> pd.Series:
