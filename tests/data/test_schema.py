@@ -9,7 +9,13 @@ from tractcast.data.schema.counts import infer_value_column
 from tractcast.data.schema.dates import infer_date_column
 from tractcast.data.schema.inference import detect_layout
 from tractcast.data.schema.keys import layer_key_maps
-from tractcast.data.schema.parsing import normalise_key, normalise_keys, parse_dates
+from tractcast.data.schema.parsing import (
+    map_distinct,
+    normalise_key,
+    normalise_keys,
+    parse_dates,
+    strip_text,
+)
 from tractcast.errors import DataRejected
 from tractcast.geo.index import Tract
 
@@ -32,6 +38,17 @@ class TinyLayer:
 )  # fmt: skip
 def test_normalise_key_strips_casefolds_and_drops_leading_zeros(raw, expected):
     assert normalise_key(raw) == expected
+
+
+def test_stripping_and_looking_up_once_per_distinct_value_gives_every_cell_its_own_answer():
+    column = pd.Series([" TO ", None, float("nan"), "MI", " TO ", 3, ""], dtype=object)
+    stripped = strip_text(column)
+    assert stripped.equals(column.str.strip())  # None and NaN stay apart, a number is no text
+    assert stripped.tolist()[:4:3] == ["TO", "MI"] and stripped.iat[1] is None
+    keys = pd.Series(["to", "mi", "xx", "to"], dtype=object)
+    mapped = map_distinct(keys, {"to": "001", "mi": "015"})
+    assert mapped.equals(keys.map({"to": "001", "mi": "015"}))
+    assert mapped.tolist()[:2] == ["001", "015"] and pd.isna(mapped.iat[2])
 
 
 def test_normalise_keys_maps_a_column_value_by_value():
