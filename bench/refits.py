@@ -44,6 +44,10 @@ def main() -> None:
     parser.add_argument("--from", dest="start", default="2021-06-30")
     parser.add_argument("--to", dest="end", default="2023-05-31")
     parser.add_argument("--seeds", default="42", help="comma-separated; more than one: bagging")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="PARAM=VALUE",
+        help="an LSTM parameter of the refitted recipe (the frozen fit keeps the default)",
+    )  # fmt: skip
     args = parser.parse_args()
     seeds = [int(seed) for seed in args.seeds.split(",")]
     settings = Settings(
@@ -54,8 +58,14 @@ def main() -> None:
     history, observed = arrays.history, arrays.observed
     ends = pd.date_range(args.start, args.end, freq="ME")
 
-    def fitted(day: pd.Timestamp, seed: int) -> Forecaster:
+    changes = {key: number(value) for key, value in (pair.split("=", 1) for pair in args.set)}
+
+    def fitted(day: pd.Timestamp, seed: int, **params: float | int) -> Forecaster:
         lstm = candidate_forecasters(settings.with_(seed=seed), arrays.first_weekday)
+        for key, value in params.items():
+            if not hasattr(lstm[MODEL_FAMILY], key):
+                parser.error(f"the LSTM has no parameter {key}")
+            setattr(lstm[MODEL_FAMILY], key, value)
         lstm[MODEL_FAMILY].fit(history[:, : cut(day)])
         return lstm[MODEL_FAMILY]
 
@@ -75,7 +85,7 @@ def main() -> None:
         scored = observed[:, cut(day) : cut(day) + DAYS]
         if actual.shape[1] < DAYS:
             break
-        fits = [fitted(day, seed) for seed in seeds]
+        fits = [fitted(day, seed, **changes) for seed in seeds]
         naive.fit(known)
         points = {
             "newest": fits[0].predict(known).point,
@@ -99,6 +109,11 @@ def main() -> None:
         means = part.mean()
         ratios = " ".join(f"{name} {means[name] / means['frozen']:.3f}" for name in part.columns)
         print(f"mean over {len(part)} releases ({label}): / frozen: {ratios}")
+
+
+def number(text: str) -> float | int:
+    """A parameter's value as given: 16 is an int (units, epochs), 0.25 a float."""
+    return int(text) if text.lstrip("-").isdigit() else float(text)
 
 
 if __name__ == "__main__":
