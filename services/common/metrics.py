@@ -8,7 +8,7 @@ come from collectors that read the current state at scrape time.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from flask import Response
@@ -127,43 +127,61 @@ EVENT_COUNTERS = {
 }
 
 
-def registry_state(registry: Callable[[], Any], live_days: int = 14) -> StateCollector:
+def registry_state(
+    registries: Sequence[tuple[str | None, Callable[[], Any]]], live_days: int = 14
+) -> StateCollector:
     """The registry's state: lifecycle events so far, the champion, its quarantined rows, and
     its live MAE relative to the seasonal naive per horizon, over the last `live_days` days.
 
     Counted from the metadata store's events (append-only, so these are true counters, the
-    same in every worker); `registry()` returns the tractcast.registry.Registry.
+    same in every worker). `registries` holds each layer's name and a function returning its
+    tractcast.registry.Registry; with a layers file (names, not None) every sample is labelled
+    `layer`, one sample per layer in each metric.
     """
 
     def read() -> Iterator[Metric]:
-        opened = registry()
-        kinds = [event.kind for event in opened.list_events(limit=None)]
-        for kind, (name, documentation) in EVENT_COUNTERS.items():
-            yield counter(name, documentation, kinds.count(kind))
-        version = opened.serving_version()
-        if version is None:
-            return
-        described = opened.get_version(version)
+        merged: dict[str, Metric] = {}
+        for name, registry in registries:
+            for metric in layer_state(registry(), live_days):
+                into = merged.setdefault(
+                    metric.name, Metric(metric.name, metric.documentation, metric.type)
+                )
+                labels = {} if name is None else {"layer": name}
+                into.samples.extend(
+                    sample._replace(labels={**sample.labels, **labels}) for sample in metric.samples
+                )
+        yield from merged.values()
+
+    return StateCollector("registry", read)
+
+
+def layer_state(opened: Any, live_days: int) -> Iterator[Metric]:
+    """One layer's registry metrics (registry_state), unlabelled."""
+    kinds = [event.kind for event in opened.list_events(limit=None)]
+    for kind, (name, documentation) in EVENT_COUNTERS.items():
+        yield counter(name, documentation, kinds.count(kind))
+    version = opened.serving_version()
+    if version is None:
+        return
+    described = opened.get_version(version)
+    yield gauge(
+        "tractcast_champion_info",
+        "The champion version and the data version it was trained on (value always 1).",
+        1,
+        version=version,
+        data_version=described.data_version,
+    )
+    ingest = described.manifest.get("ingest") or {}
+    quarantined = ingest.get("rows_quarantined")
+    if isinstance(quarantined, int):
         yield gauge(
-            "tractcast_champion_info",
-            "The champion version and the data version it was trained on (value always 1).",
-            1,
+            "tractcast_quarantined_rows",
+            "Rows the champion's data release quarantined at ingestion.",
+            quarantined,
             version=version,
             data_version=described.data_version,
         )
-        ingest = described.manifest.get("ingest") or {}
-        quarantined = ingest.get("rows_quarantined")
-        if isinstance(quarantined, int):
-            yield gauge(
-                "tractcast_quarantined_rows",
-                "Rows the champion's data release quarantined at ingestion.",
-                quarantined,
-                version=version,
-                data_version=described.data_version,
-            )
-        yield from live_skill_gauges(opened.store, version, live_days)
-
-    return StateCollector("registry", read)
+    yield from live_skill_gauges(opened.store, version, live_days)
 
 
 def live_skill_gauges(store: Any, version: str, days: int) -> Iterator[Metric]:

@@ -23,9 +23,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     init_registry(app)
     live_days = settings_of(app).rollback_days
-    init_observability(
-        app, "registry", [registry_state(app.extensions[REGISTRY_KEY].get, live_days)]
-    )
+    named = settings_of(app).layers is not None
+    registries = [
+        (name if named else None, registry.get)
+        for name, registry in app.extensions[LAYERS_KEY].items()
+    ]
+    init_observability(app, "registry", [registry_state(registries, live_days)])
     register_blueprints(app)
     return app
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.registry.app import create_app
 from tractcast.registry.store import LocalModelStore
@@ -300,6 +301,21 @@ def test_events_and_admin_answers_say_which_layer_they_concern(tmp_path: Path) -
         assert malformed.status_code == 400 and malformed.get_json()["error"] == "invalid_input"
         nowhere = client.post("/v1/admin/rollback", json={"layer": "regions"}, headers=ADMIN)
         assert nowhere.status_code == 404
+
+        # /metrics: one sample per layer, labelled; the champion only where there is one
+        samples = [
+            sample
+            for family in text_string_to_metric_families(client.get("/metrics").get_data(True))
+            for sample in family.samples
+        ]
+
+        def per_layer(name: str) -> dict[str, float]:
+            return {s.labels["layer"]: s.value for s in samples if s.name == name}
+
+        assert per_layer("tractcast_promotions_total") == {"provinces": 2, "municipalities": 0}
+        assert per_layer("tractcast_rollbacks_total") == {"provinces": 1, "municipalities": 0}
+        champion = [s.labels for s in samples if s.name == "tractcast_champion_info"]
+        assert champion == [{"version": older, "data_version": "d1", "layer": "provinces"}]
     finally:
         for registry in app.extensions["tractcast.registries"].values():
             registry.close()
