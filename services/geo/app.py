@@ -10,7 +10,7 @@ from flask import Flask
 from services.common.http import register_error_handlers
 from services.common.observability import init_observability
 from services.common.warmup import on_warm_up
-from services.geo.state import IndexHolder, LayerHolders, attach_index
+from services.geo.state import LAYER_SOURCES, IndexHolder, LayerHolders, attach_index
 from services.geo.views import bp, replica_json
 from tractcast.geo.index import TractIndex
 from tractcast.geo.loading import tract_layer_path
@@ -38,7 +38,7 @@ def load_index(app: Flask, settings: Settings, index: TractIndex | None) -> None
     given, is the first layer's)."""
     holders = LayerHolders()
     for position, layer in enumerate(tract_layers(settings)):
-        holder = layer_holder(app, layer.settings, index if position == 0 else None)
+        holder = layer_holder(app, layer.name, layer.settings, index if position == 0 else None)
         holders[layer.name] = holder
         on_warm_up(app, partial(warm_replica, holder))  # the API asks for it as it starts
     attach_index(app, holders)
@@ -50,7 +50,9 @@ def warm_replica(holder: IndexHolder) -> None:
     replica_json(holder.get())
 
 
-def layer_holder(app: Flask, settings: Settings, index: TractIndex | None) -> IndexHolder:
+def layer_holder(
+    app: Flask, name: str, settings: Settings, index: TractIndex | None
+) -> IndexHolder:
     """The holder of the configured layer file, or (TRACTCAST_SERVING_SOURCE=s3) of the S3
     mirror's layer copied into the local cache: the copy cached last when S3 cannot be reached,
     and a new copy in the mirror replaces it within PROBE_INTERVAL seconds, with no restart."""
@@ -61,7 +63,7 @@ def layer_holder(app: Flask, settings: Settings, index: TractIndex | None) -> In
     if settings.serving_source != "s3":
         return IndexHolder(lambda: tract_layer_path(settings), load, index)
     layer = remote_layer(settings)
-    app.extensions.setdefault("tractcast_layer_source", layer)  # /readyz tells the first's
+    app.extensions.setdefault(LAYER_SOURCES, {})[name] = layer  # /readyz tells each one's state
     return IndexHolder(layer.path, load, index, follow_every=PROBE_INTERVAL)
 
 

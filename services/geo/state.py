@@ -17,6 +17,7 @@ from tractcast.geo.index import TractIndex
 from tractcast.tract_layers import known_layer
 
 EXTENSION = "tractcast_geo"
+LAYER_SOURCES = "tractcast_layer_sources"  # each layer's S3 layer source, by name (a replica)
 log = logging.getLogger(__name__)
 
 

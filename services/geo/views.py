@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from services.common.http import json_body
-from services.geo.state import index_holder, layer_holders, tract_index
+from services.geo.state import LAYER_SOURCES, index_holder, layer_holders, tract_index
 from tractcast.errors import NotFound, TractcastError, Unavailable
 from tractcast.geo.index import Tract, TractIndex
 from tractcast.validation import parse_coordinate, parse_points, parse_radius_km
@@ -25,23 +25,32 @@ def healthz() -> dict[str, Any]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, Any], int]:
-    """Ready when every layer is loaded; `tracts` counts the first (or the named) layer's."""
+    """Ready when every layer is loaded; `tracts` counts the first (or the named) layer's.
+
+    On a replica serving from S3, `artifact_store` and `serving_from` are the first layer's,
+    and with several layers `layer_stores` gives each layer's.
+    """
     holders, named = layer_holders(), index_holder()
     try:
         loaded = {name: len(holder.get().tracts) for name, holder in holders.items()}
         index = named.get()
     except TractcastError as exc:
-        return {**Unavailable(exc.message).to_dict(), "status": "not_ready", **_store()}, 503
-    answer: dict[str, Any] = {"status": "ready", "tracts": len(index.tracts), **_store()}
+        return {**Unavailable(exc.message).to_dict(), "status": "not_ready", **_stores()}, 503
+    answer: dict[str, Any] = {"status": "ready", "tracts": len(index.tracts), **_stores()}
     if len(loaded) > 1:
         answer["layers"] = loaded
     return answer, 200
 
 
-def _store() -> dict[str, str]:
-    """Whether S3 answered when the (first) layer copy was fetched from it, if it was."""
-    layer = current_app.extensions.get("tractcast_layer_source")
-    return layer.state.status() if layer is not None else {}
+def _stores() -> dict[str, Any]:
+    """Whether S3 answered when each layer copy was fetched from it, if it was: the first
+    layer's at the top, every layer's under `layer_stores` when there are several."""
+    sources = current_app.extensions.get(LAYER_SOURCES) or {}
+    states = {name: source.state.status() for name, source in sources.items()}
+    if not states:
+        return {}
+    first: dict[str, Any] = next(iter(states.values()))
+    return {**first, "layer_stores": states} if len(states) > 1 else first
 
 
 @bp.get("/v1/tracts/lookup")

@@ -23,6 +23,7 @@ from tractcast.registry.metadata import SqlMetadataStore
 from tractcast.registry.mirror import S3ArtifactMirror
 from tractcast.registry.store import RegistryReader
 from tractcast.settings import Settings
+from tractcast.tract_layers import tract_layers
 
 
 @pytest.fixture(scope="module")
@@ -242,3 +243,33 @@ def test_a_layer_whose_bucket_does_not_answer_is_named_while_the_first_serves_fr
     assert ready.json["layers"]["municipalities"]["model_version"] == "v0002-lstm"
     assert metric(client, 'tractcast_artifact_store_up{layer="municipalities"}') == "1.0"
     assert metric(client, 'tractcast_artifact_store_up{layer="provinces"}') == "0.0"
+
+
+def test_a_geo_replica_of_two_layers_says_where_each_layer_copy_comes_from(
+    tmp_path: Path, s3_endpoint: str, aws_credentials: None
+) -> None:
+    _, tracts = ensure_demo_data(Settings(demo_dir=tmp_path / "writer-demo"))
+    missing = f"tractcast-missing-{secrets.token_hex(4)}"
+    for provinces_bucket in (None, missing):
+        folder = tmp_path / ("both" if provinces_bucket is None else "one")
+        folder.mkdir()
+        settings = two_layer_replica(folder, s3_endpoint, provinces_bucket)
+        for layer in tract_layers(settings):
+            if layer.settings.s3_bucket != missing:
+                S3ArtifactMirror(str(layer.settings.s3_bucket), s3_endpoint).sync_layer(
+                    Path(tracts)
+                )
+        ready = create_geo_app(settings).test_client().get("/readyz")
+        from_s3 = {"artifact_store": "ok", "serving_from": "s3"}
+        if provinces_bucket is None:
+            assert ready.status_code == 200 and ready.json["layers"] == {
+                "municipalities": 16,
+                "provinces": 16,
+            }
+            assert ready.json["layer_stores"] == {"municipalities": from_s3, "provinces": from_s3}
+        else:
+            assert ready.status_code == 503 and ready.json["artifact_store"] == "ok"  # the first
+            assert ready.json["layer_stores"] == {
+                "municipalities": from_s3,
+                "provinces": {"artifact_store": "unreachable", "serving_from": "cache"},
+            }
