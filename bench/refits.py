@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="42", help="comma-separated; more than one: bagging")
     parser.add_argument(
         "--set", action="append", default=[], metavar="PARAM=VALUE",
-        help="an LSTM parameter of the refitted recipe (the frozen fit keeps the default)",
+        help="an LSTM parameter of the recipe (the frozen fit's too, as a replay would have it)",
     )  # fmt: skip
     args = parser.parse_args()
     seeds = [int(seed) for seed in args.seeds.split(",")]
@@ -74,7 +74,7 @@ def main() -> None:
 
     progress.begin("refits", len(ends), "cold fits at each month end")
     progress.advance("refits", f"{ends[0]:%Y-%m-%d} (the frozen fit)")
-    frozen = fitted(ends[0], seeds[0])
+    frozen = fitted(ends[0], seeds[0], **changes)
     previous = frozen
     naive = make_forecaster("seasonal_naive", horizon=DAYS)
     rows = []
