@@ -155,3 +155,14 @@ def test_with_s3_away_the_registry_answers_from_its_cache(
         assert restarted.get("/readyz").status_code == 200
     finally:
         away.extensions["tractcast.registry"].close()
+
+
+def test_the_registry_fetches_into_a_cache_of_its_own_beside_an_api_replica(
+    client: FlaskClient, replica: Flask
+) -> None:
+    """The live skill reads every bundle of the champion: in the API's cache it would evict
+    what an API replica on the same host serves from (it keeps the newest few)."""
+    assert client.get("/v1/models/current").status_code == 200
+    cache = Path(replica.config["TRACTCAST_SETTINGS"].serving_cache)
+    assert not (cache / "bundles").exists()
+    assert [p.name for p in (cache / "registry" / "bundles").iterdir()] == ["v0002-ensemble@d1"]

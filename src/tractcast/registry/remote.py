@@ -316,6 +316,9 @@ def remote_bundle_source(
     return RemoteBundleSource(replica_mirror(settings), metadata.serving_bundle_id, cache)
 
 
+REGISTRY_CACHE = "registry"  # the registry service's folder in TRACTCAST_SERVING_CACHE
+
+
 def serving_registry(settings: Settings) -> Registry:
     """The registry a serving host opens: over the store directory (local, the default), or
     read-only over the metadata database and the S3 mirror (s3), where promote, rollback and
@@ -325,7 +328,10 @@ def serving_registry(settings: Settings) -> Registry:
     if _serving_source(settings) == "local":
         return Registry.open(settings)
     metadata = _metadata(settings)
-    reader = RemoteRegistryReader(metadata, remote_bundle_source(settings, metadata))
+    # a cache of its own: the live skill reads many bundles, and evicting them from the cache
+    # an API replica on the same host serves from could take the bundle it is about to load
+    own = settings.with_(serving_cache=Path(settings.serving_cache) / REGISTRY_CACHE)
+    reader = RemoteRegistryReader(metadata, remote_bundle_source(own, metadata))
     return Registry(reader, metadata, settings)
 
 
