@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
-from typing import Any
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, request
 
@@ -78,7 +80,28 @@ def replica() -> Response:
     return response
 
 
-@lru_cache(maxsize=8)  # two per layer while one replaces another
+T = TypeVar("T")
+
+
+def per_index(make: Callable[[TractIndex], T]) -> Callable[[TractIndex], T]:
+    """`make(index)`, made once per loaded index and kept as long as the index is: a layer
+    copy replaced (S3 follow) takes its rendered texts with it, where a cache of the last few
+    indexes kept several census layers alive."""
+    made: weakref.WeakKeyDictionary[TractIndex, T] = weakref.WeakKeyDictionary()
+    lock = threading.Lock()
+
+    def cached(index: TractIndex) -> T:
+        with lock:
+            if index in made:
+                return made[index]
+        value = make(index)  # outside the lock: a census layer takes seconds to render
+        with lock:
+            return made.setdefault(index, value)
+
+    return cached
+
+
+@per_index
 def replica_json(index: TractIndex) -> tuple[str, str]:
     """The replica as JSON text and its entity tag, made once per loaded index."""
     text = json.dumps(index.replica(), separators=(",", ":"))
@@ -127,7 +150,7 @@ def tract_outlines() -> Response:
     return Response(outlines_json(tract_index()), mimetype="application/geo+json")
 
 
-@lru_cache(maxsize=8)
+@per_index
 def outlines_json(index: TractIndex) -> str:
     """The layer's simplified outlines as GeoJSON text, made once per loaded index."""
     return json.dumps(index.simplified_outlines(), separators=(",", ":"))

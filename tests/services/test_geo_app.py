@@ -257,3 +257,24 @@ def test_a_followed_layer_is_replaced_only_by_a_file_that_loads(tmp_path: Path) 
         time.sleep(0.01)  # each get() starts a look, off this thread, if none is running
     assert len(named) == 1  # it looked at the broken file, kept the first layer, looked again
     assert holder.get().tracts[0].name == f"New {first.tracts[0].name}"
+
+
+def test_a_replaced_layer_copy_is_freed_with_the_texts_rendered_from_it(tmp_path: Path) -> None:
+    """A geo replica following the S3 mirror swaps in each new layer copy: the replica and
+    outline texts rendered from an old one must not keep it (a census layer is ~400 MB)."""
+    import gc
+    import weakref
+
+    from services.geo.views import outlines_json, replica_json
+
+    _, tracts = ensure_demo_data(Settings(demo_dir=tmp_path / "demo"))
+    index = TractIndex.from_file(tracts)
+    first = replica_json(index)
+    assert replica_json(index) is first and outlines_json(index) is outlines_json(index)
+    newer = TractIndex.from_file(tracts)
+    assert replica_json(newer) == first  # the same layer renders the same text and tag
+
+    old = weakref.ref(index)
+    del index
+    gc.collect()
+    assert old() is None
