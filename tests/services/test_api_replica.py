@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 from flask.testing import FlaskClient
-from tests.faults.processes import Server, free_port, moto_server
+from tests.faults.processes import free_port
 from tests.services.test_api_app import MILAN, FakeGeo, make_bundle, publish
 
 from services.api.app import create_app
@@ -24,23 +23,6 @@ from tractcast.registry.mirror import S3ArtifactMirror
 from tractcast.registry.store import RegistryReader
 from tractcast.settings import Settings
 from tractcast.tract_layers import tract_layers
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server: Server = moto_server(tmp_path_factory.mktemp("moto"))
-    yield f"http://127.0.0.1:{server.port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
 
 
 def mirrored_champion(

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from tests.faults.processes import Server, free_port, moto_server
+from tests.faults.processes import free_port
 from tests.services.test_registry_app import ADMIN, TOKEN, tiny_bundle
 
 from services.registry.app import create_app
@@ -20,22 +20,9 @@ from tractcast.registry.registry import Registry
 from tractcast.settings import Settings
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server: Server = moto_server(tmp_path_factory.mktemp("moto"))
-    yield f"http://127.0.0.1:{server.port}"
-    server.stop()
-
-
 @pytest.fixture
-def writer(tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
+def writer(tmp_path: Path, s3_endpoint: str, aws_credentials: None) -> Iterator[Registry]:
     """The registry of the host with the store: two versions, the second promoted, mirrored."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
     bucket = f"tractcast-{secrets.token_hex(4)}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
     settings = Settings(
