@@ -18,9 +18,9 @@ from xml.etree import ElementTree
 
 import pytest
 import requests
-from tests.faults.processes import loopback_ports
+from tests.faults.processes import loopback_ports, stack_through_nginx
 
-from tractcast.runner import ROOT, child_env, start_stack, wait_ready
+from tractcast.runner import ROOT, child_env
 from tractcast.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -81,13 +81,8 @@ def url(settings: Settings) -> Iterator[str]:
         timeout=900,
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
-    stack = start_stack(settings, with_nginx=True)
-    try:
-        public = f"http://127.0.0.1:{settings.http_port}"
-        wait_ready(public, stack, timeout=120)
+    with stack_through_nginx(settings) as public:
         yield public
-    finally:
-        stack.stop()
 
 
 def run_schemathesis(url: str, workdir: Path) -> subprocess.CompletedProcess[str]:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from tests.faults.processes import loopback_ports, run_cli, write_italy_slice
+from tests.faults.processes import loopback_ports, run_cli, stack_through_nginx, write_italy_slice
 
-from tractcast.runner import start_stack, wait_ready
 from tractcast.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -44,13 +43,8 @@ def first_training(settings: Settings) -> dict:
 
 @pytest.fixture(scope="module")
 def url(settings: Settings, first_training: dict) -> Iterator[str]:
-    stack = start_stack(settings, with_nginx=True)
-    try:
-        public = f"http://127.0.0.1:{settings.http_port}"
-        wait_ready(public, stack, timeout=120)
+    with stack_through_nginx(settings) as public:
         yield public
-    finally:
-        stack.stop()
 
 
 def test_point_in_milan_answers_milano_with_a_fourteen_day_forecast(url, first_training):

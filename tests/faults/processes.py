@@ -228,6 +228,20 @@ def tcp_proxy(target_port: int, log_dir: Path) -> Server:
 
 
 @contextmanager
+def stack_through_nginx(settings: Settings) -> Iterator[str]:
+    """Every service and nginx as `make up` runs them, ready; yields nginx's public URL."""
+    from tractcast.runner import start_stack, wait_ready
+
+    stack = start_stack(settings, with_nginx=True)
+    try:
+        public = f"http://127.0.0.1:{settings.http_port}"
+        wait_ready(public, stack, timeout=120)
+        yield public
+    finally:
+        stack.stop()
+
+
+@contextmanager
 def serving_in_thread(app: Any) -> Iterator[str]:
     """A WSGI app served by werkzeug on a free loopback port, in a thread; yields its URL."""
     from werkzeug.serving import make_server

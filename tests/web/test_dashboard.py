@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from tests.faults.processes import loopback_ports, run_cli, write_italy_slice
+from tests.faults.processes import loopback_ports, run_cli, stack_through_nginx, write_italy_slice
 
-from tractcast.runner import ROOT, start_stack, wait_ready
+from tractcast.runner import ROOT
 from tractcast.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -65,10 +65,7 @@ def url(settings: Settings, trainings: tuple[dict, dict]) -> Iterator[str]:
     """The stack through nginx, serving the second training's lstm (promoted by hand if the
     gate kept the first one)."""
     _, second = trainings
-    stack = start_stack(settings, with_nginx=True)
-    try:
-        public = f"http://127.0.0.1:{settings.http_port}"
-        wait_ready(public, stack, timeout=120)
+    with stack_through_nginx(settings) as public:
         if second["promoted"] is None:
             response = requests.post(
                 f"{public}/v1/admin/promote",
@@ -79,8 +76,6 @@ def url(settings: Settings, trainings: tuple[dict, dict]) -> Iterator[str]:
             assert response.status_code == 200, response.text
         wait_for_map_version(public, second["candidate"])
         yield public
-    finally:
-        stack.stop()
 
 
 def wait_for_map_version(url: str, version: str, timeout: float = 10.0) -> None:

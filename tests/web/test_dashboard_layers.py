@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 from tests.e2e.test_two_layers import deployment, trained  # noqa: F401  (fixtures)
-from tests.faults.processes import loopback_ports
+from tests.faults.processes import loopback_ports, stack_through_nginx
 from tests.web.test_dashboard import CHROMIUM, HERE
 
-from tractcast.runner import ROOT, start_stack, wait_ready
+from tractcast.runner import ROOT
 from tractcast.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -27,14 +27,8 @@ SPEC = HERE / "dashboard_layers.spec.mjs"
 @pytest.fixture(scope="module")
 def url(deployment: Settings, trained: dict) -> Iterator[str]:  # noqa: F811
     """Both trained layers served by the stack through nginx."""
-    settings = deployment.with_(**loopback_ports())
-    stack = start_stack(settings, with_nginx=True)
-    try:
-        public = f"http://127.0.0.1:{settings.http_port}"
-        wait_ready(public, stack, timeout=120)
+    with stack_through_nginx(deployment.with_(**loopback_ports())) as public:
         yield public
-    finally:
-        stack.stop()
 
 
 def test_a_planner_picks_a_layer_and_the_map_and_forecasts_follow(
