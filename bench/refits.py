@@ -60,11 +60,13 @@ def main() -> None:
 
     changes = {key: number(value) for key, value in (pair.split("=", 1) for pair in args.set)}
 
+    known = candidate_forecasters(settings, arrays.first_weekday)[MODEL_FAMILY].params()
+    for key in set(changes) - set(known):
+        parser.error(f"the LSTM has no parameter {key}")
+
     def fitted(day: pd.Timestamp, seed: int, **params: float | int) -> Forecaster:
         lstm = candidate_forecasters(settings.with_(seed=seed), arrays.first_weekday)
         for key, value in params.items():
-            if not hasattr(lstm[MODEL_FAMILY], key):
-                parser.error(f"the LSTM has no parameter {key}")
             setattr(lstm[MODEL_FAMILY], key, value)
         lstm[MODEL_FAMILY].fit(history[:, : cut(day)])
         return lstm[MODEL_FAMILY]

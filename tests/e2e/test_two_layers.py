@@ -225,14 +225,19 @@ def test_a_tract_history_is_of_the_layer_asked_for(client, trained):
     assert malformed.status_code == 400 and malformed.get_json()["error"] == "invalid_input"
 
 
-def test_metrics_describe_each_layer_s_bundle(client):
+def metric_samples(client, prefix: str) -> list:
+    """The samples of the API's /metrics whose family name starts with `prefix`."""
     text = client.get("/metrics").get_data(as_text=True)
-    samples = [
+    return [
         sample
         for family in text_string_to_metric_families(text)
-        if family.name.startswith("tractcast_serving_")
+        if family.name.startswith(prefix)
         for sample in family.samples
     ]
+
+
+def test_metrics_describe_each_layer_s_bundle(client):
+    samples = metric_samples(client, "tractcast_serving_")
 
     def per_layer(name: str) -> dict[str, float]:
         return {s.labels["layer"]: s.value for s in samples if s.name == name}
@@ -282,13 +287,7 @@ def test_readiness_names_each_layer_s_bundle(client):
 
 
 def test_metrics_say_which_layer_s_copy_each_replica_gauge_describes(client):
-    text = client.get("/metrics").get_data(as_text=True)
-    samples = [
-        sample
-        for family in text_string_to_metric_families(text)
-        if family.name.startswith("tractcast_geo_replica_")
-        for sample in family.samples
-    ]
+    samples = metric_samples(client, "tractcast_geo_replica_")
     loaded = [s for s in samples if s.name == "tractcast_geo_replica_loaded"]
     assert {s.labels["layer"]: s.value for s in loaded} == {"municipalities": 1, "provinces": 1}
     tracts = [s for s in samples if s.name == "tractcast_geo_replica_tracts"]

@@ -41,3 +41,12 @@ export async function watchedPage(browser, url, seen) {
   });
   return { context, page };
 }
+
+/** Close `browser`, print `seen` (with the failure, if any) as the last line for the Python
+ * side, and exit 1 on a failure. */
+export async function finish(browser, seen, failure) {
+  await browser.close();
+  if (failure) seen.failure = String(failure.stack || failure);
+  console.log(JSON.stringify(seen));
+  process.exit(failure ? 1 : 0);
+}

@@ -6,7 +6,7 @@
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { expect, launchChromium, watchedPage } from "./browser.mjs";
+import { expect, finish, launchChromium, watchedPage } from "./browser.mjs";
 
 const url = process.env.DASHBOARD_URL;
 const token = process.env.ADMIN_TOKEN;
@@ -125,9 +125,5 @@ try {
   await context.close();
 } catch (error) {
   failure = error;
-} finally {
-  await browser.close();
 }
-if (failure) seen.failure = String(failure.stack || failure);
-console.log(JSON.stringify(seen));
-process.exit(failure ? 1 : 0);
+await finish(browser, seen, failure);

@@ -4,7 +4,7 @@
 // saw, exits 1 on a failed expectation. Environment: DASHBOARD_URL, CHROMIUM, EXPECTED (JSON:
 // per layer, in order, its name, tracts and champion).
 
-import { expect, launchChromium, watchedPage } from "./browser.mjs";
+import { expect, finish, launchChromium, watchedPage } from "./browser.mjs";
 
 const url = process.env.DASHBOARD_URL;
 const expected = JSON.parse(process.env.EXPECTED);
@@ -53,9 +53,5 @@ try {
   await context.close();
 } catch (error) {
   failure = error;
-} finally {
-  await browser.close();
 }
-if (failure) seen.failure = String(failure.stack || failure);
-console.log(JSON.stringify(seen));
-process.exit(failure ? 1 : 0);
+await finish(browser, seen, failure);

@@ -116,34 +116,16 @@ def test_the_page_and_everything_it_reads_come_through_nginx(url: str, trainings
 def test_a_planner_sees_every_tract_a_chart_and_rolls_back_from_the_admin_panel(
     url: str, trainings
 ) -> None:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not installed (Node 20 or newer runs the browser test)")
-    if not (ROOT / "node_modules" / "playwright-core").is_dir():
-        pytest.fail("playwright-core is missing: run `make install` (npm ci)")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     serving_before = requests.get(f"{url}/v1/models/current", timeout=5).json()["version"]
 
-    run = subprocess.run(
-        [node, str(SPEC)],
-        env={
-            **os.environ,
-            "DASHBOARD_URL": f"{url}/",
-            "ADMIN_TOKEN": TOKEN,
-            "ARTIFACTS_DIR": str(ARTIFACTS),
-            "CHROMIUM": CHROMIUM,
-            "EXPECTED_TRACTS": str(PROVINCES),
-        },
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=150,
+    seen = run_browser_spec(
+        SPEC,
+        DASHBOARD_URL=f"{url}/",
+        ADMIN_TOKEN=TOKEN,
+        ARTIFACTS_DIR=str(ARTIFACTS),
+        EXPECTED_TRACTS=str(PROVINCES),
     )
-    lines = run.stdout.strip().splitlines()
-    seen = json.loads(lines[-1]) if lines else {}
-    assert run.returncode == 0, seen.get("failure") or run.stderr[-3000:]
 
     assert seen["tracts"] == PROVINCES
     assert seen["tractTitle"] == "Milano (015)"
@@ -158,3 +140,27 @@ def test_a_planner_sees_every_tract_a_chart_and_rolls_back_from_the_admin_panel(
     for name in ("01-map-growth", "02-milano-chart", "03-radius", "04-after-rollback"):
         shot = ARTIFACTS / f"{name}.png"
         assert shot.is_file() and shot.stat().st_size > 10_000, shot
+
+
+def run_browser_spec(spec: Path, **env: str) -> dict:
+    """Run a browser spec (node, playwright-core, Debian's Chromium) with `env` added; what it
+    saw, from its last line of output. A spec that fails fails the test with its reason."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed (Node 20 or newer runs the browser test)")
+    if not (ROOT / "node_modules" / "playwright-core").is_dir():
+        pytest.fail("playwright-core is missing: run `make install` (npm ci)")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    run = subprocess.run(
+        [node, str(spec)],
+        env={**os.environ, "CHROMIUM": CHROMIUM, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    lines = run.stdout.strip().splitlines()
+    seen: dict = json.loads(lines[-1]) if lines else {}
+    assert run.returncode == 0, seen.get("failure") or run.stderr[-3000:]
+    return seen

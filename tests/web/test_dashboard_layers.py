@@ -5,18 +5,14 @@ tests/web/dashboard_layers.spec.mjs picks each layer and checks that the page fo
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 import requests
 from tests.e2e.test_two_layers import deployment, trained  # noqa: F401  (fixtures)
 from tests.faults.processes import loopback_ports, stack_through_nginx
-from tests.web.test_dashboard import CHROMIUM, HERE
+from tests.web.test_dashboard import HERE, run_browser_spec
 
-from tractcast.runner import ROOT
 from tractcast.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -35,11 +31,6 @@ def test_a_planner_picks_a_layer_and_the_map_and_forecasts_follow(
     url: str,
     trained: dict,  # noqa: F811
 ) -> None:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not installed (Node 20 or newer runs the browser test)")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
     listed = requests.get(f"{url}/v1/layers", timeout=10).json()["layers"]
     tracts = {"municipalities": "032006", "provinces": "032"}  # Trieste in each
     expected = [
@@ -51,17 +42,7 @@ def test_a_planner_picks_a_layer_and_the_map_and_forecasts_follow(
         }
         for layer in listed
     ]
-    run = subprocess.run(
-        [node, str(SPEC)],
-        env={**os.environ, "DASHBOARD_URL": f"{url}/", "EXPECTED": json.dumps(expected)},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=150,
-    )
-    lines = run.stdout.strip().splitlines()
-    seen = json.loads(lines[-1]) if lines else {}
-    assert run.returncode == 0, seen.get("failure") or run.stderr[-3000:]
+    seen = run_browser_spec(SPEC, DASHBOARD_URL=f"{url}/", EXPECTED=json.dumps(expected))
 
     assert seen["options"] == ["municipalities", "provinces"]
     assert seen["chosen"] == "municipalities"  # the finest first

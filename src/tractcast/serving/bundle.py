@@ -237,15 +237,22 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def _bundle_to_json(bundle: Bundle) -> dict[str, Any]:
+def _bundle_header(bundle: Bundle, bundle_format: int) -> dict[str, Any]:
+    """What bundle.json says of the bundle itself, in either format (its tracts follow)."""
     return {
-        "format": 1,
+        "format": bundle_format,
         "bundle_id": bundle.bundle_id,
         "model_version": bundle.model_version,
         "data_version": bundle.data_version,
         "as_of": bundle.as_of,
         "created_at": bundle.created_at,
         "horizon": bundle.horizon,
+    }
+
+
+def _bundle_to_json(bundle: Bundle) -> dict[str, Any]:
+    return {
+        **_bundle_header(bundle, 1),
         "tracts": {
             tract_id: {
                 "as_of": tract.as_of,
@@ -406,13 +413,7 @@ def _array_files(bundle: Bundle) -> dict[str, bytes]:
         offsets[array_name] = packed.tell()
         np.save(packed, _narrowest(arrays[array_name]), allow_pickle=False)
     header = {
-        "format": 2,
-        "bundle_id": bundle.bundle_id,
-        "model_version": bundle.model_version,
-        "data_version": bundle.data_version,
-        "as_of": bundle.as_of,
-        "created_at": bundle.created_at,
-        "horizon": bundle.horizon,
+        **_bundle_header(bundle, 2),
         "tracts": len(tracts),
         "levels": [list(level_set) for level_set in tracts.levels()],
         "arrays": offsets,
@@ -508,8 +509,13 @@ def _check_shapes(
     }
     for array_name, (kinds, shape) in shapes.items():
         array = arrays[array_name]
-        if array.dtype.kind not in kinds or len(array.shape) != len(shape) or any(
-            want is not None and got != want for got, want in zip(array.shape, shape, strict=True)
+        if (
+            array.dtype.kind not in kinds
+            or len(array.shape) != len(shape)
+            or any(
+                want is not None and got != want
+                for got, want in zip(array.shape, shape, strict=True)
+            )
         ):
             raise ValueError(f"{array_name} is {array.dtype}{list(array.shape)}, not as expected")
     for which, target in (
