@@ -39,7 +39,7 @@ def test_without_a_layers_file_there_is_one_layer_the_settings_themselves(tmp_pa
 def test_each_layer_overrides_its_settings_and_keeps_its_store(tmp_path):
     settings = settings_with(tmp_path, LAYERS)
     fine, coarse = tract_layers(settings)
-    assert (fine.name, coarse.name) == ("municipalities", "provinces")  # file order: finest first
+    assert (fine.name, coarse.name) == ("municipalities", "provinces")  # the file's order
     assert fine.settings.store == tmp_path / "store" / "layers" / "municipalities"
     assert coarse.settings.store == tmp_path / "store" / "layers" / "provinces"
     assert fine.settings.serving_cache == settings.serving_cache / "layers" / "municipalities"

@@ -479,7 +479,7 @@ function wire() {
   });
 }
 
-/** With several layers, a choice of layer (the first, finest, shown first); else none. */
+/** With several layers, a choice of layer (the layers file's first shown first); else none. */
 async function loadLayers() {
   const { layers } = await getJSON("/v1/layers");
   if (layers.length < 2) return;

@@ -173,7 +173,7 @@ def schemas(horizon: int) -> dict[str, Schema]:
             "properties": {
                 "layers": {
                     "type": "array",
-                    "description": "The served tract layers, finest first.",
+                    "description": "The served tract layers, in the layers file's order.",
                     "items": {
                         "type": "object",
                         "required": ["name", "tracts", "model_version", "bundle", "data_version"],

@@ -73,7 +73,7 @@ def stats_radius() -> Response:
     lat, lon = parse_coordinate(request.args.get("lat"), request.args.get("lon"))
     radius_km = parse_radius_km(request.args.get("radius_km"))
     layers = _layers()
-    layer = layers.get(request.args.get("layer"))  # default: the finest layer
+    layer = layers.get(request.args.get("layer"))  # default: the file's first layer
     bundle, copy = _bundle(layer.holder), layer.geo.layer_copy()
     shown = layers.shown(layer)
     return _json(
@@ -83,7 +83,7 @@ def stats_radius() -> Response:
 
 @api.get("/v1/layers")
 def list_layers() -> Answer:
-    """The served tract layers, finest first: tracts, champion, bundle and data release."""
+    """The served tract layers in the file's order: tracts, champion, bundle and data release."""
     return {"layers": _layers().describe()}
 
 

@@ -58,7 +58,8 @@ LAYER = query(
     "layer",
     {"type": "string", "examples": ["provinces"]},
     "A tract layer of the deployment (GET /v1/layers). Default: for a point, the finest layer "
-    "holding it; otherwise the first (finest) layer. Malformed: 400; unknown: 404.",
+    "holding it (the one whose tract there is smallest); otherwise the first layer of the "
+    "layers file. Malformed: 400; unknown: 404.",
     required=False,
 )
 TRACT_PATH = {

@@ -125,7 +125,8 @@ def _not_loaded(exc: TractcastError | OSError) -> Unavailable:
 
 
 class LayerHolders(dict[str, IndexHolder]):
-    """One IndexHolder per layer name, finest first; the first answers when no layer is named."""
+    """One IndexHolder per layer name, in the file's order; the first answers when no layer is
+    named."""
 
     def named(self, name: str | None) -> IndexHolder:
         """The holder of the named layer (400 malformed, 404 unknown), or the first."""

@@ -14,7 +14,7 @@ from tractcast.tract_layers import known_layer
 from tractcast.workflows.releases import watcher_for
 
 REGISTRY_KEY = "tractcast.registry"  # the first layer's registry
-LAYERS_KEY = "tractcast.registries"  # every layer's, by name, finest first
+LAYERS_KEY = "tractcast.registries"  # every layer's, by name, in the file's order
 
 blueprint = Blueprint("registry", __name__)
 

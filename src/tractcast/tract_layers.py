@@ -1,9 +1,10 @@
 """The tract layers of one deployment, each with its own settings.
 
-TRACTCAST_LAYERS names a TOML file listing the layers, finest first (a point is answered from
-the first layer holding it); each layer overrides the per-layer settings and keeps its store
-(versions, champion, bundles, data snapshots, locks) under <store>/layers/<name>, and its
-replicas' S3 cache under <serving cache>/layers/<name>:
+TRACTCAST_LAYERS names a TOML file listing the layers, in any order (a point is answered from
+the layer whose tract holding it is smallest; the first layer answers what names no point).
+Each layer overrides the per-layer settings and keeps its store (versions, champion, bundles,
+data snapshots, locks) under <store>/layers/<name>, and its replicas' S3 cache under
+<serving cache>/layers/<name>:
 
     [[layers]]
     name = "municipalities"
@@ -73,7 +74,8 @@ class TractLayer:
 
 
 def tract_layers(settings: Settings) -> tuple[TractLayer, ...]:
-    """The deployment's layers, finest first: those of the layers file, or the one default."""
+    """The deployment's layers in the file's order: those of the layers file, or the one
+    default."""
     if settings.layers is None:
         return (TractLayer(DEFAULT_LAYER, settings),)
     path = Path(settings.layers)

@@ -75,7 +75,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, italy_dir: Path) -> Set
     municipality_cases(provinces, polygons, base / "municipalities.csv")
     (base / "layers.toml").write_text(
         f"""
-# finest first
+# the first layer answers what names no point
 [[layers]]
 name = "municipalities"
 tracts = "municipalities.geojson"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import math
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ from tractcast.errors import InvalidInput, PayloadTooLarge, Unavailable
 from tractcast.geo.cells import BORDER, NO_TRACT, CellAnswers
 from tractcast.geo.index import RadiusHits, Tract
 from tractcast.geo.outlines import Outlines
+from tractcast.geo.packing import unpack
 from tractcast.heap import release_freed_memory
 from tractcast.logs import REQUEST_ID_HEADER, current_request_id
 
@@ -52,6 +54,7 @@ class LayerCopy(NamedTuple):
     tracts: list[Tract]  # by position
     answers: CellAnswers
     outlines: Outlines
+    areas_km2: np.ndarray  # by position; NaN when geo sent none
 
     def tracts_within_radius(self, lat: float, lon: float, radius_km: float) -> RadiusHits:
         positions, distances = self.outlines.within_radius(lat, lon, radius_km)
@@ -81,6 +84,7 @@ class LayerReplica:
         self.copy: LayerCopy | None = None
         self._next_check = float("-inf")
         self._refreshing = threading.Lock()
+        self._positions: tuple[LayerCopy | None, dict[str, int]] = (None, {})
 
     @property
     def loaded(self) -> bool:
@@ -146,7 +150,25 @@ class LayerReplica:
             raise ValueError("the grid names a tract the layer does not have")
         tracts = [Tract(str(key), str(name)) for key, name in zip(ids, names, strict=True)]
         outlines = Outlines.from_dict(body.get("outlines"), [tract.id for tract in tracts])
-        self.copy, self.etag = LayerCopy(fingerprint, tracts, answers, outlines), etag
+        areas = body.get("areas_km2")  # absent from a geo older than this client
+        areas_km2 = np.full(len(ids), np.nan) if areas is None else unpack(areas, "<f4", len(ids))
+        self.copy = LayerCopy(fingerprint, tracts, answers, outlines, areas_km2)
+        self.etag = etag
+
+    def tract_area_km2(self, tract: Tract) -> float:
+        """The tract's area in the copy held; inf when unknown (no copy, a tract the copy does
+        not have, a geo that sent no areas). The positions by id are made on first need: only
+        a point that several layers hold asks."""
+        copy = self.copy
+        if copy is None:
+            return math.inf
+        owner, positions = self._positions
+        if owner is not copy:
+            positions = {known.id: position for position, known in enumerate(copy.tracts)}
+            self._positions = (copy, positions)
+        position = positions.get(tract.id)
+        area = math.nan if position is None else float(copy.areas_km2[position])
+        return math.inf if math.isnan(area) else area
 
 
 class GeoClient:

@@ -1,10 +1,11 @@
-"""Distances on the Earth: search boxes around a circle, an azimuthal plane, geodesics."""
+"""Distances on the Earth: search boxes around a circle, an azimuthal plane, geodesics; areas."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import shapely
 
 EARTH_RADIUS_KM = 6371.0088  # mean radius; only used to place things, never for the final distance
 Box = tuple[float, float, float, float]  # west, south, east, north
@@ -144,3 +145,14 @@ def geodesic_km(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> n
         )
         metres[unsettled] = exact
     return metres / 1000.0
+
+
+def areas_km2(geometries: np.ndarray) -> np.ndarray:
+    """Each polygon's area in km², near enough to tell a tract from one holding it: its area in
+    the lon/lat plane, each degree of longitude narrowed by the cosine of the centroid's latitude
+    (within a few per cent of the geodesic area for tracts up to a few hundred km across)."""
+    if len(geometries) == 0:
+        return np.zeros(0)
+    degree_km = math.radians(EARTH_RADIUS_KM)
+    latitudes = shapely.get_y(shapely.centroid(geometries))
+    return shapely.area(geometries) * np.cos(np.radians(latitudes)) * degree_km * degree_km

@@ -18,8 +18,10 @@ from shapely.geometry.base import BaseGeometry
 from tractcast.errors import InvalidInput, NotFound
 from tractcast.geo.cells import CellGrid, GridSpec
 from tractcast.geo.fields import choose_id_field, choose_name_field, id_text
+from tractcast.geo.geodesy import areas_km2
 from tractcast.geo.layers import Layer, read_layer
 from tractcast.geo.outlines import Outlines
+from tractcast.geo.packing import pack
 
 NO_TRACT = -1
 # Outlines drawn on a map of the whole layer: ~500 m of simplification, ~10 m of rounding.
@@ -81,6 +83,7 @@ class TractIndex:
         shapely.prepare(self._geometries)
         self._tree = shapely.STRtree(self._geometries)
         self._outlines = Outlines.of(self._geometries, [tract.id for tract in self._tracts])
+        self._areas = areas_km2(self._geometries)  # which of several layers' tracts is finest
         self._grid = CellGrid(self._geometries, self._exact_positions)
         self._layer_id = layer_fingerprint(self._geometries, self._tracts)
 
@@ -101,6 +104,13 @@ class TractIndex:
     def geometries(self) -> np.ndarray:
         """The polygons, in `tracts` order (a read-only array of Shapely geometries)."""
         view = self._geometries.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def areas_km2(self) -> np.ndarray:
+        """Each tract's area in km² (geodesy.areas_km2), in `tracts` order; read-only."""
+        view = self._areas.view()
         view.flags.writeable = False
         return view
 
@@ -136,12 +146,13 @@ class TractIndex:
 
     def replica(self) -> dict[str, Any]:
         """What a client needs to answer points wherever no border passes, and radius queries,
-        itself: the layer's fingerprint, its tracts in position order, the answer of every grid
-        cell and the rings' vertices."""
+        itself: the layer's fingerprint, its tracts in position order with their areas, the
+        answer of every grid cell and the rings' vertices."""
         return {
             "layer": self._layer_id,
             "ids": [tract.id for tract in self._tracts],
             "names": [tract.name for tract in self._tracts],
+            "areas_km2": pack(self._areas, "<f4"),
             **self._grid.answers.to_dict(),
             "outlines": self._outlines.to_dict(),
         }

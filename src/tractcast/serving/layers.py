@@ -1,7 +1,10 @@
 """The tract layers an API process serves: per layer, its bundle holder and its client of geo.
 
-A point is answered from the finest layer holding it: layers are kept finest first (the order
-of the layers file), and the first whose tract contains the point answers.
+A point is answered from the finest layer holding it: of the layers whose tract contains the
+point, the one whose tract is smallest (by the areas in each layer's copy of geo's layer),
+whatever order the layers file lists them in; on equal (or unknown) areas, the file's order.
+What names no point (radius statistics, tract lists) is answered from the file's first layer
+unless a layer is named.
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ class ServedLayer:
 
 
 class ServedLayers:
-    """The served layers, finest first. `named`: answers say which layer they come from (a
-    deployment with a layers file); a deployment of one unnamed layer answers as it always has."""
+    """The served layers, in the layers file's order. `named`: answers say which layer they
+    come from (a deployment with a layers file); a deployment of one unnamed layer answers as it
+    always has."""
 
     def __init__(self, layers: Sequence[ServedLayer], *, named: bool) -> None:
         if not layers:
@@ -72,27 +76,32 @@ class ServedLayers:
     def holding(self, lat: float, lon: float) -> tuple[ServedLayer, Tract | None]:
         """The finest layer whose tract contains the point, and that tract; (first, None) when
         no layer holds it."""
-        for layer in self:
-            tract = layer.geo.tract_for_point(lat, lon)
-            if tract is not None:
-                return layer, tract
-        return self.first, None
+        held = [(layer, layer.geo.tract_for_point(lat, lon)) for layer in self]
+        return self._finest(held)
 
     def holding_points(
         self, points: Sequence[tuple[float, float]]
     ) -> list[tuple[ServedLayer, Tract | None]]:
-        """holding() for many points, one batch per layer for the points still unanswered."""
-        found: list[tuple[ServedLayer, Tract | None]] = [(self.first, None)] * len(points)
-        left = list(range(len(points)))
-        for layer in self:
-            if not left:
-                break
-            tracts = layer.geo.tracts_for_points([points[i] for i in left])
-            for i, tract in zip(left, tracts, strict=True):
-                if tract is not None:
-                    found[i] = (layer, tract)
-            left = [i for i, tract in zip(left, tracts, strict=True) if tract is None]
-        return found
+        """holding() for many points, one batch per layer."""
+        per_layer = [(layer, layer.geo.tracts_for_points(points)) for layer in self]
+        return [
+            self._finest([(layer, tracts[i]) for layer, tracts in per_layer])
+            for i in range(len(points))
+        ]
+
+    def _finest(
+        self, held: list[tuple[ServedLayer, Tract | None]]
+    ) -> tuple[ServedLayer, Tract | None]:
+        """Of each layer's tract for one point, the smallest; areas are compared only when
+        several layers hold the point, and min() keeps the file's order on a tie."""
+        found: list[tuple[ServedLayer, Tract]] = [
+            (layer, tract) for layer, tract in held if tract is not None
+        ]
+        if not found:
+            return self.first, None
+        if len(found) == 1:
+            return found[0]
+        return min(found, key=lambda pair: pair[0].geo.replica.tract_area_km2(pair[1]))
 
     def describe(self) -> list[dict[str, Any]]:
         return [layer.describe() for layer in self]
