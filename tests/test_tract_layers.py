@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tractcast.errors import InvalidInput, NotFound
-from tractcast.settings import Settings
+from tractcast.settings import DEFAULT_LAYER, Settings
 from tractcast.tract_layers import layer_named, settings_of_layer, tract_layers
 
 LAYERS = """
@@ -79,9 +79,11 @@ def test_a_layers_file_that_cannot_be_used_is_refused_with_the_reason(tmp_path, 
         tract_layers(settings_with(tmp_path, text))
 
 
-def test_layers_sharing_one_metadata_database_are_refused(tmp_path):
-    settings = settings_with(tmp_path, LAYERS).with_(database_url="postgresql://db/tractcast")
-    with pytest.raises(InvalidInput, match="may not share a database_url"):
-        tract_layers(settings)
-    own = LAYERS.replace('name = "provinces"', 'name = "provinces"\ndatabase_url = "sqlite://"')
-    assert len(tract_layers(settings_with(tmp_path, own).with_(database_url="postgresql://x"))) == 2
+def test_layers_may_share_one_database_and_bucket_each_under_its_own_name(tmp_path):
+    shared = {"database_url": "postgresql://db/tractcast", "s3_bucket": "tractcast"}
+    fine, coarse = tract_layers(settings_with(tmp_path, LAYERS).with_(**shared))
+
+    assert (fine.settings.layer, coarse.settings.layer) == ("municipalities", "provinces")
+    assert fine.settings.database_url == coarse.settings.database_url == shared["database_url"]
+    assert fine.settings.s3_bucket == coarse.settings.s3_bucket == "tractcast"
+    assert tract_layers(Settings(store=tmp_path))[0].settings.layer == DEFAULT_LAYER

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 TRUE = frozenset({"1", "true", "yes"})
+DEFAULT_LAYER = "default"  # the one layer of a deployment without a layers file
 
 
 def setting(env: str, default: Any = None) -> Any:
@@ -77,6 +78,9 @@ class Settings:
     live_error_factor: float = setting("TRACTCAST_LIVE_ERROR_FACTOR", 1.5)
     rollback_margin: float = setting("TRACTCAST_ROLLBACK_MARGIN", 0.1)
     rollback_days: int = setting("TRACTCAST_ROLLBACK_DAYS", 14)
+    # The tract layer these settings are of: set by tract_layers, not by a variable. Its rows in a
+    # shared metadata database and its keys in a shared S3 bucket are told apart by it.
+    layer: str = DEFAULT_LAYER
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod

@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from tractcast.errors import InvalidInput, NotFound
-from tractcast.settings import Settings
+from tractcast.settings import DEFAULT_LAYER, Settings
 
 LAYER_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
-DEFAULT_LAYER = "default"
 LAYERS_DIR = "layers"
 # What differs from one layer to the next; everything else (ports, broker, token) is shared.
 PER_LAYER = frozenset(
@@ -91,14 +90,6 @@ def tract_layers(settings: Settings) -> tuple[TractLayer, ...]:
     names = [layer.name for layer in layers]
     if len(set(names)) != len(names):
         raise InvalidInput(f"the layers file {path} names a layer twice: {names}")
-    for shared in ("database_url", "s3_bucket"):  # keyed by version id: one per layer
-        values = [getattr(layer.settings, shared) for layer in layers]
-        given = [value for value in values if value is not None]
-        if len(set(given)) != len(given):
-            raise InvalidInput(
-                f"layers may not share a {shared} (their version ids would collide): "
-                f"give each layer its own {shared} in {path}"
-            )
     return layers
 
 
@@ -149,7 +140,8 @@ def _layer(entry: Any, settings: Settings, folder: Path) -> TractLayer:
     store = Path(settings.store) / LAYERS_DIR / name
     cache = Path(settings.serving_cache) / LAYERS_DIR / name  # what replicas fetched from S3
     return TractLayer(
-        name, settings.with_(store=store, serving_cache=cache, layers=None, **changes)
+        name,
+        settings.with_(store=store, serving_cache=cache, layers=None, layer=name, **changes),
     )
 
 

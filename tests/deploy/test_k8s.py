@@ -595,10 +595,10 @@ def test_a_change_of_the_layers_file_rolls_the_pods(
     [
         (('"/data/provinces.geojson"', '"provinces.geojson"'), "a path relative to the file's"),
         (('name = "provinces"', 'name = "Provinces"'), "malformed layer name"),
-        (("tractcast-provinces", "tractcast-municipalities"), "may not share a s3_bucket"),
+        (('name = "provinces"', 'name = "municipalities"'), "names a layer twice"),
         (('name = "provinces"', 'name = "provinces"\nport = 80'), "cannot: port"),
     ],
-    ids=["relative-path", "name", "shared-bucket", "not-per-layer"],
+    ids=["relative-path", "name", "same-name", "not-per-layer"],
 )
 def test_the_renderer_refuses_a_layers_file_the_pods_would_refuse(
     compose: dict[str, Any], values: dict, layers_file: Path, change: tuple, message: str

@@ -12,8 +12,14 @@ from sqlalchemy.exc import OperationalError
 from tests.faults.processes import free_port, missing_server
 
 from tractcast.errors import InvalidInput, NotFound, Unavailable
-from tractcast.registry.metadata import Event, SqlMetadataStore, metadata_store_from_url
+from tractcast.registry.metadata import (
+    Event,
+    SqlMetadataStore,
+    metadata_store_from_url,
+    metadata_store_of,
+)
 from tractcast.registry.store import ModelVersion
+from tractcast.settings import Settings
 
 POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
@@ -146,3 +152,34 @@ def test_reads_from_a_database_that_does_not_answer_are_unavailable() -> None:
         down.list_events()
     with pytest.raises(Unavailable, match="does not answer"):
         down.get_version("v0001-lstm")
+
+
+def test_two_layers_of_one_database_each_see_only_their_own_rows(metadata_url: str) -> None:
+    provinces = metadata_store_from_url(metadata_url, "provinces")
+    municipalities = metadata_store_from_url(metadata_url, "municipalities")
+    try:
+        for store, bundle_id in ((provinces, "v0001-lstm@d1"), (municipalities, "v0001-lstm@d2")):
+            store.record_version(model_version("v0001-lstm", bundle_id[-2:]))
+            store.record_event("promoted", "v0001-lstm", reason=store.layer)
+            store.record_serving(bundle_id, "v0001-lstm")
+        provinces.record_version(model_version("v0002-lstm"))
+
+        assert [v.version for v in provinces.list_versions()] == ["v0001-lstm", "v0002-lstm"]
+        assert municipalities.get_version("v0001-lstm").data_version == "d2"
+        assert [e.reason for e in municipalities.list_events()] == ["municipalities"]
+        assert (provinces.serving_bundle_id(), municipalities.serving_bundle_id()) == (
+            "v0001-lstm@d1",
+            "v0001-lstm@d2",
+        )
+        assert (provinces.max_version_number(), municipalities.max_version_number()) == (2, 1)
+    finally:
+        provinces.close()
+        municipalities.close()
+
+
+def test_a_layers_own_store_file_keeps_its_rows_where_they_were(tmp_path: Path) -> None:
+    store = tmp_path / "store" / "layers" / "provinces"
+    shared = "postgresql+psycopg2://postgres@127.0.0.1:5432/shared"
+
+    assert metadata_store_of(Settings(store=store, layer="provinces")).layer == "default"
+    assert metadata_store_of(Settings(database_url=shared, layer="provinces")).layer == "provinces"

@@ -87,8 +87,10 @@ def test_upgrading_twice_changes_nothing_and_keeps_the_data(empty_database: str)
 
 
 def test_a_database_made_before_migrations_is_adopted_with_its_rows(engine: Engine) -> None:
-    # what releases before Alembic did: the two tables they knew
-    SCHEMA.create_all(engine, tables=[SCHEMA.tables["versions"], SCHEMA.tables["events"]])
+    # what releases before Alembic did: the two tables they knew, with no version table
+    upgrade_schema(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -101,6 +103,48 @@ def test_a_database_made_before_migrations_is_adopted_with_its_rows(engine: Engi
     store.close()
     assert current_revision(engine) == head_revision()
     assert differences(engine) == []
+
+
+def test_rows_of_a_database_of_one_layer_stay_that_layers_after_the_upgrade(
+    engine: Engine,
+) -> None:
+    upgrade_schema(engine, "0003")  # a deployment of one layer, before layers had rows
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO versions (version, family, created_at, data_version, metrics, "
+                "manifest) VALUES ('v0001-lstm', 'lstm', '2024-03-01', 'd1', '{}', '{}')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO events (at, kind, version, reason, trigger) "
+                "VALUES ('2024-03-01T00:00:00+00:00', 'promoted', 'v0001-lstm', '', 'manual')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO serving (slot, bundle_id, version, updated_at) "
+                "VALUES ('current', 'v0001-lstm@d1', 'v0001-lstm', '2024-03-01')"
+            )
+        )
+    url = engine.url.render_as_string(hide_password=False)
+    default, other = SqlMetadataStore(url), SqlMetadataStore(url, "provinces")
+    try:
+        assert [version.version for version in default.list_versions()] == ["v0001-lstm"]
+        assert default.champion_history() == ["v0001-lstm"]
+        assert default.serving_bundle_id() == "v0001-lstm@d1"
+        assert default.max_version_number() == 1
+        assert other.list_versions() == [] and other.list_events() == []
+        assert other.serving_bundle_id() is None and other.max_version_number() == 0
+    finally:
+        default.close()
+        other.close()
+    assert current_revision(engine) == head_revision()
+    assert differences(engine) == []
+    downgrade_schema(engine, "0003")  # back to one layer: its rows are kept
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version FROM versions")).scalars().all() == ["v0001-lstm"]
 
 
 def test_processes_opening_a_new_database_at_once_all_find_the_schema(

@@ -26,13 +26,6 @@ def registry(store: LocalModelStore, metadata: SqlMetadataStore) -> Registry:
     return Registry(store, metadata)
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-
-
 def source_over(
     mirror: S3ArtifactMirror, metadata: SqlMetadataStore | None, cache: Path
 ) -> RemoteBundleSource:

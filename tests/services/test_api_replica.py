@@ -18,18 +18,19 @@ from tests.services.test_api_app import MILAN, FakeGeo, make_bundle, publish
 from services.api.app import create_app
 from services.geo.app import create_app as create_geo_app
 from tractcast.data.demo import ensure_demo_data
-from tractcast.registry.metadata import SqlMetadataStore
-from tractcast.registry.mirror import S3ArtifactMirror
+from tractcast.registry.metadata import metadata_store_of
+from tractcast.registry.mirror import S3ArtifactMirror, mirror_from_settings
 from tractcast.registry.store import RegistryReader
-from tractcast.settings import Settings
+from tractcast.settings import DEFAULT_LAYER, Settings
 from tractcast.tract_layers import tract_layers
 
 
 def mirrored_champion(
-    folder: Path, s3_endpoint: str, model_version: str
+    folder: Path, s3_endpoint: str, model_version: str, layer: str = DEFAULT_LAYER
 ) -> tuple[str, str, S3ArtifactMirror]:
-    """A store in `folder` ("the other host") serving `model_version`, mirrored to a bucket of
-    its own, with the champion recorded in a database of its own: (bucket, database, mirror)."""
+    """A store in `folder` ("the other host") serving `model_version` for `layer`, mirrored to
+    a bucket of its own, with the champion recorded in a database of its own: (bucket,
+    database, mirror)."""
     bucket = f"tractcast-{secrets.token_hex(4)}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
     elsewhere = folder / "writer-store"
@@ -37,10 +38,18 @@ def mirrored_champion(
     bundle = make_bundle(model_version, "d1")
     publish(elsewhere, bundle)
     database = f"sqlite:///{folder / 'shared.db'}"
-    metadata = SqlMetadataStore(database)
+    writer = Settings(
+        store=elsewhere,
+        database_url=database,
+        s3_bucket=bucket,
+        s3_endpoint_url=s3_endpoint,
+        layer=layer,
+    )
+    metadata = metadata_store_of(writer)
     metadata.record_serving(bundle.bundle_id, bundle.model_version)
     metadata.close()
-    mirror = S3ArtifactMirror(bucket, s3_endpoint)
+    mirror = mirror_from_settings(writer)
+    assert mirror is not None
     mirror.sync(RegistryReader(elsewhere))
     return bucket, database, mirror
 
@@ -173,7 +182,7 @@ def two_layer_replica(tmp_path: Path, s3_endpoint: str, provinces_bucket: str | 
     champion v0002-lstm, the provinces' v0005-lstm (in `provinces_bucket` when given instead)."""
     layers = {}
     for name, version in (("municipalities", "v0002-lstm"), ("provinces", "v0005-lstm")):
-        layers[name] = mirrored_champion(tmp_path / name, s3_endpoint, version)[:2]
+        layers[name] = mirrored_champion(tmp_path / name, s3_endpoint, version, name)[:2]
     if provinces_bucket is not None:
         layers["provinces"] = (provinces_bucket, layers["provinces"][1])
     (tmp_path / "layers.toml").write_text(
@@ -237,10 +246,9 @@ def test_a_geo_replica_of_two_layers_says_where_each_layer_copy_comes_from(
         folder.mkdir()
         settings = two_layer_replica(folder, s3_endpoint, provinces_bucket)
         for layer in tract_layers(settings):
-            if layer.settings.s3_bucket != missing:
-                S3ArtifactMirror(str(layer.settings.s3_bucket), s3_endpoint).sync_layer(
-                    Path(tracts)
-                )
+            mirror = mirror_from_settings(layer.settings)
+            if mirror is not None and layer.settings.s3_bucket != missing:
+                mirror.sync_layer(Path(tracts))
         ready = create_geo_app(settings).test_client().get("/readyz")
         from_s3 = {"artifact_store": "ok", "serving_from": "s3"}
         if provinces_bucket is None:

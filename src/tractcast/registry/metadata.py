@@ -1,4 +1,8 @@
-"""What happened to model versions: registrations, promotions, rejections, rollbacks, in SQL."""
+"""What happened to model versions: registrations, promotions, rejections, rollbacks, in SQL.
+
+One database may hold several tract layers: a store reads and writes only the rows of its layer
+(a deployment of one layer: "default"), so layers sharing a database number their versions,
+champions and what serves apart."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from tractcast.clock import utc_now
 from tractcast.errors import InvalidInput, NotFound, Unavailable
 from tractcast.registry.migrations import upgrade_schema
-from tractcast.registry.store import ModelVersion, version_number
+from tractcast.registry.store import ModelVersion, metadata_url, version_number
 from tractcast.registry.tables import (
     CHAMPION_KINDS,
     DATA_EVENT_KINDS,
@@ -26,6 +30,7 @@ from tractcast.registry.tables import (
     serving_table,
     versions_table,
 )
+from tractcast.settings import DEFAULT_LAYER, Settings
 
 __all__ = [
     "CHAMPION_KINDS",
@@ -36,6 +41,7 @@ __all__ = [
     "Event",
     "SqlMetadataStore",
     "metadata_store_from_url",
+    "metadata_store_of",
 ]
 
 
@@ -57,10 +63,12 @@ class Event:
 
 
 class SqlMetadataStore:
-    """Versions and lifecycle events in any SQLAlchemy database (SQLite, PostgreSQL)."""
+    """Versions and lifecycle events of one tract layer in any SQLAlchemy database (SQLite,
+    PostgreSQL)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, layer: str = DEFAULT_LAYER) -> None:
         self.url = url
+        self.layer = layer
         self._engine: Engine = _engine_for(url)
         self._ready = False
 
@@ -68,6 +76,7 @@ class SqlMetadataStore:
         """Remember a registered version; recording it again changes nothing (it is immutable)."""
         row = {
             "version": version.version,
+            "layer": self.layer,
             "family": version.family,
             "created_at": version.created_at,
             "data_version": version.data_version,
@@ -79,7 +88,8 @@ class SqlMetadataStore:
             with engine.begin() as conn:
                 exists = conn.execute(
                     select(versions_table.c.version).where(
-                        versions_table.c.version == version.version
+                        versions_table.c.version == version.version,
+                        versions_table.c.layer == self.layer,
                     )
                 ).first()
                 if exists is None:
@@ -91,7 +101,9 @@ class SqlMetadataStore:
         """The recorded version, or NotFound."""
         with self._read() as conn:
             row = conn.execute(
-                select(versions_table).where(versions_table.c.version == version)
+                select(versions_table).where(
+                    versions_table.c.version == version, versions_table.c.layer == self.layer
+                )
             ).first()
         if row is None:
             raise NotFound(f"no recorded model version {version}")
@@ -100,7 +112,9 @@ class SqlMetadataStore:
     def list_versions(self) -> list[ModelVersion]:
         """Every recorded version, oldest (lowest number) first."""
         with self._read() as conn:
-            rows = conn.execute(select(versions_table)).all()
+            rows = conn.execute(
+                select(versions_table).where(versions_table.c.layer == self.layer)
+            ).all()
         found = [_model_version(row) for row in rows]
         return sorted(found, key=lambda version: version_number(version.version))
 
@@ -126,6 +140,7 @@ class SqlMetadataStore:
             trigger=trigger,
         )
         values = {key: value for key, value in event.to_dict().items() if key != "id"}
+        values["layer"] = self.layer
         with self._tables().begin() as conn:
             result = conn.execute(insert(events_table).values(**values))
             key = result.inserted_primary_key
@@ -137,7 +152,11 @@ class SqlMetadataStore:
         self, limit: int | None = 100, kinds: Iterable[str] | None = None
     ) -> list[Event]:
         """Events newest first, optionally only some kinds."""
-        query = select(events_table).order_by(events_table.c.id.desc())
+        query = (
+            select(events_table)
+            .where(events_table.c.layer == self.layer)
+            .order_by(events_table.c.id.desc())
+        )
         if kinds is not None:
             query = query.where(events_table.c.kind.in_(list(kinds)))
         if limit is not None:
@@ -161,7 +180,7 @@ class SqlMetadataStore:
         """The versions made champion, in the order they were made so (promotions and rollbacks)."""
         query = (
             select(events_table.c.version)
-            .where(events_table.c.kind.in_(CHAMPION_KINDS))
+            .where(events_table.c.kind.in_(CHAMPION_KINDS), events_table.c.layer == self.layer)
             .order_by(events_table.c.id)
         )
         with self._read() as conn:
@@ -169,24 +188,30 @@ class SqlMetadataStore:
 
     def record_serving(self, bundle_id: str, version: str, slot: str = SERVING_SLOT) -> None:
         """Remember which bundle serves now (after the store's `current` moved to it)."""
-        row = {"slot": slot, "bundle_id": bundle_id, "version": version, "updated_at": utc_now()}
+        row = {
+            "slot": slot,
+            "layer": self.layer,
+            "bundle_id": bundle_id,
+            "version": version,
+            "updated_at": utc_now(),
+        }
         with self._tables().begin() as conn:
-            conn.execute(delete(serving_table).where(serving_table.c.slot == slot))
+            conn.execute(delete(serving_table).where(*self._slot(slot)))
             conn.execute(insert(serving_table).values(**row))
 
     def serving_bundle_id(self, slot: str = SERVING_SLOT) -> str | None:
         """The bundle recorded as serving, or None before the first promotion."""
         with self._read() as conn:
-            row = conn.execute(
-                select(serving_table.c.bundle_id).where(serving_table.c.slot == slot)
-            ).first()
+            row = conn.execute(select(serving_table.c.bundle_id).where(*self._slot(slot))).first()
         return None if row is None else str(row.bundle_id)
 
     def max_version_number(self) -> int:
-        """The highest sequence number of a recorded version (0 for none): hosts that do not
-        share a store number their versions past it, so no two hosts write the same id."""
+        """The highest sequence number of a recorded version of the layer (0 for none): hosts
+        that do not share a store number their versions past it, so no two hosts write the same
+        id."""
+        query = select(versions_table.c.version).where(versions_table.c.layer == self.layer)
         with self._read() as conn:
-            names = conn.execute(select(versions_table.c.version)).scalars().all()
+            names = conn.execute(query).scalars().all()
         numbers = [int(name[1 : name.index("-")]) for name in names if "-" in name]
         return max(numbers, default=0)
 
@@ -200,6 +225,9 @@ class SqlMetadataStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def _slot(self, slot: str) -> tuple[Any, ...]:
+        return serving_table.c.slot == slot, serving_table.c.layer == self.layer
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -229,8 +257,16 @@ def _model_version(row: Any) -> ModelVersion:
     )
 
 
-def metadata_store_from_url(url: str) -> SqlMetadataStore:
-    """The metadata store a URL names (any SQLAlchemy database URL)."""
+def metadata_store_of(settings: Settings) -> SqlMetadataStore:
+    """The metadata store of the settings' layer, in the database they name. The SQLite file in
+    a layer's own store holds that layer alone: its rows stay under "default", where they were
+    before databases held several layers."""
+    layer = settings.layer if settings.database_url else DEFAULT_LAYER
+    return metadata_store_from_url(metadata_url(settings), layer)
+
+
+def metadata_store_from_url(url: str, layer: str = DEFAULT_LAYER) -> SqlMetadataStore:
+    """The store of `layer`'s rows in the database a URL names (any SQLAlchemy database URL)."""
     try:
         parsed = make_url(url)
     except Exception as exc:
@@ -239,7 +275,7 @@ def metadata_store_from_url(url: str) -> SqlMetadataStore:
         # best effort: when the directory cannot be made, the first query says so
         with contextlib.suppress(OSError):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    return SqlMetadataStore(url)
+    return SqlMetadataStore(url, layer)
 
 
 def _engine_for(url: str) -> Engine:

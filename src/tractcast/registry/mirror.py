@@ -13,6 +13,10 @@ Layout under s3://<bucket>/<prefix>:
     layer                           JSON naming the layer directory in use and its file
 The local store stays the truth; the mirror is for disaster recovery and for hosts without the
 shared volume. Mirroring is idempotent: what is already complete is never uploaded again.
+
+The prefix is the layer's (`layer_prefix`): none for the one layer of a deployment without a
+layers file (its keys stay where they always were), layers/<name>/ for a named layer, so layers
+sharing one bucket never meet.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from tractcast.registry.store import (
     version_number,
     version_of_bundle,
 )
-from tractcast.settings import Settings
+from tractcast.settings import DEFAULT_LAYER, Settings
+from tractcast.tract_layers import LAYERS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -236,11 +241,19 @@ class S3ArtifactMirror:
         return f"{self.prefix}{key}"
 
 
+def layer_prefix(settings: Settings) -> str:
+    """Where the settings' layer keeps its keys in the bucket: at the top for the layer
+    "default", under layers/<name>/ for any other."""
+    return "" if settings.layer == DEFAULT_LAYER else f"{LAYERS_DIR}/{settings.layer}/"
+
+
 def mirror_from_settings(settings: Settings) -> S3ArtifactMirror | None:
-    """The mirror the settings name, or None when no bucket is set."""
+    """The mirror of the settings' layer, or None when no bucket is set."""
     if not settings.s3_bucket:
         return None
-    return S3ArtifactMirror(settings.s3_bucket, settings.s3_endpoint_url)
+    return S3ArtifactMirror(
+        settings.s3_bucket, settings.s3_endpoint_url, prefix=layer_prefix(settings)
+    )
 
 
 def mirror_store(settings: Settings, store: RegistryReader) -> MirrorReport | None:

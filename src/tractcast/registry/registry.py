@@ -25,7 +25,7 @@ from tractcast.registry.metadata import (
     DATA_EVENT_KINDS,
     Event,
     SqlMetadataStore,
-    metadata_store_from_url,
+    metadata_store_of,
 )
 from tractcast.registry.mirror import MirrorReport, mirror_store, restore_store
 from tractcast.registry.store import (
@@ -34,7 +34,6 @@ from tractcast.registry.store import (
     ModelVersion,
     RegistryReader,
     StoreView,
-    metadata_url,
     version_of_bundle,
 )
 from tractcast.registry.tracking import TrackingReport, flush_pending, track_candidates
@@ -73,7 +72,7 @@ class Registry:
         """The registry the settings name (store directory and metadata database URL)."""
         store = LocalModelStore(settings.store)
         store.root.mkdir(parents=True, exist_ok=True)
-        return cls(store, metadata_store_from_url(metadata_url(settings)), settings)
+        return cls(store, metadata_store_of(settings), settings)
 
     @property
     def reader(self) -> RegistryReader:

@@ -31,13 +31,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tractcast.errors import InvalidInput, TractcastError, Unavailable
-from tractcast.registry.mirror import S3ArtifactMirror, s3_client
+from tractcast.registry.mirror import S3ArtifactMirror, layer_prefix, s3_client
 from tractcast.registry.store import (
     ModelVersion,
     RegistryReader,
     check_bundle_id,
     check_version,
-    metadata_url,
     version_of_bundle,
 )
 from tractcast.serving.bundle import Bundle, load_bundle
@@ -298,12 +297,13 @@ class RemoteLayer:
 
 
 def replica_mirror(settings: Settings) -> S3ArtifactMirror:
-    """The mirror a replica reads, with short timeouts: a replica answers from its cache rather
-    than wait on an S3 that does not answer."""
+    """The mirror a replica reads (its layer's keys, as mirror_from_settings writes them), with
+    short timeouts: a replica answers from its cache rather than wait on an S3 that does not
+    answer."""
     if not settings.s3_bucket:
         raise TractcastError("TRACTCAST_SERVING_SOURCE=s3 needs TRACTCAST_S3_BUCKET")
     client = s3_client(settings.s3_endpoint_url, attempts=1, connect_timeout=2)
-    return S3ArtifactMirror(settings.s3_bucket, client=client)
+    return S3ArtifactMirror(settings.s3_bucket, prefix=layer_prefix(settings), client=client)
 
 
 def remote_bundle_source(
@@ -336,9 +336,9 @@ def serving_registry(settings: Settings) -> Registry:
 
 
 def _metadata(settings: Settings) -> SqlMetadataStore:
-    from tractcast.registry.metadata import metadata_store_from_url
+    from tractcast.registry.metadata import metadata_store_of
 
-    return metadata_store_from_url(metadata_url(settings))
+    return metadata_store_of(settings)
 
 
 def remote_layer(settings: Settings) -> RemoteLayer:
