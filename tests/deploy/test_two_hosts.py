@@ -1,5 +1,5 @@
 """Two "hosts" that share no directory, only the stores: one PostgreSQL (a throwaway database), one
-Redis (a database of its own) and one real S3-compatible server (moto's, on loopback).
+Redis (a database claimed for the run) and one real S3-compatible server (moto's, on loopback).
 
 Host A runs a Celery worker on its own store; host B runs the geo service and the API with
 TRACTCAST_SERVING_SOURCE=s3 (its store folder is never written: bundles and the layer come from
@@ -37,6 +37,8 @@ import redis
 import requests
 from tests.faults.processes import (
     Server,
+    celery_worker,
+    claimed_redis_db,
     free_port,
     machine_redis,
     moto_server,
@@ -44,7 +46,7 @@ from tests.faults.processes import (
     wait_until,
 )
 
-from services.retrainer.celery_app import RETRAIN_TASK, make_celery
+from services.retrainer.celery_app import RETRAIN_TASK, make_celery, retrain_task_id
 from services.retrainer.tasks import LOCK_KEY
 from tractcast.data.demo import BOUNDS, ensure_demo_data
 from tractcast.registry.metadata import SqlMetadataStore
@@ -55,14 +57,12 @@ from tractcast.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-BROKER = "redis://127.0.0.1:6379/13"  # this module's own database, emptied before and after
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-KILLED = "retrain-two-hosts-killed"
 FIT_LINE = "training the LSTM on"  # what a worker logs as each fit begins (models/lstm.py)
 HELD_BACK_DAYS = 21  # the first retrain sees the data without its last three weeks
 CENTER = {"lat": sum(BOUNDS[:2]) / 2, "lon": sum(BOUNDS[2:]) / 2}
@@ -179,15 +179,8 @@ def env_of(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def start_worker(settings: Settings, name: str) -> Server:
-    cmd = [
-        sys.executable, "-m", "celery", "-A", "services.retrainer.celery_app:celery", "worker",
-        "-Q", "train,default", "--concurrency", "1", "--hostname", f"{name}@%h",
-        "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
     log = Path(settings.run_dir) / f"worker-{name}.log"
-    worker = Server(cmd, log, env=env_of(settings), cwd=ROOT)
-    wait_until(lambda: "ready." in worker.tail(), 60, f"worker {name} was not ready")
-    return worker
+    return celery_worker(settings, name, log, env=env_of(settings))
 
 
 def start_web(settings: Settings, name: str, app: str, port: int) -> Server:
@@ -227,10 +220,12 @@ def tract_name(geo_url: str) -> str:
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     base = tmp_path_factory.mktemp("hosts")
-    broker = machine_redis(BROKER)
-    broker.flushdb()
     servers: list[Server] = []
-    with scratch_database("tractcast_hosts") as database:
+    with (
+        claimed_redis_db("test_two_hosts") as broker_url,
+        scratch_database("tractcast_hosts") as database,
+    ):
+        broker = machine_redis(broker_url)
         try:
             s3 = moto_server(base / "moto")
             servers.append(s3)
@@ -239,7 +234,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             boto3.client("s3", endpoint_url=endpoint, **_client_args()).create_bucket(Bucket=bucket)
             shared = {
                 "database_url": f"{POSTGRES}/{database}",
-                "broker_url": BROKER,
+                "broker_url": broker_url,
                 "s3_bucket": bucket,
                 "s3_endpoint_url": endpoint,
             }
@@ -258,7 +253,6 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         finally:
             for server in reversed(servers):
                 server.stop()
-            broker.flushdb()
             broker.close()
 
 
@@ -321,9 +315,10 @@ def run_scenario(
         store_a = LocalModelStore(a.store)
         seen.versions_before_third = [v.version for v in store_a.list_versions()]
         fits = fits_begun(worker_a)
-        celery.send_task(RETRAIN_TASK, args=("test",), task_id=KILLED)
+        killed = retrain_task_id("two-hosts-killed", secrets.token_hex(4))  # this run's own
+        celery.send_task(RETRAIN_TASK, args=("test",), task_id=killed)
         wait_until(
-            lambda: (lock_holder(broker) or {}).get("task_id") == KILLED, 120, "A never started"
+            lambda: (lock_holder(broker) or {}).get("task_id") == killed, 120, "A never started"
         )
         seen.killed_pid = int((lock_holder(broker) or {})["pid"])
         # mid-training: as the run's first fit (the backtest's) begins; a fit takes seconds here
@@ -339,7 +334,7 @@ def run_scenario(
             "the killed task was never redelivered",
         )
         seen.completed_pid = int((lock_holder(broker) or {}).get("pid", 0))
-        seen.third = celery.AsyncResult(KILLED).get(timeout=400)
+        seen.third = celery.AsyncResult(killed).get(timeout=400)
         seen.b_versions = [v.version for v in LocalModelStore(b.store).list_versions()]
         metadata = SqlMetadataStore(str(a.database_url))
         try:

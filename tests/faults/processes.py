@@ -1,12 +1,14 @@
 """Real servers the stack tests start on loopback (stopped, or killed, by their own PIDs), and
 the helpers those tests share: free ports, a slice of the Italy data, the CLI, and the machine's
-own Redis and PostgreSQL (which .ci/run starts: a test needing them fails, never skips, without)."""
+own Redis and PostgreSQL (which .ci/run starts: a test needing them fails, never skips, without)
+and Celery workers on it."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -29,6 +31,9 @@ from tractcast.settings import Settings
 
 VENV_BIN = Path(sys.executable).parent
 POSTGRES_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+MACHINE_REDIS = "redis://127.0.0.1:6379"
+REDIS_CLAIM_PREFIX = "tractcast:tests:db:"  # + number: in database 0, who uses that database
+REDIS_CLAIM_SECONDS = 2 * 3600  # a claim left by a run that died lapses after this
 
 
 def missing_server(what: str, exc: BaseException) -> NoReturn:
@@ -36,7 +41,7 @@ def missing_server(what: str, exc: BaseException) -> NoReturn:
 
 
 def machine_redis(url: str) -> redis.Redis:
-    """A client of the machine's Redis at `url` (each test module uses a database of its own)."""
+    """A client of the machine's Redis at `url` (a database claimed with `claimed_redis_db`)."""
     client = redis.Redis.from_url(url)
     try:
         client.ping()
@@ -44,6 +49,41 @@ def machine_redis(url: str) -> redis.Redis:
         client.close()
         missing_server("Redis on 127.0.0.1:6379", exc)
     return client
+
+
+@contextmanager
+def claimed_redis_db(user: str) -> Iterator[str]:
+    """The URL of an empty database of the machine's Redis that no other test run (of this
+    checkout or another) uses meanwhile; emptied and given back afterwards.
+
+    A run claims a database with a key in database 0 (set only if absent, expiring in case the
+    run dies), and takes only one that is empty: a run that does not claim is not disturbed.
+    """
+    admin = machine_redis(f"{MACHINE_REDIS}/0")
+    count = int(admin.config_get("databases")["databases"])
+    token = f"{user} pid {os.getpid()} {secrets.token_hex(4)}"
+    for number in random.sample(range(1, count), count - 1):  # 0: the claims, `make up`
+        claim = admin.lock(
+            f"{REDIS_CLAIM_PREFIX}{number}", timeout=REDIS_CLAIM_SECONDS, thread_local=False
+        )
+        if not claim.acquire(blocking=False, token=token):
+            continue
+        url = f"{MACHINE_REDIS}/{number}"
+        client = machine_redis(url)
+        if client.dbsize() == 0:
+            break
+        client.close()
+        claim.release()
+    else:
+        admin.close()
+        pytest.fail(f"every database of the machine's Redis is claimed or in use ({user})")
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+        claim.release()
+        admin.close()
 
 
 @contextmanager
@@ -185,6 +225,25 @@ class Server:
             return self.log.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+
+def celery_worker(
+    settings: Settings,
+    name: str,
+    log: Path,
+    concurrency: int = 1,
+    env: dict[str, str] | None = None,
+) -> Server:
+    """A Celery worker of the retrainer on the settings' broker (queues train and default),
+    named name@host, once it says it is ready; `env` replaces the settings' own environment."""
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "services.retrainer.celery_app:celery", "worker",
+        "-Q", "train,default", "--concurrency", str(concurrency), "--hostname", f"{name}@%h",
+        "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+    worker = Server(cmd, log, env=env or child_env(settings), cwd=ROOT)
+    wait_until(lambda: "ready." in worker.tail(), 60, f"worker {name} was not ready")
+    return worker
 
 
 def moto_server(log_dir: Path) -> Server:

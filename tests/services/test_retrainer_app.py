@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
-from tests.faults.processes import machine_redis
+from tests.faults.processes import claimed_redis_db, machine_redis
 
 from services.retrainer.app import create_app
 from services.retrainer.jobs import enqueue_retrain
@@ -25,19 +25,23 @@ from services.retrainer.scheduler import (
 )
 from tractcast.settings import Settings
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
+
+@pytest.fixture(scope="module")
+def broker_url() -> Iterator[str]:
+    with claimed_redis_db("test_retrainer_app") as url:
+        yield url
 
 
 @pytest.fixture
-def broker() -> redis.Redis:
-    client = machine_redis(REDIS_URL)
-    client.delete("train", "default")
+def broker(broker_url: str) -> Iterator[redis.Redis]:
+    client = machine_redis(broker_url)
     yield client
-    client.delete("train", "default")
+    client.flushdb()
+    client.close()
 
 
-def test_retrain_needs_the_admin_token(tmp_path):
-    app = create_app(Settings(store=tmp_path, admin_token="secret", broker_url=REDIS_URL))
+def test_retrain_needs_the_admin_token(tmp_path, broker_url):
+    app = create_app(Settings(store=tmp_path, admin_token="secret", broker_url=broker_url))
     client = app.test_client()
     assert client.post("/v1/admin/retrain").status_code == 401
     wrong = client.post("/v1/admin/retrain", headers={"Authorization": "Bearer no"})
@@ -52,8 +56,8 @@ def test_retrain_is_off_without_a_configured_token(tmp_path):
     assert response.get_json()["error"] == "unavailable"
 
 
-def test_admin_retrain_queues_a_task_on_the_train_queue_of_redis(tmp_path, broker):
-    app = create_app(Settings(store=tmp_path, admin_token="secret", broker_url=REDIS_URL))
+def test_admin_retrain_queues_a_task_on_the_train_queue_of_redis(tmp_path, broker, broker_url):
+    app = create_app(Settings(store=tmp_path, admin_token="secret", broker_url=broker_url))
     response = app.test_client().post(
         "/v1/admin/retrain", headers={"Authorization": "Bearer secret"}
     )
@@ -78,8 +82,8 @@ def test_retrain_answers_503_json_when_the_broker_is_down(tmp_path):
     assert "task queue" in response.get_json()["message"]
 
 
-def test_enqueue_records_what_triggered_the_run(tmp_path, broker):
-    queued = enqueue_retrain(Settings(store=tmp_path, broker_url=REDIS_URL), "schedule")
+def test_enqueue_records_what_triggered_the_run(tmp_path, broker, broker_url):
+    queued = enqueue_retrain(Settings(store=tmp_path, broker_url=broker_url), "schedule")
     message = json.loads(broker.lrange("train", 0, -1)[0])
     assert message["headers"]["argsrepr"] == "('schedule',)"
     assert uuid.UUID(queued["task_id"])
@@ -132,7 +136,7 @@ def lock_key(broker: redis.Redis) -> Iterator[str]:
     broker.delete(key)
 
 
-def test_of_two_schedulers_on_one_redis_only_one_fires(tmp_path, lock_key):
+def test_of_two_schedulers_on_one_redis_only_one_fires(tmp_path, lock_key, broker_url):
     fired: list[str] = []
 
     def check_as(name: str):
@@ -144,9 +148,9 @@ def test_of_two_schedulers_on_one_redis_only_one_fires(tmp_path, lock_key):
 
     replicas = {
         name: build_scheduler(
-            Settings(store=tmp_path, broker_url=REDIS_URL),
+            Settings(store=tmp_path, broker_url=broker_url),
             enqueue,
-            RedisLeaderLock(REDIS_URL, key=lock_key, ttl=1.0),
+            RedisLeaderLock(broker_url, key=lock_key, ttl=1.0),
             check_as(name),
             blocking=False,
         )
@@ -259,8 +263,8 @@ def test_each_layer_is_scheduled_on_its_own_cron_and_enqueued_under_its_name(tmp
     assert started == [("schedule", "municipalities"), ("schedule", "provinces")]
 
 
-def test_admin_retrain_of_a_named_layer_queues_a_task_naming_it(tmp_path, broker):
-    settings = layered_settings(tmp_path, admin_token="secret", broker_url=REDIS_URL)
+def test_admin_retrain_of_a_named_layer_queues_a_task_naming_it(tmp_path, broker, broker_url):
+    settings = layered_settings(tmp_path, admin_token="secret", broker_url=broker_url)
     client = create_app(settings).test_client()
     auth = {"Authorization": "Bearer secret"}
     response = client.post("/v1/admin/retrain?layer=provinces", headers=auth)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from tests.faults.processes import machine_redis
+from tests.faults.processes import claimed_redis_db, machine_redis
 
 from services.retrainer.celery_app import retrain_task_id
 from services.retrainer.tasks import (
@@ -23,21 +23,24 @@ from tractcast.registry.store import RegistryReader
 from tractcast.settings import Settings
 from tractcast.workflows.retrain import retrain_lock
 
-BROKER = "redis://127.0.0.1:6379/10"
+
+@pytest.fixture(scope="module")
+def broker_url() -> Iterator[str]:
+    with claimed_redis_db("test_retrainer_single_flight") as url:
+        yield url
 
 
 @pytest.fixture
-def broker() -> Iterator[redis.Redis]:
-    client = machine_redis(BROKER)
-    client.flushdb()
+def broker(broker_url: str) -> Iterator[redis.Redis]:
+    client = machine_redis(broker_url)
     yield client
     client.flushdb()
     client.close()
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(store=tmp_path / "store", broker_url=BROKER, visibility_timeout=10)
+def settings(tmp_path: Path, broker_url: str) -> Settings:
+    return Settings(store=tmp_path / "store", broker_url=broker_url, visibility_timeout=10)
 
 
 def hold(broker: redis.Redis, settings: Settings, task_id: str) -> RetrainLock:

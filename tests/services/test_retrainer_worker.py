@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,20 +22,24 @@ from typing import Any
 
 import pytest
 import redis
-from tests.faults.processes import Server, machine_redis, wait_until
+from tests.faults.processes import (
+    Server,
+    celery_worker,
+    claimed_redis_db,
+    machine_redis,
+    wait_until,
+)
 
 from services.retrainer.celery_app import RETRAIN_TASK, make_celery
 from services.retrainer.tasks import DONE_PREFIX, LOCK_KEY, recent_skips
 from tractcast.data.demo import ensure_demo_data
 from tractcast.registry.integrity import verify_version_files
 from tractcast.registry.store import TMP_PREFIX, LocalModelStore
-from tractcast.runner import ROOT, child_env
 from tractcast.serving.bundle import load_bundle
 from tractcast.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-BROKER = "redis://127.0.0.1:6379/11"  # this module's own database, emptied before and after
 FIRST = "retrain-test-killed-worker"
 SECOND = "retrain-admin-while-running"
 
@@ -93,39 +96,34 @@ class Scenario:
     skips: list[dict[str, Any]] = field(default_factory=list)
 
 
-def start_worker(settings: Settings, name: str, concurrency: int, log: Path) -> Server:
-    cmd = [
-        sys.executable, "-m", "celery", "-A", "services.retrainer.celery_app:celery", "worker",
-        "-Q", "train,default", "--concurrency", str(concurrency), "--hostname", f"{name}@%h",
-        "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
-    worker = Server(cmd, log, env=child_env(settings), cwd=ROOT)
-    wait_until(lambda: "ready." in worker.tail(), 60, f"worker {name} was not ready")
-    return worker
-
-
 def lock_holder(client: redis.Redis) -> dict[str, Any] | None:
     value = client.get(LOCK_KEY)
     return None if value is None else json.loads(value)
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[redis.Redis]:
-    client = machine_redis(BROKER)
-    client.flushdb()
+def broker_url() -> Iterator[str]:
+    with claimed_redis_db("test_retrainer_worker") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def broker(broker_url: str) -> Iterator[redis.Redis]:
+    client = machine_redis(broker_url)
     yield client
-    client.flushdb()
     client.close()
 
 
 @pytest.fixture(scope="module")
-def scenario(broker: redis.Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+def scenario(
+    broker: redis.Redis, broker_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scenario]:
     base = tmp_path_factory.mktemp("worker")
     settings = Settings(
         store=base / "store",
         demo_dir=base / "demo",
         run_dir=base / "run",
-        broker_url=BROKER,
+        broker_url=broker_url,
         visibility_timeout=10,
         epochs=1,
         backtest_origins=1,
@@ -138,7 +136,7 @@ def scenario(broker: redis.Redis, tmp_path_factory: pytest.TempPathFactory) -> I
     client_app = make_celery(settings)
     workers: list[Server] = []
     try:
-        a = start_worker(settings, "a", 1, base / "worker-a.log")
+        a = celery_worker(settings, "a", base / "worker-a.log")
         workers.append(a)
         client_app.send_task(RETRAIN_TASK, args=("test",), task_id=FIRST)
         wait_until(
@@ -158,7 +156,7 @@ def scenario(broker: redis.Redis, tmp_path_factory: pytest.TempPathFactory) -> I
         seen.visible_at_kill = [v.version for v in store.list_versions()]
         seen.killed_while = "writing" if seen.tmp_at_kill else "just after a rename"
 
-        b = start_worker(settings, "b", 2, base / "worker-b.log")
+        b = celery_worker(settings, "b", base / "worker-b.log", concurrency=2)
         workers.append(b)
         wait_until(
             lambda: (lock_holder(broker) or {"pid": a_pid}).get("pid") != a_pid,
