@@ -38,7 +38,6 @@ import requests
 from tests.faults.processes import (
     Server,
     celery_worker,
-    claimed_redis_db,
     free_port,
     machine_redis,
     moto_server,
@@ -218,13 +217,10 @@ def tract_name(geo_url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+def scenario(broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     base = tmp_path_factory.mktemp("hosts")
     servers: list[Server] = []
-    with (
-        claimed_redis_db("test_two_hosts") as broker_url,
-        scratch_database("tractcast_hosts") as database,
-    ):
+    with scratch_database("tractcast_hosts") as database:
         broker = machine_redis(broker_url)
         try:
             s3 = moto_server(base / "moto")

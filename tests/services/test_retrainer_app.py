@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
-from tests.faults.processes import claimed_redis_db, machine_redis
+from tests.faults.processes import machine_redis
 
 from services.retrainer.app import create_app
 from services.retrainer.jobs import enqueue_retrain
@@ -24,12 +24,6 @@ from services.retrainer.scheduler import (
     scheduled_retrain,
 )
 from tractcast.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    with claimed_redis_db("test_retrainer_app") as url:
-        yield url
 
 
 @pytest.fixture

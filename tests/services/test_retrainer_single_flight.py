@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from tests.faults.processes import claimed_redis_db, machine_redis
+from tests.faults.processes import machine_redis
 
 from services.retrainer.celery_app import retrain_task_id
 from services.retrainer.tasks import (
@@ -22,12 +22,6 @@ from services.retrainer.tasks import (
 from tractcast.registry.store import RegistryReader
 from tractcast.settings import Settings
 from tractcast.workflows.retrain import retrain_lock
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    with claimed_redis_db("test_retrainer_single_flight") as url:
-        yield url
 
 
 @pytest.fixture

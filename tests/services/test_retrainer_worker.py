@@ -25,7 +25,6 @@ import redis
 from tests.faults.processes import (
     Server,
     celery_worker,
-    claimed_redis_db,
     machine_redis,
     wait_until,
 )
@@ -99,12 +98,6 @@ class Scenario:
 def lock_holder(client: redis.Redis) -> dict[str, Any] | None:
     value = client.get(LOCK_KEY)
     return None if value is None else json.loads(value)
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    with claimed_redis_db("test_retrainer_worker") as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
