@@ -19,12 +19,7 @@ from typing import Any
 
 import pytest
 import redis
-from tests.faults.processes import (
-    Server,
-    celery_worker,
-    machine_redis,
-    wait_until,
-)
+from tests.faults.processes import Server, celery_worker, machine_redis, wait_until
 
 from services.retrainer.celery_app import make_celery
 from services.retrainer.jobs import enqueue_retrain

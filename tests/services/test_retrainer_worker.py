@@ -22,12 +22,7 @@ from typing import Any
 
 import pytest
 import redis
-from tests.faults.processes import (
-    Server,
-    celery_worker,
-    machine_redis,
-    wait_until,
-)
+from tests.faults.processes import Server, celery_worker, machine_redis, wait_until
 
 from services.retrainer.celery_app import RETRAIN_TASK, make_celery
 from services.retrainer.tasks import DONE_PREFIX, LOCK_KEY, recent_skips
