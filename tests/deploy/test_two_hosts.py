@@ -38,6 +38,7 @@ import requests
 from tests.faults.processes import (
     Server,
     celery_worker,
+    close_celery,
     free_port,
     machine_redis,
     moto_server,
@@ -373,7 +374,7 @@ def run_scenario(
                 time.sleep(0.05)
         return seen
     finally:
-        celery.close()
+        close_celery(celery)
 
 
 def _client_args() -> dict[str, str]:

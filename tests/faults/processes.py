@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 import pytest
 import redis
+from celery import Celery
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -242,8 +243,21 @@ def celery_worker(
         "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
     worker = Server(cmd, log, env=env or child_env(settings), cwd=ROOT)
-    wait_until(lambda: "ready." in worker.tail(), 60, f"worker {name} was not ready")
+    try:
+        wait_until(lambda: "ready." in worker.tail(), 60, f"worker {name} was not ready")
+    except BaseException:
+        worker.kill()  # a worker that never said it was ready is no test's to stop
+        raise
     return worker
+
+
+def close_celery(app: Celery) -> None:
+    """Close a client Celery app's connections to Redis (`close()` alone leaves them to the
+    garbage collector, which warns of each unclosed socket whenever it comes)."""
+    app.backend.result_consumer.stop()
+    app.backend.client.connection_pool.disconnect()
+    app.pool.force_close_all()
+    app.close()
 
 
 def moto_server(log_dir: Path) -> Server:

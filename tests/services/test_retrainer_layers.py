@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import redis
-from tests.faults.processes import Server, celery_worker, machine_redis, wait_until
+from tests.faults.processes import Server, celery_worker, close_celery, machine_redis, wait_until
 
 from services.retrainer.celery_app import make_celery
 from services.retrainer.jobs import enqueue_retrain
@@ -139,7 +139,7 @@ def scenario(broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     finally:
         for server in workers.values():
             server.stop()
-        client_app.close()
+        close_celery(client_app)
         broker.close()
 
 

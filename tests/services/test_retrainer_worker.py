@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import redis
-from tests.faults.processes import Server, celery_worker, machine_redis, wait_until
+from tests.faults.processes import Server, celery_worker, close_celery, machine_redis, wait_until
 
 from services.retrainer.celery_app import RETRAIN_TASK, make_celery
 from services.retrainer.tasks import DONE_PREFIX, LOCK_KEY, recent_skips
@@ -168,7 +168,7 @@ def scenario(
         watcher.join(timeout=5)
         for worker in workers:
             worker.stop()
-        client_app.close()
+        close_celery(client_app)
 
 
 def test_a_worker_killed_mid_training_never_leaves_a_half_written_version(
