@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tractcast.errors import InvalidInput, NotFound
-from tractcast.geo.index import RadiusHits, Tract, TractHit
+from tractcast.geo.client import LayerReplica
+from tractcast.geo.index import RadiusHits, Tract, TractHit, TractIndex
 from tractcast.serving import answers
 from tractcast.serving.answers import (
     batch_answer,
@@ -321,3 +322,49 @@ def test_a_bundle_answers_the_same_written_in_either_format(tmp_path: Path) -> N
         two, hits, center=(45.0, 9.0), radius_km=50.0
     )
     assert summaries_json(one) == summaries_json(two)
+
+
+def compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def test_radius_answers_over_a_dense_layer_are_byte_for_byte_the_plain_encoding(
+    dense_city: TractIndex,
+) -> None:
+    # The API answers from its copy of geo's layer, rendered from rows kept per tract; the plain
+    # way: the geo index's hits, radius_stats' dict, json.dumps. Random centres, in the crowded
+    # centre and around it, some tracts without a forecast.
+    index = dense_city
+    replica = LayerReplica()
+    replica.replace(json.loads(json.dumps(index.replica())), None)
+    assert replica.copy is not None
+    ids = [tract.id for tract in index.tracts]
+    bundle = varied_bundle([tract_id for n, tract_id in enumerate(ids) if n % 11])
+    rng = np.random.default_rng(31)
+    listed = 0
+    for _ in range(40):
+        lat, lon = float(rng.normal(45.46, 0.2)), float(rng.normal(9.19, 0.3))
+        radius = float(rng.choice([0.3, 2.0, 10.0, 40.0]))
+        hits = replica.copy.tracts_within_radius(lat, lon, radius)
+        found = index.tracts_within_radius(lat, lon, radius)
+        expected = radius_stats(bundle, found, center=(lat, lon), radius_km=radius)
+
+        assert radius_json(bundle, hits, center=(lat, lon), radius_km=radius) == compact(expected)
+        listed += len(expected["tracts"])
+    assert listed > 5_000
+
+
+def test_every_distance_is_written_as_json_writes_its_float(bundle: Bundle) -> None:
+    # Distances to the metre come from tables of km and metres; any other float is written by
+    # repr, as json.dumps writes it.
+    layer = [MILANO]
+    rng = np.random.default_rng(37)
+    metres = np.concatenate([np.arange(30_000), rng.integers(0, 1_000_000, 30_000)])
+    odd = [1 / 3, 0.0005, 1e-9, 999.9995, 1000.0, 4321.125, 123456.789, 2.5e-7]
+    for distances in ((metres / 1000).tolist(), odd, [0.001, *odd], [-0.0, 2.0]):
+        hits = RadiusHits("layer-1", layer, [0] * len(distances), distances)
+        expected = radius_stats(bundle, hits.tract_hits(), center=(45.0, 9.0), radius_km=50.0)
+        # radius_stats sorts the hits; radius_json takes them as given, nearest first
+        in_order = RadiusHits("layer-1", layer, [0] * len(distances), sorted(distances))
+        text = radius_json(bundle, in_order, center=(45.0, 9.0), radius_km=50.0)
+        assert text == compact(expected)

@@ -58,7 +58,7 @@ class LayerCopy(NamedTuple):
 
     def tracts_within_radius(self, lat: float, lon: float, radius_km: float) -> RadiusHits:
         positions, distances = self.outlines.within_radius(lat, lon, radius_km)
-        return RadiusHits(self.layer, self.tracts, positions.tolist(), distances.tolist())
+        return RadiusHits(self.layer, self.tracts, positions, distances)
 
 
 class LayerReplica:

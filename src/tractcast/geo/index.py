@@ -46,14 +46,16 @@ class RadiusHits(NamedTuple):
 
     layer: str  # fingerprint of the layer the positions index
     tracts: Sequence[Tract]  # the layer's tracts, by position
-    positions: Sequence[int]
-    distances_km: Sequence[float]
+    positions: np.ndarray | Sequence[int]
+    distances_km: np.ndarray | Sequence[float]
 
     def tract_hits(self) -> list[TractHit]:
         tracts = self.tracts
+        positions = np.asarray(self.positions, dtype=np.intp).tolist()
+        distances = np.asarray(self.distances_km, dtype=np.float64).tolist()
         return [
             TractHit(tracts[position], distance)
-            for position, distance in zip(self.positions, self.distances_km, strict=True)
+            for position, distance in zip(positions, distances, strict=True)
         ]
 
 

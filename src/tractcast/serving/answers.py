@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from itertools import chain
 from typing import Any, Protocol
 
 import numpy as np
@@ -25,6 +23,10 @@ MEMO_USED = "rendered_bytes"  # the memo's key for what its rendered tracts take
 # Radius answers kept per bundle, newest used first: 50 km around a city centre of a census
 # layer is 1.4-2 MB of JSON and 5-10 ms of CPU to find and render.
 RADIUS_ANSWERS_BYTES = 16 * 1024 * 1024
+# What radius answers write distances with (see _distance_texts): whole km below 1,000 (every
+# radius the API takes is less), and the metres after the point as repr writes them.
+_KM_TEXTS = np.array([str(km) for km in range(1000)], dtype=object)
+_METRE_TEXTS = np.array([repr(metre / 1000)[1:] for metre in range(1000)], dtype=object)
 
 
 class RadiusFinder(Protocol):
@@ -115,47 +117,64 @@ def radius_json(
     """radius_stats as JSON text (see forecast_json), for hits already nearest first.
 
     A tract's row is rendered once per bundle and layer, on the first radius that meets it,
-    and kept by position: a radius over thousands of tracts costs one join of those rows with
-    the distances (C loops, no Python statement per tract), and its totals are array sums.
+    and kept by position: a radius over thousands of tracts gathers those rows and the texts of
+    their distances with array indexing and joins them once (no Python statement per tract),
+    and its totals are array sums.
     """
-    if not math.isfinite(sum(hits.distances_km)):  # one check here: rows use repr as is
-        raise ValueError("radius distances must be finite numbers")
     at = np.asarray(hits.positions, dtype=np.intp)
+    distances = np.asarray(hits.distances_km, dtype=np.float64)
+    if not np.isfinite(distances).all():  # one check here: rows show the floats as they are
+        raise ValueError("radius distances must be finite numbers")
     table = _radius_table(bundle, hits, at)
     with_data = table.with_data[at]
-    distances: Sequence[float] = hits.distances_km
-    missing: list[int] = []
-    if not with_data.all():
-        missing = at[~with_data].tolist()
-        at = at[with_data]
-        distances = np.asarray(distances, dtype=np.float64)[with_data].tolist()
-    shown = at.tolist()
-    # "{head}{distance!r}{tail}" per tract; each tail ends with the comma before the next row.
-    rows = "".join(
-        chain.from_iterable(
-            zip(
-                map(table.heads.__getitem__, shown),
-                map(repr, distances),
-                map(table.tails.__getitem__, shown),
-                strict=True,
-            )
-        )
-    )[:-1]
+    missing = at[~with_data]
+    at, distances = at[with_data], distances[with_data]
+    # Per row: its text up to the distance, the distance in two pieces, and the rest of the row
+    # with the comma before the next one (the last row's dropped).
+    pieces = np.empty((len(at), 4), dtype=object)
+    pieces[:, 0] = table.heads[at]
+    pieces[:, 1], pieces[:, 2] = _distance_texts(distances)
+    pieces[:, 3] = table.tails[at]
+    rows = pieces.ravel().tolist()
+    if rows:
+        rows[-1] = rows[-1][:-1]
     # The sum of the next days in list order, as a loop adding them one by one would give it.
     next_day: float = float(np.add.accumulate(table.next_day[at])[-1]) if len(at) else 0
     totals = {
-        "tracts": len(shown),
+        "tracts": len(at),
         "total_cases": int(table.total_cases[at].sum()),
         "new_cases": int(table.new_cases[at].sum()),
         "next_day": next_day,
     }
     opening = _compact({"center": {"lat": center[0], "lon": center[1]}, "radius_km": radius_km})
     closing = _compact({"totals": totals, "as_of": bundle.as_of})
-    without_data = ",".join(map(table.tails.__getitem__, missing))
-    return (
-        f'{opening[:-1]},"tracts":[{rows}],"without_data":[{without_data}],'
-        f"{closing[1:-1]},{_tail(bundle, layer)}}}"
+    without_data = ",".join(table.tails[missing].tolist())
+    return "".join(
+        [
+            f'{opening[:-1]},"tracts":[',
+            *rows,
+            f'],"without_data":[{without_data}],{closing[1:-1]},{_tail(bundle, layer)}}}',
+        ]
     )
+
+
+def _distance_texts(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each distance as JSON writes the float (its repr), in two pieces: whole km and the rest.
+
+    Distances to the whole metre (what radius queries give) take both pieces from tables:
+    repr of such a float is its km, a point and its metres without trailing zeros. Others are
+    written by repr, whole in the first piece.
+    """
+    metres = np.rint(distances * 1000)
+    if (
+        (metres / 1000 == distances).all()
+        and not np.signbit(distances).any()
+        and metres.max(initial=0) < len(_KM_TEXTS) * 1000
+    ):
+        km, metre = np.divmod(metres.astype(np.int64), 1000)
+        return _KM_TEXTS[km], _METRE_TEXTS[metre]
+    texts = np.array(list(map(repr, distances.tolist())), dtype=object)
+    return texts, np.full(len(texts), "", dtype=object)
 
 
 def reused_radius_json(
@@ -218,8 +237,10 @@ class _RadiusTable:
 
     def __init__(self, size: int) -> None:
         self.rendered = np.zeros(size, dtype=bool)  # set once a position's row is filled in
-        self.heads = [""] * size  # a row up to its distance ("" for a tract without forecast)
-        self.tails = [""] * size  # after it: counts, next day, "}," (without: the tract as JSON)
+        # Texts: a row up to its distance ("" for a tract without forecast), and after it: counts,
+        # next day, "}," (for a tract without forecast: the tract as JSON).
+        self.heads = np.full(size, "", dtype=object)
+        self.tails = np.full(size, "", dtype=object)
         self.with_data = np.zeros(size, dtype=bool)  # the bundle has a forecast for the tract
         self.total_cases = np.zeros(size, dtype=np.int64)  # 0 without forecast, as below
         self.new_cases = np.zeros(size, dtype=np.int64)
