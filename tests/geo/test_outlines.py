@@ -14,7 +14,7 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import MultiPolygon, Polygon, box
 
-from tractcast.geo.geodesy import box_distance_km, geodesic_km
+from tractcast.geo.geodesy import box_distance_km, boxes_within_km, geodesic_km
 from tractcast.geo.index import TractIndex
 from tractcast.geo.layers import Layer
 from tractcast.geo.outlines import Outlines, metre_km
@@ -263,3 +263,38 @@ def test_a_tract_wider_than_a_quarter_of_the_globe_is_measured_right() -> None:
     hits = index.tracts_within_radius(62.0, 10.0, 300.0)
     assert [hit.tract.id for hit in hits] == ["T0"]
     assert hits[0].distance_km == pytest.approx(brute_km(vast, 62.0, 10.0), abs=0.06)
+
+
+def test_boxes_within_reach_are_those_their_lower_bound_puts_there() -> None:
+    # boxes_within_km skips the bound for boxes well inside the circle: the same answer.
+    rng = np.random.default_rng(41)
+    answers = []
+    for lat, lon in [(45.46, 9.19), (0.0, 179.9), (-33.9, 18.4), (78.2, 15.6), (-89.9, 0.0)]:
+        for km in (0.4, 5.0, 50.5, 505.0, 5000.0, 25000.0):
+            spread = min(km / 111 * 1.5, 90)  # degrees: inside, around the edge and beyond
+            west = (lon + rng.uniform(-spread, spread, 4000) + 180) % 360 - 180
+            south = np.clip(lat + rng.uniform(-spread, spread, 4000), -90, 90)
+            width, height = rng.uniform(0, spread / 4, (2, 4000))
+            east, north = np.minimum(west + width, 180), np.minimum(south + height, 90)
+            bounds = np.array([west, south, east, north])
+
+            within = boxes_within_km(lat, lon, bounds, km)
+
+            assert np.array_equal(within, box_distance_km(lat, lon, bounds) <= km)
+            answers.append(within.mean())
+    assert min(answers) < 0.5 < max(answers)
+
+
+def test_over_a_dense_layer_hits_come_nearest_first_then_by_id(dense_city: TractIndex) -> None:
+    west, south, east, north = dense_city.bounds
+    rng = np.random.default_rng(43)
+    for _ in range(40):
+        lat, lon = float(rng.uniform(south, north)), float(rng.uniform(west, east))
+        radius = float(rng.choice([0.5, 5.0, 30.0]))
+        hits = dense_city.tracts_within_radius(lat, lon, radius)
+        keys = [(hit.distance_km, hit.tract.id) for hit in hits]
+        assert keys == sorted(set(keys)) and keys[-1][0] <= radius
+        # zero for the tract holding the centre (the layer covers its box), and for no other
+        assert [hit.tract for hit in hits if hit.distance_km == 0.0] == [
+            dense_city.tract_for_point(lat, lon)
+        ]

@@ -47,6 +47,25 @@ def box_distance_km(lat: float, lon: float, bounds: np.ndarray) -> np.ndarray:
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(haversine, 1.0)))
 
 
+def boxes_within_km(lat: float, lon: float, bounds: np.ndarray, km: float) -> np.ndarray:
+    """Whether box_distance_km(lat, lon, bounds) <= km, for each box.
+
+    The bound is computed only for boxes offset from the point by more than an ellipse of
+    latitudes and longitudes whose every point is nearer than km (with 0.1 % to spare): the
+    boxes inside a circle, but for a thin ring at its edge, are within without a sine.
+    """
+    west, south, east, north = bounds
+    dlat = np.maximum(np.maximum(south - lat, lat - north), 0.0)
+    dlon = np.maximum(np.maximum(west - lon, lon - east), 0.0)
+    # hav(distance) <= hav(dlat) + cos(lat) hav(dlon), and hav(x) = sin(x / 2)^2 <= (x / 2)^2.
+    angle = min(0.999 * km / EARTH_RADIUS_KM, math.pi)
+    limit = math.degrees(2 * math.sin(angle / 2)) ** 2
+    within = dlat * dlat + math.cos(math.radians(lat)) * (dlon * dlon) <= limit
+    unsure = np.flatnonzero(~within)
+    within[unsure] = box_distance_km(lat, lon, bounds[:, unsure]) <= km
+    return within
+
+
 def azimuthal(
     lat: float, lon: float, lats: np.ndarray, lons: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -104,17 +123,24 @@ def geodesic_km(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> n
     longitude = np.radians((lons - lon + 180.0) % 360.0 - 180.0)
     lam = longitude
     cross, dot = cos_u1 * sin_u2, sin_u1 * sin_u2
+    # Products that stay the same over the iterations (the same floats as written out in full).
+    cos_cos, sin_cos, two_dot = cos_u1 * cos_u2, sin_u1 * cos_u2, 2 * dot
     for _ in range(VINCENTY_ITERATIONS):
         sin_lam, cos_lam = np.sin(lam), np.cos(lam)
         east = cos_u2 * sin_lam
-        north = cross - sin_u1 * cos_u2 * cos_lam
+        north = cross - sin_cos * cos_lam
         sin_sigma = np.sqrt(east * east + north * north)
-        cos_sigma = dot + cos_u1 * cos_u2 * cos_lam
+        cos_sigma = dot + cos_cos * cos_lam
         sigma = np.arctan2(sin_sigma, cos_sigma)
-        sin_alpha = cos_u1 * cos_u2 * sin_lam / np.where(sin_sigma > 0, sin_sigma, 1.0)
+        sin_alpha = cos_cos * sin_lam / np.where(sin_sigma > 0, sin_sigma, 1.0)
         cos2_alpha = 1 - sin_alpha * sin_alpha
         meridian = cos2_alpha == 0  # along the equator
-        cos_2sm = np.where(meridian, 0.0, cos_sigma - 2 * dot / np.where(meridian, 1.0, cos2_alpha))
+        if meridian.any():
+            cos_2sm = np.where(
+                meridian, 0.0, cos_sigma - two_dot / np.where(meridian, 1.0, cos2_alpha)
+            )
+        else:
+            cos_2sm = cos_sigma - two_dot / cos2_alpha
         c = FLATTENING / 16 * cos2_alpha * (4 + FLATTENING * (4 - 3 * cos2_alpha))
         previous = lam
         lam = longitude + (1 - c) * FLATTENING * sin_alpha * (

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import shapely
 
-from tractcast.geo.geodesy import azimuthal, box_distance_km, geodesic_km, search_boxes
+from tractcast.geo.geodesy import azimuthal, boxes_within_km, geodesic_km, search_boxes
 from tractcast.geo.packing import pack, unpack
 
 # Vertices are kept as whole 1e-7 degrees (about a centimetre): exact integers to send, and the
@@ -159,7 +159,10 @@ class Outlines:
         distances[outside] = geodesic_km(lat, lon, near_lats[outside], near_lons[outside])
         keep = np.flatnonzero(distances <= radius_km)
         shown = metre_km(distances[keep])
-        order = np.lexsort((self.rank[candidates[keep]], shown))
+        # One integer key, whole metres then id rank: a sort of it is several times faster than
+        # a lexsort of the two.
+        metres = np.rint(shown * 1000).astype(np.int64)
+        order = np.argsort(metres * len(self) + self.rank[candidates[keep]])
         return candidates[keep[order]], shown[order]
 
     def _candidates(self, lat: float, lon: float, radius_km: float, reach: float) -> np.ndarray:
@@ -171,7 +174,7 @@ class Outlines:
             across = (west <= box_east) & (east >= box_west)
             hit |= across & (south <= box_north) & (north >= box_south)
         candidates = np.flatnonzero(hit)
-        return candidates[box_distance_km(lat, lon, self.bounds[:, candidates]) <= reach]
+        return candidates[boxes_within_km(lat, lon, self.bounds[:, candidates], reach)]
 
     def _nearest(
         self, lat: float, lon: float, candidates: np.ndarray
@@ -182,7 +185,7 @@ class Outlines:
         ends = np.cumsum(counts)
         starts = ends - counts
         total = int(ends[-1])
-        vertex = np.repeat(self.first[candidates] - starts, counts) + np.arange(total)
+        vertex = _ranges(self.first[candidates], counts)
         lons, lats = self.lons[vertex], self.lats[vertex]
         x, y = azimuthal(lat, lon, lats, lons)
         continues = self.step[vertex]
@@ -223,18 +226,28 @@ class Outlines:
     ) -> np.ndarray:
         """Whether each candidate holds the centre: an odd number of its edges cross the
         plane's positive x axis (holes and separate parts are rings like any other). Only the
-        few candidates whose box holds the centre are tested."""
+        few candidates whose box holds the centre are tested, all at once."""
         west, south, east, north = self.bounds[:, candidates]
         inside = np.zeros(len(candidates), dtype=bool)
-        boxed = (west <= lon) & (lon <= east) & (south <= lat) & (lat <= north)
-        for k in np.flatnonzero(boxed).tolist():
-            span = slice(starts[k], ends[k])
-            x0, y0, dx, dy = x[span], y[span], ex[span], ey[span]
-            crossing = (y0 > 0) != (y0 + dy > 0)
-            x0, y0, dx, dy = x0[crossing], y0[crossing], dx[crossing], dy[crossing]
-            inside[k] = np.count_nonzero(x0 - y0 * dx / dy > 0) % 2 == 1
+        boxed = np.flatnonzero((west <= lon) & (lon <= east) & (south <= lat) & (lat <= north))
+        if len(boxed) == 0:
+            return inside
+        counts = ends[boxed] - starts[boxed]
+        edge = _ranges(starts[boxed], counts)
+        x0, y0, dx, dy = x[edge], y[edge], ex[edge], ey[edge]
+        crossing = np.flatnonzero((y0 > 0) != (y0 + dy > 0))
+        right = np.zeros(len(edge), dtype=np.int64)
+        x0, y0, dx, dy = x0[crossing], y0[crossing], dx[crossing], dy[crossing]
+        right[crossing] = x0 - y0 * dx / dy > 0
+        inside[boxed] = np.add.reduceat(right, np.cumsum(counts) - counts) % 2 == 1
         return inside
 
     @staticmethod
     def _units(degrees: np.ndarray) -> np.ndarray:
         return np.rint(degrees * SCALE).astype(np.int64)
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The indices of several spans (each `counts` long from `starts`), one after the other."""
+    ends = np.cumsum(counts)
+    return np.repeat(starts - (ends - counts), counts) + np.arange(ends[-1] if len(ends) else 0)
