@@ -10,7 +10,9 @@ free loopback ports, then:
    (goal <= 10 ms), each asked 200 times; and around 200 centres 10 m apart in the city,
    each asked once (nothing reused: the tracts found and their answer rendered each time);
 3. memory (RSS / PSS) of every api and geo worker (goals <= 300 MB api, <= 1.5 GB geo);
-4. how long the layer took to load and the API's copy of it to arrive.
+4. how long the layer took to load and the API's copy of it to arrive;
+5. in this process, before the stack starts: the city radius around a new centre each time, as
+   an api worker answers it from its copy of the layer (finding the tracts, then the JSON).
 
     .venv/bin/python -m bench.census [--tracts 85000] [--runs 2000] [--workers 2] [--varied]
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -41,7 +44,10 @@ from bench.serving import (
     varied_bundle,
     worker_memory,
 )
+from tractcast.geo.client import LayerReplica
 from tractcast.geo.index import TractIndex
+from tractcast.serving.answers import radius_json
+from tractcast.serving.bundle import Bundle
 
 # A box the size of France (about 1,100 x 1,000 km).
 WEST, SOUTH, EAST, NORTH = -4.5, 42.5, 8.0, 51.0
@@ -108,6 +114,27 @@ def each_timed(url: str, paths: list[str]) -> list[float]:
     return times
 
 
+def radius_in_process(
+    index: TractIndex, bundle: Bundle, centre: tuple[float, float], runs: int = 200
+) -> tuple[list[float], list[float]]:
+    """CPU milliseconds of each 50 km radius around a new centre (10 m apart, as through nginx)
+    on the API's copy of the layer: finding the tracts, then rendering the JSON. The first five
+    are left out (rows rendered for the first time)."""
+    replica = LayerReplica()
+    replica.replace(index.replica(), None)
+    assert replica.copy is not None
+    finding, rendering = [], []
+    for i in range(1, runs + 6):
+        lat, lon = centre[0] + 1e-4 * i, centre[1]
+        started = time.thread_time()
+        hits = replica.copy.tracts_within_radius(lat, lon, 50.0)
+        found = time.thread_time()
+        radius_json(bundle, hits, center=(lat, lon), radius_km=50.0)
+        finding.append((found - started) * 1000)
+        rendering.append((time.thread_time() - found) * 1000)
+    return finding[5:], rendering[5:]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tracts", type=int, default=85_000)
@@ -137,6 +164,7 @@ def main() -> None:
         else:
             bundle = synthetic_bundle(index)
         publish(Path(settings.store), bundle)
+        finding, rendering = radius_in_process(index, bundle, CITIES[0])
         del bundle
         points = inside_points(layer, args.runs, seed=2)
         # The densest place (a city's centre) and a typical one (the countryside between them).
@@ -193,6 +221,11 @@ def main() -> None:
             for name in centres
         ),
         f"  GET /v1/stats/radius 50 km, city, a new centre each time: {describe(radius_moving)}",
+        "in process, the city radius around a new centre each time (CPU ms, p50 / p99): finding "
+        f"the tracts {statistics.median(finding):.2f} / {np.percentile(finding, 99):.2f}, the "
+        f"JSON {statistics.median(rendering):.2f} / {np.percentile(rendering, 99):.2f}, in all "
+        f"{statistics.median(np.add(finding, rendering)):.2f} / "
+        f"{np.percentile(np.add(finding, rendering), 99):.2f}",
         "memory per worker (RSS / PSS MB; goals api <= 300, geo <= 1,500):",
     ]
     print("\n".join(report + memory_lines(memory)))
