@@ -6,6 +6,7 @@ every candidate's relative MAE, relative WIS and coverage per horizon and per or
 served champion against the goals: relative MAE <= 0.95 at horizon 1, none above 1.0, <= 0.70
 averaged; relative WIS <= 0.70; 80% coverage 0.75-0.85 pooled and 0.65-0.95 at every origin.
     .venv/bin/python -m bench.backtest [--origins 12] [--from 2021-01-01] [--to 2024-12-18]
+        [--set PARAM=VALUE]   (an LSTM variant, e.g. level_weight=0)
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bench import run_showing_progress
+from bench import add_lstm_option, lstm_changes, run_showing_progress
 from tractcast.evaluation.backtest import origins_between, report_table, run_backtest  # noqa: E402
 from tractcast.evaluation.gate import choose_candidate  # noqa: E402
 from tractcast.jsonsafe import json_safe  # noqa: E402
 from tractcast.models.base import BASELINE_FAMILIES  # noqa: E402
 from tractcast.settings import Settings  # noqa: E402
 from tractcast.workflows.candidates import (  # noqa: E402
+    MODEL_FAMILY,
     REPORT_KEYS,
     candidate_forecasters,
     iso_day,
@@ -41,6 +43,7 @@ def main() -> None:
     parser.add_argument("--from", dest="start", default="2021-01-01")
     parser.add_argument("--to", dest="end", default="2024-12-18")
     parser.add_argument("--epochs", type=int, default=None, help="default: the settings' 30")
+    add_lstm_option(parser)
     args = parser.parse_args()
     settings = Settings(
         data_source=str(ITALY / "cases_provinces.csv.gz"), tracts=str(ITALY / "provinces.geojson")
@@ -52,6 +55,8 @@ def main() -> None:
     _, ingested = load_inputs(settings)
     arrays = series_arrays(ingested)
     candidates = candidate_forecasters(settings, arrays.first_weekday)
+    for key, value in lstm_changes(parser, args, candidates[MODEL_FAMILY]).items():
+        setattr(candidates[MODEL_FAMILY], key, value)
     origins = origins_between(arrays.dates, args.origins, args.start, args.end, settings.horizon)
     loaded = time.monotonic()
     backtest = run_backtest(

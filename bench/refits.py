@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench import run_showing_progress  # noqa: E402
+from bench import add_lstm_option, lstm_changes, run_showing_progress  # noqa: E402
 from tractcast import progress  # noqa: E402
 from tractcast.evaluation.metrics import wape  # noqa: E402
 from tractcast.models.base import Forecaster, make_forecaster  # noqa: E402
@@ -44,10 +44,7 @@ def main() -> None:
     parser.add_argument("--from", dest="start", default="2021-06-30")
     parser.add_argument("--to", dest="end", default="2023-05-31")
     parser.add_argument("--seeds", default="42", help="comma-separated; more than one: bagging")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="PARAM=VALUE",
-        help="an LSTM parameter of the recipe (the frozen fit's too, as a replay would have it)",
-    )  # fmt: skip
+    add_lstm_option(parser)  # the frozen fit's too, as a replay would have it
     args = parser.parse_args()
     seeds = [int(seed) for seed in args.seeds.split(",")]
     settings = Settings(
@@ -58,11 +55,9 @@ def main() -> None:
     history, observed = arrays.history, arrays.observed
     ends = pd.date_range(args.start, args.end, freq="ME")
 
-    changes = {key: number(value) for key, value in (pair.split("=", 1) for pair in args.set)}
-
-    known = candidate_forecasters(settings, arrays.first_weekday)[MODEL_FAMILY].params()
-    for key in set(changes) - set(known):
-        parser.error(f"the LSTM has no parameter {key}")
+    changes = lstm_changes(
+        parser, args, candidate_forecasters(settings, arrays.first_weekday)[MODEL_FAMILY]
+    )
 
     def fitted(day: pd.Timestamp, seed: int, **params: float | int) -> Forecaster:
         lstm = candidate_forecasters(settings.with_(seed=seed), arrays.first_weekday)
@@ -111,11 +106,6 @@ def main() -> None:
         means = part.mean()
         ratios = " ".join(f"{name} {means[name] / means['frozen']:.3f}" for name in part.columns)
         print(f"mean over {len(part)} releases ({label}): / frozen: {ratios}")
-
-
-def number(text: str) -> float | int:
-    """A parameter's value as given: 16 is an int (units, epochs), 0.25 a float."""
-    return int(text) if text.lstrip("-").isdigit() else float(text)
 
 
 if __name__ == "__main__":

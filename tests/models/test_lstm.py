@@ -16,7 +16,13 @@ from tractcast.evaluation.backtest import run_backtest
 from tractcast.models import Forecaster, load_forecaster, make_forecaster
 from tractcast.models.base import forecaster_from_params, scaled_interval_factors
 from tractcast.models.baselines import Persistence, SeasonalNaive, seasonal_naive_point
-from tractcast.models.lstm import recency_weights, window_origins
+from tractcast.models.lstm import (
+    epoch_samples,
+    level_weights,
+    recency_weights,
+    window_features,
+    window_origins,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -280,16 +286,53 @@ def test_an_lstm_saved_before_the_outlier_days_and_recency_refits_as_it_was(
 ) -> None:
     fitted.save(tmp_path)
     state = json.loads((tmp_path / "lstm.json").read_text())
-    new_names = ("outlier_threshold", "calibration_half_life")
+    new_names = ("outlier_threshold", "calibration_half_life", "level_weight", "window_pool")
     for name in new_names:
         del state["params"][name]
     (tmp_path / "lstm.json").write_text(json.dumps(state))
     loaded = load_forecaster(tmp_path, "lstm").params()
-    assert [loaded[name] for name in new_names] == [0.0, 0.0]
+    assert [loaded[name] for name in new_names] == [0.0, 0.0, 0.0, 1]
     old_manifest = {k: v for k, v in fitted.params().items() if k not in new_names}
     refitted = forecaster_from_params("lstm", old_manifest).params()
-    assert [refitted[name] for name in new_names] == [0.0, 0.0]
-    assert forecaster_from_params("lstm", {}).params()["calibration_half_life"] == 14.0
+    assert [refitted[name] for name in new_names] == [0.0, 0.0, 0.0, 1]
+    new = forecaster_from_params("lstm", {}).params()
+    assert [new[name] for name in new_names[1:]] == [14.0, 0.5, 4]
+
+
+def test_each_epoch_trains_on_a_fresh_draw_from_the_window_pool() -> None:
+    """A pool four times an epoch: every epoch has its own windows, together more than one
+    epoch's worth, and the same seed draws the same epochs."""
+    pool = np.arange(400, dtype=np.float32)[:, None]
+
+    def epochs(seed: int) -> list[np.ndarray]:
+        batches = epoch_samples(pool, pool, np.ones(400), 100, 32, np.random.default_rng(seed))
+        drawn = []
+        for _ in range(3):
+            drawn.append(np.concatenate([batches[i][0][:, 0] for i in range(len(batches))]))
+            batches.on_epoch_end()
+        return drawn
+
+    drawn = epochs(1)
+    assert [len(np.unique(epoch)) for epoch in drawn] == [100, 100, 100]
+    assert len(np.unique(np.concatenate(drawn))) > 200
+    assert all(np.array_equal(a, b) for a, b in zip(drawn, epochs(1), strict=True))
+    assert not np.array_equal(drawn[0], epochs(2)[0])
+
+
+def test_a_city_window_weighs_more_than_a_village_window_in_training() -> None:
+    """Errors are counted in cases: at power 0.5, a window of 100 times the cases weighs 10
+    times as much; power 0 weighs every window alike; the weights average 1."""
+    daily = np.array([[100.0] * 56, [10_000.0] * 56, [1_000.0] * 56])
+    log_history = np.log1p(daily)
+    features, _, _ = window_features(
+        log_history, np.log1p(daily.sum(axis=0)), np.arange(3)[:, None],
+        np.broadcast_to(np.arange(28, 56), (3, 28)), first_weekday=0,
+    )  # fmt: skip
+    weights = level_weights(features, 0.5)
+    assert weights.mean() == pytest.approx(1.0)
+    assert weights[1] / weights[0] == pytest.approx(10.0, rel=0.01)
+    assert weights[2] / weights[0] == pytest.approx(np.sqrt(10.0), rel=0.01)
+    np.testing.assert_allclose(level_weights(features, 0.0), 1.0)
 
 
 def test_recent_held_out_days_weigh_more_in_the_interval_calibration() -> None:

@@ -8,12 +8,16 @@ trend and inherits the weekday reporting pattern (Monday dips, holidays) exactly
 `anchor="level"` (versions saved before the anchor existed) the window's mean. The model emits
 three quantiles per horizon (10%, 50%, 90%) trained with a pinball loss in log1p space;
 quantiles survive the monotone back-transform, so the median is the point forecast and the outer
-pair bounds the 80% interval. A conformal step on the newest days (held out
-from training) scales the gaps between the median and the outer quantiles, per horizon, to what
-those days need for each interval (50%, 80%, 95%), the newest of them weighing most
-(`calibration_half_life`). With `outlier_threshold` > 0 (off by default), days whose all-tract
-total is abnormal for their weekday (a holiday, the catch-up after it) are set back to their
-weekday's usual share in the inputs and the anchor.
+pair bounds the 80% interval. Each training window weighs its typical daily cases to the
+power `level_weight` (0.5), so the loss follows errors in cases as the backtest counts them,
+not relative errors where a village's window counts as much as a city's; each epoch draws its
+`max_windows` windows afresh from a pool `window_pool` (4) times as large, so a fit sees more
+of the history at the same cost and depends less on its seed's sample. A conformal step on
+the newest days (held out from training) scales the gaps between the median and the outer
+quantiles, per horizon, to what those days need for each interval (50%, 80%, 95%), the newest
+of them weighing most (`calibration_half_life`). With `outlier_threshold` > 0 (off by default),
+days whose all-tract total is abnormal for their weekday (a holiday, the catch-up after it) are
+set back to their weekday's usual share in the inputs and the anchor.
 
 TensorFlow and Keras are imported inside functions only, so importing tractcast.models stays light.
 """
@@ -174,14 +178,54 @@ def training_windows(
     return features, targets.astype(np.float32)
 
 
+def level_weights(features: np.ndarray, power: float) -> np.ndarray:
+    """Each window's weight in the loss: its typical daily cases (exp of its mean log1p) to
+    `power`, scaled to a mean of 1. The loss is in log1p space, where a small tract's window
+    counts as much as a city's; errors that users and the backtest count are in cases, so
+    `power` 0.5 gives a window of 10,000 cases a day 10 times the weight of one of 100."""
+    weights = np.exp(power * LEVEL_SCALE * features[:, 0, FEATURES.index("window_level")])
+    return (weights / weights.mean()).astype(np.float32)
+
+
+def epoch_samples(
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    per_epoch: int,
+    batch: int,
+    rng: np.random.Generator,
+) -> Any:
+    """Training batches of (inputs, targets, weights): `per_epoch` windows of the pool, drawn
+    afresh and shuffled at every epoch (all of them, shuffled, when the pool is no larger)."""
+    import keras
+
+    class EpochSample(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.on_epoch_end()
+
+        def __len__(self) -> int:
+            return -(-per_epoch // batch)
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            pick = self.order[i * batch : (i + 1) * batch]
+            return x[pick], y[pick], w[pick]
+
+        def on_epoch_end(self) -> None:
+            self.order = rng.permutation(len(x))[:per_epoch]
+
+    return EpochSample()
+
+
 def pinball_loss(y_true: Any, y_pred: Any) -> Any:
-    """Mean pinball loss of the (batch, horizon, 3) quantile outputs against (batch, horizon)."""
+    """Pinball loss of the (batch, horizon, 3) quantile outputs against (batch, horizon), per
+    window (Keras weighs and averages the windows)."""
     import keras
 
     ops = keras.ops
     levels = ops.convert_to_tensor(OUTPUT_QUANTILES, dtype=y_pred.dtype)
     error = ops.expand_dims(y_true, -1) - y_pred
-    return ops.mean(ops.maximum(levels * error, (levels - 1.0) * error))
+    return ops.mean(ops.maximum(levels * error, (levels - 1.0) * error), axis=(1, 2))
 
 
 def build_model(lookback: int, horizon: int, units: int) -> Any:
@@ -287,6 +331,8 @@ class LSTMForecaster:
         anchor_weeks: int = 2,
         outlier_threshold: float = 0.0,
         calibration_half_life: float = 14.0,
+        level_weight: float = 0.5,
+        window_pool: int = 4,
     ) -> None:
         if anchor not in ANCHORS:
             raise InvalidInput(f"anchor must be one of {', '.join(ANCHORS)}, got {anchor!r}")
@@ -320,6 +366,12 @@ class LSTMForecaster:
         # the interval calibration weighs each held-out origin by recency, halving per this
         # many days; 0 weighs them all alike (versions saved before)
         self.calibration_half_life = calibration_half_life
+        # each training window weighs its typical daily cases to this power (0: all alike, as
+        # versions saved before): the loss then follows errors in cases, not in log1p
+        self.level_weight = level_weight
+        # training draws `max_windows` windows afresh at every epoch from a pool of this many
+        # times as many (1: one fixed sample, as versions saved before)
+        self.window_pool = window_pool
         self.initial_weights: list[np.ndarray] | None = None
         self.model: Any = None
         # per interval level, the factor on the quantile heads' gaps (scaled conformal)
@@ -345,6 +397,8 @@ class LSTMForecaster:
             "anchor_weeks": self.anchor_weeks,
             "outlier_threshold": self.outlier_threshold,
             "calibration_half_life": self.calibration_half_life,
+            "level_weight": self.level_weight,
+            "window_pool": self.window_pool,
         }
 
     # what a manifest written before a parameter existed meant by leaving it out
@@ -353,6 +407,8 @@ class LSTMForecaster:
         "anchor_weeks": 1,
         "outlier_threshold": 0.0,
         "calibration_half_life": 0.0,
+        "level_weight": 0.0,
+        "window_pool": 1,
     }
 
     @property
@@ -393,7 +449,8 @@ class LSTMForecaster:
         seed_everything(self.seed)
         rng = np.random.default_rng(self.seed)
         log_history, log_total = np.log1p(history), np.log1p(history.sum(axis=0))
-        train = window_origins(n_tracts, self.lookback, split - self.horizon, self.max_windows, rng)
+        pool = self.max_windows * self.window_pool
+        train = window_origins(n_tracts, self.lookback, split - self.horizon, pool, rng)
         valid = window_origins(
             n_tracts, split, n_days - self.horizon, max(1, self.max_windows // 4), rng
         )
@@ -410,14 +467,16 @@ class LSTMForecaster:
         stop = keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=self.patience, restore_best_weights=True
         )
+        per_epoch = min(len(x_train), self.max_windows)
+        batches = epoch_samples(
+            x_train, y_train, level_weights(x_train, self.level_weight), per_epoch,
+            self.batch_for(per_epoch), rng,
+        )  # fmt: skip
         run = model.fit(
-            x_train,
-            y_train,
-            validation_data=(x_valid, y_valid),
+            batches,
+            validation_data=(x_valid, y_valid, level_weights(x_valid, self.level_weight)),
             epochs=epochs,
-            batch_size=self.batch_for(len(x_train)),
             callbacks=[stop, epoch_progress(self.epochs)],
-            shuffle=True,
             verbose=0,
         )
         self.model = model
