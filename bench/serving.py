@@ -258,6 +258,16 @@ def workers_of(master: int) -> list[int]:
     return sorted(children)
 
 
+def cpu_of(pids: list[int]) -> tuple[float, int]:
+    """(CPU seconds, minor page faults) the processes used so far, all their threads together."""
+    seconds, faults = 0.0, 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        faults += int(fields[7])
+        seconds += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds, faults
+
+
 def memory_of(pid: int) -> tuple[float, float, bool]:
     """(RSS MB, PSS MB, whether TensorFlow is mapped) of one process."""
     status = Path(f"/proc/{pid}/status").read_text()
