@@ -17,7 +17,10 @@ from tractcast.models import Forecaster, load_forecaster, make_forecaster
 from tractcast.models.base import forecaster_from_params, scaled_interval_factors
 from tractcast.models.baselines import Persistence, SeasonalNaive, seasonal_naive_point
 from tractcast.models.lstm import (
+    PERIOD,
     epoch_samples,
+    growth_spread,
+    interval_scales,
     level_weights,
     recency_weights,
     window_features,
@@ -286,17 +289,20 @@ def test_an_lstm_saved_before_the_outlier_days_and_recency_refits_as_it_was(
 ) -> None:
     fitted.save(tmp_path)
     state = json.loads((tmp_path / "lstm.json").read_text())
-    new_names = ("outlier_threshold", "calibration_half_life", "level_weight", "window_pool")
+    new_names = (
+        "outlier_threshold", "calibration_half_life", "level_weight", "window_pool",
+        "growth_widening",
+    )  # fmt: skip
     for name in new_names:
         del state["params"][name]
     (tmp_path / "lstm.json").write_text(json.dumps(state))
     loaded = load_forecaster(tmp_path, "lstm").params()
-    assert [loaded[name] for name in new_names] == [0.0, 0.0, 0.0, 1]
+    assert [loaded[name] for name in new_names] == [0.0, 0.0, 0.0, 1, 0.0]
     old_manifest = {k: v for k, v in fitted.params().items() if k not in new_names}
     refitted = forecaster_from_params("lstm", old_manifest).params()
-    assert [refitted[name] for name in new_names] == [0.0, 0.0, 0.0, 1]
+    assert [refitted[name] for name in new_names] == [0.0, 0.0, 0.0, 1, 0.0]
     new = forecaster_from_params("lstm", {}).params()
-    assert [new[name] for name in new_names[1:]] == [14.0, 0.5, 4]
+    assert [new[name] for name in new_names[1:]] == [14.0, 0.5, 4, 0.5]
 
 
 def test_each_epoch_trains_on_a_fresh_draw_from_the_window_pool() -> None:
@@ -351,6 +357,45 @@ def test_recent_held_out_days_weigh_more_in_the_interval_calibration() -> None:
     newest_only = scaled_interval_factors(median[n // 2 :], half, half, targets[n // 2 :], 0.8)
     np.testing.assert_allclose(recent, newest_only, rtol=0.1)
     assert recency_weights(origins, 0.0) is None
+
+
+def regime_windows(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs of `n` windows, every second one's tract level jumping by a factor of 3 in its last
+    week, and targets whose errors are 5/3 as large after such a jump as in a steady tract."""
+    lookback, horizon = 28, 7
+    moving = np.arange(n) % 2 == 1
+    log_history = np.full((n, lookback), np.log1p(200.0)) + rng.normal(0, 0.05, (n, lookback))
+    log_history[moving, -PERIOD:] += np.log(3.0)
+    features, _, _ = window_features(
+        log_history, np.log1p(np.expm1(log_history).sum(axis=0)), np.arange(n)[:, None],
+        np.broadcast_to(np.arange(lookback), (n, lookback)), 0,
+    )  # fmt: skip
+    targets = rng.normal(size=(n, horizon)) * np.where(moving, 0.5, 0.3)[:, None]
+    return features, targets
+
+
+def test_bands_widen_where_a_tract_level_jumped_and_both_kinds_stay_covered() -> None:
+    """Held-out windows where half the tracts just tripled: one factor for all over-covers the
+    steady tracts and under-covers the moving ones; the growth widening covers both near 80%."""
+    rng = np.random.default_rng(0)
+    quantiles = np.zeros((4000, 7, 3))
+    quantiles[..., 0], quantiles[..., 2] = -0.4, 0.4  # the network's gaps, alike for all
+    held_out, held_targets = regime_windows(4000, rng)
+    new, new_targets = regime_windows(4000, rng)  # days the calibration never saw
+    moving = np.arange(4000) % 2 == 1
+    for widening, steady_range, moving_range in (
+        (0.0, (0.88, 1.0), (0.5, 0.72)),
+        (0.5, (0.75, 0.85), (0.75, 0.85)),
+    ):
+        spread = growth_spread(held_out, widening)
+        fitted = interval_scales(held_targets, quantiles, spread=spread)[0.8]
+        half_width = 0.4 * fitted * growth_spread(new, widening)
+        covered = np.abs(new_targets) <= half_width
+        assert steady_range[0] <= covered[~moving].mean() <= steady_range[1]
+        assert moving_range[0] <= covered[moving].mean() <= moving_range[1]
+    assert np.all(growth_spread(new[moving], 0.5) > 1.4)  # 1 + 0.5 x log(3)
+    assert np.all(growth_spread(new[~moving], 0.5) < 1.1)
+    np.testing.assert_array_equal(growth_spread(new, 0.0), 1.0)
 
 
 def test_every_tract_gets_training_windows_when_tracts_outnumber_the_sample() -> None:

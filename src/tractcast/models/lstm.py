@@ -15,7 +15,10 @@ not relative errors where a village's window counts as much as a city's; each ep
 of the history at the same cost and depends less on its seed's sample. A conformal step on
 the newest days (held out from training) scales the gaps between the median and the outer
 quantiles, per horizon, to what those days need for each interval (50%, 80%, 95%), the newest
-of them weighing most (`calibration_half_life`). With `outlier_threshold` > 0 (off by default),
+of them weighing most (`calibration_half_life`); each window's gaps are first widened by
+1 + `growth_widening` (0.5) x how fast its tract's level moved over the last two weeks of its
+input, so a tract whose level is changing fast gets a wider band than a steady one, and the
+factor is fitted on what that widening leaves. With `outlier_threshold` > 0 (off by default),
 days whose all-tract total is abnormal for their weekday (a holiday, the catch-up after it) are
 set back to their weekday's usual share in the inputs and the anchor.
 
@@ -282,13 +285,30 @@ def recency_weights(origins: np.ndarray, half_life: float) -> np.ndarray | None:
     return np.asarray(0.5 ** ((origins.max() - origins) / half_life), dtype=float)
 
 
+def growth_spread(features: np.ndarray, widening: float) -> np.ndarray:
+    """(n, 1) factor on each window's gaps: 1 + `widening` x the log1p change between the mean
+    of its last week and of the week before (either sign), so bands widen where the level moves
+    fast (a wave's start or fall), which the held-out days' errors alone learn too late."""
+    if widening <= 0:
+        return np.ones((len(features), 1))
+    days = min(PERIOD, features.shape[1] // 2)
+    window = features[:, :, FEATURES.index("log1p_minus_window_level")]
+    change = window[:, -days:].mean(axis=1) - window[:, -2 * days : -days].mean(axis=1)
+    return (1.0 + widening * np.abs(change))[:, None].astype(float)
+
+
 def interval_scales(
-    targets: np.ndarray, quantiles: np.ndarray, weights: np.ndarray | None = None
+    targets: np.ndarray,
+    quantiles: np.ndarray,
+    weights: np.ndarray | None = None,
+    spread: np.ndarray | None = None,
 ) -> dict[float, np.ndarray]:
     """Per interval level and horizon, the factor on the gaps around the median (held-out days),
-    each window's score counted with its weight."""
+    each window's score counted with its weight, its gaps first multiplied by its `spread`."""
     median = quantiles[..., 1]
     below, above = median - quantiles[..., 0], quantiles[..., 2] - median
+    if spread is not None:
+        below, above = below * spread, above * spread
     return {
         level: scaled_interval_factors(median, below, above, targets, level, weights)
         for level in INTERVALS
@@ -333,6 +353,7 @@ class LSTMForecaster:
         calibration_half_life: float = 14.0,
         level_weight: float = 0.5,
         window_pool: int = 4,
+        growth_widening: float = 0.5,
     ) -> None:
         if anchor not in ANCHORS:
             raise InvalidInput(f"anchor must be one of {', '.join(ANCHORS)}, got {anchor!r}")
@@ -372,6 +393,9 @@ class LSTMForecaster:
         # training draws `max_windows` windows afresh at every epoch from a pool of this many
         # times as many (1: one fixed sample, as versions saved before)
         self.window_pool = window_pool
+        # every band's gaps widen by 1 + this x its tract's change in log1p level over the last
+        # two weeks, in the calibration and in forecasts (0: versions saved before)
+        self.growth_widening = growth_widening
         self.initial_weights: list[np.ndarray] | None = None
         self.model: Any = None
         # per interval level, the factor on the quantile heads' gaps (scaled conformal)
@@ -399,6 +423,7 @@ class LSTMForecaster:
             "calibration_half_life": self.calibration_half_life,
             "level_weight": self.level_weight,
             "window_pool": self.window_pool,
+            "growth_widening": self.growth_widening,
         }
 
     # what a manifest written before a parameter existed meant by leaving it out
@@ -409,6 +434,7 @@ class LSTMForecaster:
         "calibration_half_life": 0.0,
         "level_weight": 0.0,
         "window_pool": 1,
+        "growth_widening": 0.0,
     }
 
     @property
@@ -482,7 +508,8 @@ class LSTMForecaster:
         self.model = model
         self.epochs_trained = len(run.history["loss"])
         recency = recency_weights(valid[:, 1], self.calibration_half_life)
-        self.scales = interval_scales(y_valid, self.predict_log(x_valid), recency)
+        spread = growth_spread(x_valid, self.growth_widening)
+        self.scales = interval_scales(y_valid, self.predict_log(x_valid), recency, spread)
         self.adjustment = None
 
     def training_windows(
@@ -523,7 +550,8 @@ class LSTMForecaster:
         if not self.scales:
             return self.additive_forecast(log_q)
         median = log_q[..., 1]
-        below, above = median - log_q[..., 0], log_q[..., 2] - median
+        spread = growth_spread(features, self.growth_widening)
+        below, above = spread * (median - log_q[..., 0]), spread * (log_q[..., 2] - median)
         point = self.cases(median)
         bands = {
             band: (
