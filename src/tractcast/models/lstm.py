@@ -297,6 +297,15 @@ def growth_spread(features: np.ndarray, widening: float) -> np.ndarray:
     return (1.0 + widening * np.abs(change))[:, None].astype(float)
 
 
+def quantile_gaps(
+    quantiles: np.ndarray, spread: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(median, gap below it, gap above it) of (n, horizon, 3) log1p quantiles, each window's
+    gaps multiplied by its `spread` (growth_spread)."""
+    median = quantiles[..., 1]
+    return median, spread * (median - quantiles[..., 0]), spread * (quantiles[..., 2] - median)
+
+
 def interval_scales(
     targets: np.ndarray,
     quantiles: np.ndarray,
@@ -305,10 +314,7 @@ def interval_scales(
 ) -> dict[float, np.ndarray]:
     """Per interval level and horizon, the factor on the gaps around the median (held-out days),
     each window's score counted with its weight, its gaps first multiplied by its `spread`."""
-    median = quantiles[..., 1]
-    below, above = median - quantiles[..., 0], quantiles[..., 2] - median
-    if spread is not None:
-        below, above = below * spread, above * spread
+    median, below, above = quantile_gaps(quantiles, 1.0 if spread is None else spread)
     return {
         level: scaled_interval_factors(median, below, above, targets, level, weights)
         for level in INTERVALS
@@ -549,9 +555,7 @@ class LSTMForecaster:
         log_q = self.predict_log(features) + base[:, :, None]
         if not self.scales:
             return self.additive_forecast(log_q)
-        median = log_q[..., 1]
-        spread = growth_spread(features, self.growth_widening)
-        below, above = spread * (median - log_q[..., 0]), spread * (log_q[..., 2] - median)
+        median, below, above = quantile_gaps(log_q, growth_spread(features, self.growth_widening))
         point = self.cases(median)
         bands = {
             band: (
