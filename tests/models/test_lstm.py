@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -151,6 +152,32 @@ def test_same_seed_and_data_give_the_same_forecast(fitted: Forecaster, history: 
     np.testing.assert_allclose(
         again.predict(history).point, fitted.predict(history).point, rtol=0.01, atol=0.01
     )
+
+
+def test_the_same_fit_on_a_cpu_with_only_avx2_as_on_a_newer_one(tmp_path: Path) -> None:
+    """Figures repeat across machines: oneDNN's kernels for this CPU's widest instructions
+    (AVX-512 here, where there are) must not train other weights than an AVX2-only CPU's."""
+    code = (
+        "import hashlib, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_lstm import SMALL, seasonal_history\n"
+        "from tractcast.models import make_forecaster\n"
+        "history = seasonal_history()\n"
+        "forecaster = make_forecaster('lstm', **{**SMALL, 'epochs': 4, 'units': 32})\n"
+        "forecaster.fit(history)\n"
+        "print(hashlib.sha256(forecaster.predict(history).point.tobytes()).hexdigest())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+
+    def forecast_hash(**extra: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout.split()[-1]
+
+    assert forecast_hash() == forecast_hash(ONEDNN_MAX_CPU_ISA="AVX2")
 
 
 def test_lstm_beats_persistence_on_a_weekly_seasonal_series(history: np.ndarray) -> None:

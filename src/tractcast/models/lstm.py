@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -62,6 +63,14 @@ ANCHORS = ("seasonal", "level")
 PERIOD = 7  # the seasonal anchor's period: the same weekday last week
 
 log = logging.getLogger(__name__)
+
+# oneDNN, under TensorFlow's matrix products, picks its kernels by the CPU's instruction set when
+# it first runs, and an AVX-512 kernel sums in another order than an AVX2 one: the same data and
+# seed then train other weights (metrics differing in the third digit) on two x86-64 machines.
+# Capped at AVX2, which nearly every x86-64 server has, they train the same; TensorFlow reads
+# this before its first product, and it is imported only from this module's functions.
+# ONEDNN_MAX_CPU_ISA set in the environment (ALL for no cap) wins.
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 
 def outlier_shifts(log_total: np.ndarray, threshold: float) -> np.ndarray:
