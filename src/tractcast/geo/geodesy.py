@@ -29,9 +29,17 @@ def search_boxes(lat: float, lon: float, radius_km: float) -> list[Box]:
     return [(west, south, east, north)]
 
 
-def box_distance_km(lat: float, lon: float, bounds: np.ndarray) -> np.ndarray:
+def far_cosines(south: np.ndarray, north: np.ndarray) -> np.ndarray:
+    """Per box, the cosine of its latitude farthest from the equator (box_distance_km's
+    cos_far): boxes that stay may keep it, as it does not depend on the point."""
+    return np.minimum(np.cos(np.radians(south)), np.cos(np.radians(north)))
+
+
+def box_distance_km(
+    lat: float, lon: float, bounds: np.ndarray, cos_far: np.ndarray | None = None
+) -> np.ndarray:
     """A lower bound of the spherical km from the point to each box, `bounds` holding their
-    west, south, east and north edges as four rows.
+    west, south, east and north edges as four rows (`cos_far` their far_cosines, if known).
 
     The haversine of the distance is hav(dlat) + cos(lat1) cos(lat2) hav(dlon); each term is
     bounded below by its value at the box's nearest latitude, its nearest longitude and its
@@ -41,14 +49,17 @@ def box_distance_km(lat: float, lon: float, bounds: np.ndarray) -> np.ndarray:
     dlat = np.radians(np.maximum(np.maximum(south - lat, lat - north), 0.0))
     dlon = np.radians(np.maximum(np.maximum(west - lon, lon - east), 0.0))
     dlon[(dlon > math.pi) | (east - west >= 360.0)] = 0.0
-    cos_far = np.minimum(np.cos(np.radians(south)), np.cos(np.radians(north)))
+    if cos_far is None:
+        cos_far = far_cosines(south, north)
     cos_lat = math.cos(math.radians(lat))
     haversine = np.sin(dlat / 2) ** 2 + cos_lat * np.maximum(cos_far, 0.0) * np.sin(dlon / 2) ** 2
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(haversine, 1.0)))
 
 
-def boxes_within_km(lat: float, lon: float, bounds: np.ndarray, km: float) -> np.ndarray:
-    """Whether box_distance_km(lat, lon, bounds) <= km, for each box.
+def boxes_within_km(
+    lat: float, lon: float, bounds: np.ndarray, km: float, cos_far: np.ndarray | None = None
+) -> np.ndarray:
+    """Whether box_distance_km(lat, lon, bounds, cos_far) <= km, for each box.
 
     The bound is computed only for boxes offset from the point by more than an ellipse of
     latitudes and longitudes whose every point is nearer than km (with 0.1 % to spare): the
@@ -62,7 +73,8 @@ def boxes_within_km(lat: float, lon: float, bounds: np.ndarray, km: float) -> np
     limit = math.degrees(2 * math.sin(angle / 2)) ** 2
     within = dlat * dlat + math.cos(math.radians(lat)) * (dlon * dlon) <= limit
     unsure = np.flatnonzero(~within)
-    within[unsure] = box_distance_km(lat, lon, bounds[:, unsure]) <= km
+    far = None if cos_far is None else cos_far[unsure]
+    within[unsure] = box_distance_km(lat, lon, bounds[:, unsure], far) <= km
     return within
 
 

@@ -10,13 +10,19 @@ geo service answers with this code, and so does the API from its copy of the arr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 import shapely
 
-from tractcast.geo.geodesy import azimuthal, boxes_within_km, geodesic_km, search_boxes
+from tractcast.geo.geodesy import (
+    azimuthal,
+    boxes_within_km,
+    far_cosines,
+    geodesic_km,
+    search_boxes,
+)
 from tractcast.geo.packing import pack, unpack
 
 # Vertices are kept as whole 1e-7 degrees (about a centimetre): exact integers to send, and the
@@ -29,6 +35,10 @@ ELLIPSOID_MARGIN = 0.01
 # themselves: far above the vertices' rounding (half of 1e-7 degrees), so any point farther
 # lies on the same side of the rounded boundary as of the true one.
 BOUNDARY_MARGIN = 1e-6
+# The share of polygons, the tallest, that radius queries test box by box: the others are sorted
+# by their south edge, and only those whose south lies within the tallest of them below a search
+# box can meet it.
+TALL_SHARE = 0.01
 
 
 def metre_km(distances_km: np.ndarray) -> np.ndarray:
@@ -47,6 +57,15 @@ class Outlines:
     count: np.ndarray  # per polygon: how many vertices its rings hold
     bounds: np.ndarray  # (4, polygons): west, south, east and north of each polygon's vertices
     rank: np.ndarray  # per polygon: rank of its tract id (equal distances are ordered by id)
+    # What radius queries need of the polygons, made once (see _BoxIndex)
+    _boxes: _BoxIndex = field(init=False, repr=False, compare=False)
+    _by_rank: np.ndarray = field(init=False, repr=False, compare=False)  # position of each rank
+
+    def __post_init__(self) -> None:
+        by_rank = np.empty_like(self.rank)
+        by_rank[self.rank] = np.arange(len(self.rank))
+        object.__setattr__(self, "_by_rank", by_rank)
+        object.__setattr__(self, "_boxes", _BoxIndex.of(self.bounds))
 
     @classmethod
     def of(cls, geometries: np.ndarray, ids: Sequence[str]) -> Outlines:
@@ -150,37 +169,51 @@ class Outlines:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Positions of the polygons meeting the circle and their geodesic km from the point to
         the metre (0 for a polygon holding it), sorted by that distance, then tract id."""
-        candidates = self._candidates(lat, lon, radius_km, radius_km * (1 + ELLIPSOID_MARGIN))
+        reach = radius_km * (1 + ELLIPSOID_MARGIN)
+        candidates, boxed = self._candidates(lat, lon, radius_km, reach)
         if len(candidates) == 0:
             return candidates, np.zeros(0)
-        near_lons, near_lats, inside = self._nearest(lat, lon, candidates)
+        near_lons, near_lats, inside = self._nearest(lat, lon, candidates, boxed)
         distances = np.zeros(len(candidates))
         outside = np.flatnonzero(~inside)
         distances[outside] = geodesic_km(lat, lon, near_lats[outside], near_lons[outside])
         keep = np.flatnonzero(distances <= radius_km)
         shown = metre_km(distances[keep])
-        # One integer key, whole metres then id rank: a sort of it is several times faster than
-        # a lexsort of the two.
-        metres = np.rint(shown * 1000).astype(np.int64)
-        order = np.argsort(metres * len(self) + self.rank[candidates[keep]])
-        return candidates[keep[order]], shown[order]
+        # One integer key, whole metres then id rank, sorted: both come back from it (a sort is
+        # faster than an argsort, and a lexsort of the two slower still). Its metres over 1000
+        # are the distance shown: rint(shown * 1000) is the whole metres shown was made of.
+        size = len(self)
+        keys = np.rint(shown * 1000).astype(np.int64)
+        keys *= size
+        keys += self.rank[candidates[keep]]
+        keys.sort()
+        positions = self._by_rank[keys % size]
+        return positions, (keys // size) / 1000
 
-    def _candidates(self, lat: float, lon: float, radius_km: float, reach: float) -> np.ndarray:
+    def _candidates(
+        self, lat: float, lon: float, radius_km: float, reach: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Polygons whose bounding box meets a lon/lat box around the circle, less those whose
-        box lies in a corner of it, which would cost their vertices' work for nothing."""
-        west, south, east, north = self.bounds
+        box lies in a corner of it, which would cost their vertices' work for nothing; and
+        whether each one's box holds the centre."""
+        # In layer order, as the rings' vertices lie: gathering them is then far cheaper.
         hit = np.zeros(len(self), dtype=bool)
-        for box_west, box_south, box_east, box_north in search_boxes(lat, lon, radius_km):
-            across = (west <= box_east) & (east >= box_west)
-            hit |= across & (south <= box_north) & (north >= box_south)
+        for box in search_boxes(lat, lon, radius_km):
+            hit[self._boxes.meeting(*box)] = True
         candidates = np.flatnonzero(hit)
-        return candidates[boxes_within_km(lat, lon, self.bounds[:, candidates], reach)]
+        west, south, east, north = (np.take(edges, candidates) for edges in self.bounds)
+        bounds = np.array([west, south, east, north])
+        cos_far = np.take(self._boxes.cos_far, candidates)
+        within = np.flatnonzero(boxes_within_km(lat, lon, bounds, reach, cos_far))
+        west, south, east, north = west[within], south[within], east[within], north[within]
+        boxed = (west <= lon) & (lon <= east) & (south <= lat) & (lat <= north)
+        return candidates[within], boxed
 
     def _nearest(
-        self, lat: float, lon: float, candidates: np.ndarray
+        self, lat: float, lon: float, candidates: np.ndarray, boxed: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per candidate: the lon and lat of its boundary point nearest to the centre, and
-        whether it holds the centre."""
+        whether it holds the centre (tested only where its box does: `boxed`)."""
         counts = self.count[candidates]
         ends = np.cumsum(counts)
         starts = ends - counts
@@ -195,28 +228,42 @@ class Outlines:
         np.subtract(y[1:], y[:-1], out=ey[:-1])
         ex *= continues
         ey *= continues
-        # Nearest point of each edge to the centre (the plane's origin), then of each polygon.
-        length2 = ex * ex + ey * ey
-        t = np.clip(-(x * ex + y * ey) / np.where(length2 > 0, length2, np.float32(1)), 0, 1)
-        px, py = x + t * ex, y + t * ey
-        squared = px * px + py * py
+        # Nearest point of each edge to the centre (the plane's origin), then of each polygon:
+        # t = clip(-(x ex + y ey) / (ex ex + ey ey, or 1 where 0), 0, 1), px = x + t ex, ...
+        length2 = ex * ex
+        length2 += np.multiply(ey, ey, out=continues)
+        length2[~(length2 > 0)] = 1
+        t = x * ex
+        t += np.multiply(y, ey, out=continues)
+        np.negative(t, out=t)
+        t /= length2
+        np.clip(t, 0, 1, out=t)
+        squared = np.multiply(t, ex, out=length2)
+        squared += x
+        squared *= squared
+        py = np.multiply(t, ey, out=continues)
+        py += y
+        py *= py
+        squared += py
         # Minimum and where it lies in one pass: a non-negative float's bits order like it.
-        keys = (squared.view(np.int32).astype(np.int64) << 32) | np.arange(total)
-        chosen = np.minimum.reduceat(keys, starts) & 0xFFFFFFFF
+        keys = squared.view(np.int32).astype(np.int64)
+        keys <<= 32
+        keys |= np.arange(total)
+        chosen = np.minimum.reduceat(keys, starts)
+        chosen &= 0xFFFFFFFF
         # The same share of the edge in lon/lat: a point of the polygon's own boundary.
         share = t[chosen].astype(np.float64)
         following = chosen + (share > 0)  # share > 0 only on an edge, never a ring's last vertex
         dlon = (lons[following] - lons[chosen] + 180.0) % 360.0 - 180.0
         near_lons = lons[chosen] + share * dlon
         near_lats = lats[chosen] + share * (lats[following] - lats[chosen])
-        inside = self._holds_centre(lat, lon, candidates, x, y, ex, ey, starts, ends)
+        inside = self._holds_centre(np.flatnonzero(boxed), len(candidates), x, y, ex, ey, starts, ends)
         return near_lons, near_lats, inside
 
+    @staticmethod
     def _holds_centre(
-        self,
-        lat: float,
-        lon: float,
-        candidates: np.ndarray,
+        boxed: np.ndarray,
+        candidates: int,
         x: np.ndarray,
         y: np.ndarray,
         ex: np.ndarray,
@@ -226,10 +273,8 @@ class Outlines:
     ) -> np.ndarray:
         """Whether each candidate holds the centre: an odd number of its edges cross the
         plane's positive x axis (holes and separate parts are rings like any other). Only the
-        few candidates whose box holds the centre are tested, all at once."""
-        west, south, east, north = self.bounds[:, candidates]
-        inside = np.zeros(len(candidates), dtype=bool)
-        boxed = np.flatnonzero((west <= lon) & (lon <= east) & (south <= lat) & (lat <= north))
+        few candidates whose box holds the centre (`boxed`) are tested, all at once."""
+        inside = np.zeros(candidates, dtype=bool)
         if len(boxed) == 0:
             return inside
         counts = ends[boxed] - starts[boxed]
@@ -251,3 +296,44 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The indices of several spans (each `counts` long from `starts`), one after the other."""
     ends = np.cumsum(counts)
     return np.repeat(starts - (ends - counts), counts) + np.arange(ends[-1] if len(ends) else 0)
+
+
+class _BoxIndex(NamedTuple):
+    """The polygons' bounding boxes as radius queries look for those meeting a search box: all
+    but the tallest sorted by south edge (a box can only meet those whose south lies between
+    its north and its south less the tallest's height), the tallest apart, tested one by one;
+    and each polygon's cos_far (see box_distance_km)."""
+
+    order: np.ndarray  # positions of the boxes but the tallest, by south edge
+    table: np.ndarray  # (4, boxes): their west, south, east and north, in that order
+    height: float  # degrees: the tallest of them, and a margin for rounding
+    tall: np.ndarray  # positions of the tallest boxes
+    tall_table: np.ndarray  # their edges, as `table`
+    cos_far: np.ndarray  # per polygon
+
+    @classmethod
+    def of(cls, bounds: np.ndarray) -> _BoxIndex:
+        _, south, _, north = bounds
+        filled = np.flatnonzero(~np.isnan(south))  # an empty polygon is never a candidate
+        heights = north[filled] - south[filled]
+        limit = float(np.quantile(heights, 1 - TALL_SHARE)) if len(filled) else 0.0
+        short, tall = filled[heights <= limit], filled[heights > limit]
+        order = short[np.argsort(south[short], kind="stable")]
+        height = float(heights.max(initial=0, where=heights <= limit))
+        # the margin: far above the rounding of a south edge less the height
+        return cls(
+            order, bounds[:, order], height + 1e-9, tall, bounds[:, tall], far_cosines(south, north)
+        )
+
+    def meeting(self, west: float, south: float, east: float, north: float) -> np.ndarray:
+        """The positions of the polygons whose box meets this one (lon/lat edges), unordered."""
+        low, high = np.searchsorted(self.table[1], (south - self.height, north), side="right")
+        band = self.table[:, low:high]
+        hit = np.flatnonzero(
+            (band[0] <= east) & (band[2] >= west) & (band[1] <= north) & (band[3] >= south)
+        )
+        tall = self.tall_table
+        also = np.flatnonzero(
+            (tall[0] <= east) & (tall[2] >= west) & (tall[1] <= north) & (tall[3] >= south)
+        )
+        return np.concatenate([self.order[low + hit], self.tall[also]])
