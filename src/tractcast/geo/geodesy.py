@@ -91,16 +91,24 @@ def azimuthal(
     sin_phi0, cos_phi0 = math.sin(math.radians(lat)), math.cos(math.radians(lat))
     # Trigonometry of differences from the centre keeps float32 (several times faster)
     # precise: small angles keep their relative precision.
-    dlam = np.radians((lons - lon).astype(np.float32))
-    dphi = np.radians((lats - lat).astype(np.float32))
+    # (Each step into an array of its own where it can: the same floats as the expressions.)
+    dlam = np.radians(_float32_difference(lons, lon))  # radians((lons - lon) as float32)
+    dphi = np.radians(_float32_difference(lats, lat))
     widest = np.abs(dlam).max(initial=0)
     if widest > math.pi:  # across the antimeridian
         dlam = (dlam + np.float32(math.pi)) % np.float32(2 * math.pi) - np.float32(math.pi)
         widest = np.abs(dlam).max(initial=0)
-    cos_phi = np.cos(dphi + np.float32(math.radians(lat)))
-    versine = 2 * np.sin(dlam / 2) ** 2  # 1 - cos(dlam), without cancellation
-    east = np.sin(dlam) * cos_phi
-    north = np.sin(dphi) + np.float32(sin_phi0) * cos_phi * versine
+    cos_phi = np.add(dphi, np.float32(math.radians(lat)))
+    np.cos(cos_phi, out=cos_phi)  # cos(dphi + lat)
+    versine = np.divide(dlam, 2)
+    np.sin(versine, out=versine)
+    versine **= 2
+    versine *= 2  # 2 sin(dlam / 2)^2 = 1 - cos(dlam), without cancellation
+    east = np.sin(dlam, out=dlam)
+    east *= cos_phi  # sin(dlam) cos_phi
+    north = np.multiply(np.float32(sin_phi0), cos_phi)
+    north *= versine
+    north += np.sin(dphi)  # sin(dphi) + sin_phi0 cos_phi versine
     # Orthographic within 45 degrees: cos of the angle >= cos 45 - (1 - cos 45) > 0 for all.
     if max(widest, np.abs(dphi).max(initial=0)) <= math.pi / 4:
         return east, north
@@ -109,6 +117,21 @@ def azimuthal(
     sin_c = np.sqrt(east * east + north * north)
     scale = np.arctan2(sin_c, cos_c) / np.maximum(sin_c, np.float32(1e-30))
     return scale * east, scale * north
+
+
+def wrap_degrees(shifted: np.ndarray) -> np.ndarray:
+    """shifted %= 360.0 (a slow one), skipped when every value lies within [0, 360), which it
+    would leave as they are: for degrees plus 180, as here, which are never -0.0."""
+    if not (shifted.min(initial=0.0) >= 0.0 and shifted.max(initial=0.0) < 360.0):
+        shifted %= 360.0
+    return shifted
+
+
+def _float32_difference(values: np.ndarray, origin: float) -> np.ndarray:
+    """(values - origin).astype(float32) in one pass: the difference is taken in float64, then
+    rounded."""
+    difference = np.empty(len(values), dtype=np.float32)
+    return np.subtract(values, origin, out=difference, casting="same_kind")
 
 
 # WGS84, for Vincenty's inverse formula.
@@ -130,35 +153,81 @@ def geodesic_km(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> n
         return np.zeros(0)
     u1 = math.atan((1 - FLATTENING) * math.tan(math.radians(lat)))
     sin_u1, cos_u1 = math.sin(u1), math.cos(u1)
-    u2 = np.arctan((1 - FLATTENING) * np.tan(np.radians(lats)))
-    sin_u2, cos_u2 = np.sin(u2), np.cos(u2)
-    longitude = np.radians((lons - lon + 180.0) % 360.0 - 180.0)
-    lam = longitude
-    cross, dot = cos_u1 * sin_u2, sin_u1 * sin_u2
+    # Each array operation of the formula, in its order, into buffers made once: the same floats
+    # as the expressions written out (noted beside them), without a new array for each step.
+    u2 = np.radians(lats)
+    np.tan(u2, out=u2)
+    u2 *= 1 - FLATTENING
+    np.arctan(u2, out=u2)  # u2 = arctan((1 - f) tan(radians(lats)))
+    sin_u2 = np.sin(u2)
+    cos_u2 = np.cos(u2, out=u2)
+    longitude = np.subtract(lons, lon)
+    longitude += 180.0
+    wrap_degrees(longitude)
+    longitude -= 180.0
+    np.radians(longitude, out=longitude)  # radians((lons - lon + 180) % 360 - 180)
+    cross = cos_u1 * sin_u2
+    dot = np.multiply(sin_u1, sin_u2, out=sin_u2)
     # Products that stay the same over the iterations (the same floats as written out in full).
     cos_cos, sin_cos, two_dot = cos_u1 * cos_u2, sin_u1 * cos_u2, 2 * dot
+    sin_lam, cos_lam, north, sin_sigma, cos_sigma, sigma, sin_alpha, cos2_alpha, cos_2sm, c, step = (
+        np.empty_like(longitude) for _ in range(11)
+    )
+    lam, spare = longitude, np.empty_like(longitude)  # lam and the one before take turns
     for _ in range(VINCENTY_ITERATIONS):
-        sin_lam, cos_lam = np.sin(lam), np.cos(lam)
-        east = cos_u2 * sin_lam
-        north = cross - sin_cos * cos_lam
-        sin_sigma = np.sqrt(east * east + north * north)
-        cos_sigma = dot + cos_cos * cos_lam
-        sigma = np.arctan2(sin_sigma, cos_sigma)
-        sin_alpha = cos_cos * sin_lam / np.where(sin_sigma > 0, sin_sigma, 1.0)
-        cos2_alpha = 1 - sin_alpha * sin_alpha
+        np.sin(lam, out=sin_lam)
+        np.cos(lam, out=cos_lam)
+        np.multiply(cos_u2, sin_lam, out=sin_sigma)  # east
+        sin_sigma *= sin_sigma
+        np.multiply(sin_cos, cos_lam, out=north)
+        np.subtract(cross, north, out=north)
+        north *= north
+        sin_sigma += north
+        np.sqrt(sin_sigma, out=sin_sigma)  # sqrt(east * east + north * north)
+        np.multiply(cos_cos, cos_lam, out=cos_sigma)
+        cos_sigma += dot  # dot + cos_cos * cos_lam
+        np.arctan2(sin_sigma, cos_sigma, out=sigma)
+        np.multiply(cos_cos, sin_lam, out=sin_alpha)
+        positive = sin_sigma > 0
+        sin_alpha /= sin_sigma if positive.all() else np.where(positive, sin_sigma, 1.0)
+        np.multiply(sin_alpha, sin_alpha, out=cos2_alpha)
+        np.subtract(1, cos2_alpha, out=cos2_alpha)
         meridian = cos2_alpha == 0  # along the equator
         if meridian.any():
-            cos_2sm = np.where(
+            cos_2sm[...] = np.where(
                 meridian, 0.0, cos_sigma - two_dot / np.where(meridian, 1.0, cos2_alpha)
             )
         else:
-            cos_2sm = cos_sigma - two_dot / cos2_alpha
-        c = FLATTENING / 16 * cos2_alpha * (4 + FLATTENING * (4 - 3 * cos2_alpha))
-        previous = lam
-        lam = longitude + (1 - c) * FLATTENING * sin_alpha * (
-            sigma + c * sin_sigma * (cos_2sm + c * cos_sigma * (2 * cos_2sm * cos_2sm - 1))
-        )
-        unsettled = np.abs(lam - previous) > 1e-12
+            np.divide(two_dot, cos2_alpha, out=cos_2sm)
+            np.subtract(cos_sigma, cos_2sm, out=cos_2sm)
+        # c = f / 16 * cos2_alpha * (4 + f * (4 - 3 * cos2_alpha))
+        np.multiply(3, cos2_alpha, out=step)
+        np.subtract(4, step, out=step)
+        step *= FLATTENING
+        step += 4
+        np.multiply(FLATTENING / 16, cos2_alpha, out=c)
+        c *= step
+        # lam = longitude + (1 - c) * f * sin_alpha * (sigma + c * sin_sigma * (cos_2sm + c *
+        # cos_sigma * (2 * cos_2sm * cos_2sm - 1)))
+        np.multiply(2, cos_2sm, out=step)
+        step *= cos_2sm
+        step -= 1
+        inner = np.multiply(c, cos_sigma, out=north)
+        inner *= step
+        inner += cos_2sm
+        np.multiply(c, sin_sigma, out=step)
+        step *= inner
+        step += sigma
+        np.subtract(1, c, out=inner)
+        inner *= FLATTENING
+        inner *= sin_alpha
+        inner *= step
+        previous, lam = lam, spare
+        spare = previous if previous is not longitude else np.empty_like(longitude)
+        np.add(longitude, inner, out=lam)
+        np.subtract(lam, previous, out=step)
+        np.abs(step, out=step)
+        unsettled = step > 1e-12
         if not unsettled.any():
             break
     u2_sq = cos2_alpha * (AXIS_M**2 - MINOR_AXIS_M**2) / MINOR_AXIS_M**2

@@ -22,6 +22,7 @@ from tractcast.geo.geodesy import (
     far_cosines,
     geodesic_km,
     search_boxes,
+    wrap_degrees,
 )
 from tractcast.geo.packing import pack, unpack
 
@@ -254,7 +255,10 @@ class Outlines:
         # The same share of the edge in lon/lat: a point of the polygon's own boundary.
         share = t[chosen].astype(np.float64)
         following = chosen + (share > 0)  # share > 0 only on an edge, never a ring's last vertex
-        dlon = (lons[following] - lons[chosen] + 180.0) % 360.0 - 180.0
+        dlon = np.subtract(lons[following], lons[chosen])
+        dlon += 180.0
+        wrap_degrees(dlon)
+        dlon -= 180.0  # (lons[following] - lons[chosen] + 180) % 360 - 180
         near_lons = lons[chosen] + share * dlon
         near_lats = lats[chosen] + share * (lats[following] - lats[chosen])
         inside = self._holds_centre(np.flatnonzero(boxed), len(candidates), x, y, ex, ey, starts, ends)
