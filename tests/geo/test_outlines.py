@@ -4,6 +4,7 @@ copy the API holds answering exactly as geo does."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,13 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import MultiPolygon, Polygon, box
 
-from tractcast.geo.geodesy import box_distance_km, boxes_within_km, geodesic_km
+from tractcast.geo.geodesy import (
+    azimuthal,
+    box_distance_km,
+    boxes_within_km,
+    geodesic_km,
+    search_boxes,
+)
 from tractcast.geo.index import TractIndex
 from tractcast.geo.layers import Layer
 from tractcast.geo.outlines import Outlines, metre_km
@@ -298,3 +305,192 @@ def test_over_a_dense_layer_hits_come_nearest_first_then_by_id(dense_city: Tract
         assert [hit.tract for hit in hits if hit.distance_km == 0.0] == [
             dense_city.tract_for_point(lat, lon)
         ]
+
+
+# The plain computation, each array expression written out as it was before radius queries were
+# made faster: the fast paths must give its answers bit for bit (the tracts, their order and the
+# distances), or a radius answer would change.
+
+
+def plain_geodesic_km(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
+    flattening, axis = 1 / 298.257223563, 6378137.0
+    minor = axis * (1 - flattening)
+    u1 = math.atan((1 - flattening) * math.tan(math.radians(lat)))
+    sin_u1, cos_u1 = math.sin(u1), math.cos(u1)
+    u2 = np.arctan((1 - flattening) * np.tan(np.radians(lats)))
+    sin_u2, cos_u2 = np.sin(u2), np.cos(u2)
+    longitude = np.radians((lons - lon + 180.0) % 360.0 - 180.0)
+    lam = longitude
+    for _ in range(30):
+        sin_lam, cos_lam = np.sin(lam), np.cos(lam)
+        east = cos_u2 * sin_lam
+        north = cos_u1 * sin_u2 - sin_u1 * cos_u2 * cos_lam
+        sin_sigma = np.sqrt(east * east + north * north)
+        cos_sigma = sin_u1 * sin_u2 + cos_u1 * cos_u2 * cos_lam
+        sigma = np.arctan2(sin_sigma, cos_sigma)
+        sin_alpha = cos_u1 * cos_u2 * sin_lam / np.where(sin_sigma > 0, sin_sigma, 1.0)
+        cos2_alpha = 1 - sin_alpha * sin_alpha
+        meridian = cos2_alpha == 0
+        cos_2sm = np.where(
+            meridian,
+            0.0,
+            cos_sigma - 2 * (sin_u1 * sin_u2) / np.where(meridian, 1.0, cos2_alpha),
+        )
+        c = flattening / 16 * cos2_alpha * (4 + flattening * (4 - 3 * cos2_alpha))
+        previous = lam
+        lam = longitude + (1 - c) * flattening * sin_alpha * (
+            sigma + c * sin_sigma * (cos_2sm + c * cos_sigma * (2 * cos_2sm * cos_2sm - 1))
+        )
+        unsettled = np.abs(lam - previous) > 1e-12
+        if not unsettled.any():
+            break
+    u2_sq = cos2_alpha * (axis**2 - minor**2) / minor**2
+    a = 1 + u2_sq / 16384 * (4096 + u2_sq * (-768 + u2_sq * (320 - 175 * u2_sq)))
+    b = u2_sq / 1024 * (256 + u2_sq * (-128 + u2_sq * (74 - 47 * u2_sq)))
+    two = 2 * cos_2sm * cos_2sm - 1
+    delta = (
+        b
+        * sin_sigma
+        * (
+            cos_2sm
+            + b / 4 * (cos_sigma * two - b / 6 * cos_2sm * (4 * sin_sigma**2 - 3) * (2 * two - 1))
+        )
+    )
+    metres = minor * a * (sigma - delta)
+    if unsettled.any():
+        count = int(unsettled.sum())
+        _, _, exact = GEOD.inv(
+            np.full(count, lon), np.full(count, lat), lons[unsettled], lats[unsettled]
+        )
+        metres[unsettled] = exact
+    return metres / 1000.0
+
+
+def plain_azimuthal(
+    lat: float, lon: float, lats: np.ndarray, lons: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    sin_phi0, cos_phi0 = math.sin(math.radians(lat)), math.cos(math.radians(lat))
+    dlam = np.radians((lons - lon).astype(np.float32))
+    dphi = np.radians((lats - lat).astype(np.float32))
+    widest = np.abs(dlam).max(initial=0)
+    if widest > math.pi:
+        dlam = (dlam + np.float32(math.pi)) % np.float32(2 * math.pi) - np.float32(math.pi)
+        widest = np.abs(dlam).max(initial=0)
+    cos_phi = np.cos(dphi + np.float32(math.radians(lat)))
+    versine = 2 * np.sin(dlam / 2) ** 2
+    east = np.sin(dlam) * cos_phi
+    north = np.sin(dphi) + np.float32(sin_phi0) * cos_phi * versine
+    if max(widest, np.abs(dphi).max(initial=0)) <= math.pi / 4:
+        return east, north
+    cos_c = np.cos(dphi) - np.float32(cos_phi0) * cos_phi * versine
+    sin_c = np.sqrt(east * east + north * north)
+    scale = np.arctan2(sin_c, cos_c) / np.maximum(sin_c, np.float32(1e-30))
+    return scale * east, scale * north
+
+
+def plain_within_radius(
+    outlines: Outlines, lat: float, lon: float, radius_km: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every box tested against the search boxes, the nearest point of each candidate by the
+    edges' shares in the azimuthal plane, an argsort of the distances and ids."""
+    west, south, east, north = outlines.bounds
+    hit = np.zeros(len(outlines), dtype=bool)
+    for box_west, box_south, box_east, box_north in search_boxes(lat, lon, radius_km):
+        hit |= (west <= box_east) & (east >= box_west) & (south <= box_north) & (north >= box_south)
+    candidates = np.flatnonzero(hit)
+    candidates = candidates[
+        box_distance_km(lat, lon, outlines.bounds[:, candidates]) <= radius_km * 1.01
+    ]
+    if len(candidates) == 0:
+        return candidates, np.zeros(0)
+    spans = [
+        np.arange(outlines.first[position], outlines.first[position] + outlines.count[position])
+        for position in candidates.tolist()
+    ]
+    vertex = np.concatenate(spans)
+    x_all, y_all = plain_azimuthal(lat, lon, outlines.lats[vertex], outlines.lons[vertex])
+    distances = np.zeros(len(candidates))
+    start = 0
+    for at, position in enumerate(candidates.tolist()):
+        span = spans[at]
+        x, y = x_all[start : start + len(span)], y_all[start : start + len(span)]
+        start += len(span)
+        lons, lats, step = outlines.lons[span], outlines.lats[span], outlines.step[span]
+        ex, ey = np.zeros_like(x), np.zeros_like(y)
+        ex[:-1], ey[:-1] = (x[1:] - x[:-1]) * step[:-1], (y[1:] - y[:-1]) * step[:-1]
+        length2 = ex * ex + ey * ey
+        t = np.clip(-(x * ex + y * ey) / np.where(length2 > 0, length2, np.float32(1)), 0, 1)
+        squared = (x + t * ex) ** 2 + (y + t * ey) ** 2
+        chosen = int(np.flatnonzero(squared == squared.min())[0])
+        share = float(t[chosen])
+        following = chosen + (share > 0)
+        dlon = (lons[following] - lons[chosen] + 180.0) % 360.0 - 180.0
+        near_lon = lons[chosen] + share * dlon
+        near_lat = lats[chosen] + share * (lats[following] - lats[chosen])
+        # holds the centre: its box does, and an odd number of its edges cross the plane's x axis
+        box_west, box_south, box_east, box_north = outlines.bounds[:, position]
+        if box_west <= lon <= box_east and box_south <= lat <= box_north:
+            crossing = (y > 0) != (y + ey > 0)
+            x0, y0, dx, dy = x[crossing], y[crossing], ex[crossing], ey[crossing]
+            if np.count_nonzero(x0 - y0 * dx / dy > 0) % 2 == 1:
+                continue  # 0
+        distances[at] = plain_geodesic_km(lat, lon, np.array([near_lat]), np.array([near_lon]))[0]
+    keep = np.flatnonzero(distances <= radius_km)
+    shown = metre_km(distances[keep])
+    order = np.lexsort((outlines.rank[candidates[keep]], shown))
+    return candidates[keep[order]], shown[order]
+
+
+def outlines_of(index: TractIndex) -> Outlines:
+    sent = index.replica()
+    return Outlines.from_dict(sent["outlines"], sent["ids"])
+
+
+def test_geodesics_and_the_plane_are_the_plain_formulas_bit_for_bit() -> None:
+    rng = np.random.default_rng(47)
+    for lat, lon, spread in [(45.46, 9.19, 0.7), (0.0, 179.9, 1.0), (-60.0, 20.0, 80.0)]:
+        lats = np.clip(lat + rng.uniform(-spread, spread, 3000), -90, 90)
+        lons = (lon + rng.uniform(-spread, spread, 3000) + 180) % 360 - 180
+        lats[:3], lons[:3] = lat, [lon, lon + 1.0, (lon + 180.0) % 360 - 180]  # on the equator
+        lats[3:5], lons[3:5] = -lat + 0.01, (lon + 179.7 + 180) % 360 - 180  # nearly antipodal
+        assert np.array_equal(
+            geodesic_km(lat, lon, lats, lons), plain_geodesic_km(lat, lon, lats, lons)
+        )
+        # within 45 degrees (orthographic), and beyond (equidistant)
+        for fast, plain in zip(
+            azimuthal(lat, lon, lats, lons), plain_azimuthal(lat, lon, lats, lons), strict=True
+        ):
+            assert fast.dtype == plain.dtype and np.array_equal(fast, plain)
+
+
+def test_radius_hits_over_a_dense_layer_are_those_of_the_plain_computation(
+    dense_city: TractIndex,
+) -> None:
+    outlines = outlines_of(dense_city)
+    west, south, east, north = dense_city.bounds
+    rng = np.random.default_rng(53)
+    for _ in range(25):
+        lat, lon = float(rng.uniform(south, north)), float(rng.uniform(west, east))
+        radius = float(rng.choice([0.5, 5.0, 30.0]))
+        positions, distances = outlines.within_radius(lat, lon, radius)
+        plain_positions, plain_distances = plain_within_radius(outlines, lat, lon, radius)
+        assert np.array_equal(positions, plain_positions)
+        assert np.array_equal(distances, plain_distances)
+        assert distances.dtype == plain_distances.dtype == np.float64
+
+
+def test_radius_hits_across_the_antimeridian_are_those_of_the_plain_computation() -> None:
+    boxes = [
+        box(179.0 + x / 5, y / 5, 179.2 + x / 5, 0.2 + y / 5) for x in range(5) for y in range(5)
+    ]
+    boxes += [
+        box(-180.0 + x / 5, y / 5, -179.8 + x / 5, 0.2 + y / 5) for x in range(5) for y in range(5)
+    ]
+    boxes.append(box(-179.0, -20.0, -178.0, 20.0))  # a tall one
+    outlines = outlines_of(layer_of(*boxes))
+    for lat, lon, radius in [(0.5, 179.9, 60.0), (0.3, -179.95, 120.0), (0.1, 179.0, 300.0)]:
+        positions, distances = outlines.within_radius(lat, lon, radius)
+        plain_positions, plain_distances = plain_within_radius(outlines, lat, lon, radius)
+        assert len(positions) > 10
+        assert np.array_equal(positions, plain_positions)
+        assert np.array_equal(distances, plain_distances)

@@ -170,9 +170,8 @@ def geodesic_km(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> n
     dot = np.multiply(sin_u1, sin_u2, out=sin_u2)
     # Products that stay the same over the iterations (the same floats as written out in full).
     cos_cos, sin_cos, two_dot = cos_u1 * cos_u2, sin_u1 * cos_u2, 2 * dot
-    sin_lam, cos_lam, north, sin_sigma, cos_sigma, sigma, sin_alpha, cos2_alpha, cos_2sm, c, step = (
-        np.empty_like(longitude) for _ in range(11)
-    )
+    sin_lam, cos_lam, north, sin_sigma, cos_sigma, sigma = (np.empty_like(lats) for _ in range(6))
+    sin_alpha, cos2_alpha, cos_2sm, c, step = (np.empty_like(lats) for _ in range(5))
     lam, spare = longitude, np.empty_like(longitude)  # lam and the one before take turns
     for _ in range(VINCENTY_ITERATIONS):
         np.sin(lam, out=sin_lam)

@@ -261,7 +261,9 @@ class Outlines:
         dlon -= 180.0  # (lons[following] - lons[chosen] + 180) % 360 - 180
         near_lons = lons[chosen] + share * dlon
         near_lats = lats[chosen] + share * (lats[following] - lats[chosen])
-        inside = self._holds_centre(np.flatnonzero(boxed), len(candidates), x, y, ex, ey, starts, ends)
+        inside = self._holds_centre(
+            np.flatnonzero(boxed), len(candidates), x, y, ex, ey, starts, ends
+        )
         return near_lons, near_lats, inside
 
     @staticmethod
