@@ -61,11 +61,14 @@ class Outlines:
     # What radius queries need of the polygons, made once (see _BoxIndex)
     _boxes: _BoxIndex = field(init=False, repr=False, compare=False)
     _by_rank: np.ndarray = field(init=False, repr=False, compare=False)  # position of each rank
+    _ids_ascend: bool = field(init=False, repr=False, compare=False)  # rank is the position
 
     def __post_init__(self) -> None:
+        positions = np.arange(len(self.rank))
         by_rank = np.empty_like(self.rank)
-        by_rank[self.rank] = np.arange(len(self.rank))
+        by_rank[self.rank] = positions
         object.__setattr__(self, "_by_rank", by_rank)
+        object.__setattr__(self, "_ids_ascend", bool(np.array_equal(self.rank, positions)))
         object.__setattr__(self, "_boxes", _BoxIndex.of(self.bounds))
 
     @classmethod
@@ -180,11 +183,15 @@ class Outlines:
         distances[outside] = geodesic_km(lat, lon, near_lats[outside], near_lons[outside])
         keep = np.flatnonzero(distances <= radius_km)
         shown = metre_km(distances[keep])
+        metres = np.rint(shown * 1000).astype(np.int64)
+        if self._ids_ascend:  # the candidates, in layer order, are in id order: keep it on ties
+            order = _stable_order(metres)
+            return candidates[keep[order]], shown[order]
         # One integer key, whole metres then id rank, sorted: both come back from it (a sort is
         # faster than an argsort, and a lexsort of the two slower still). Its metres over 1000
         # are the distance shown: rint(shown * 1000) is the whole metres shown was made of.
         size = len(self)
-        keys = np.rint(shown * 1000).astype(np.int64)
+        keys = metres
         keys *= size
         keys += self.rank[candidates[keep]]
         keys.sort()
@@ -296,6 +303,18 @@ class Outlines:
     @staticmethod
     def _units(degrees: np.ndarray) -> np.ndarray:
         return np.rint(degrees * SCALE).astype(np.int64)
+
+
+def _stable_order(values: np.ndarray) -> np.ndarray:
+    """np.argsort(values, kind="stable") for values in [0, 2**32): two radix sorts of 16 bits
+    (numpy's stable sort of 16-bit integers), or one when all are below 2**16."""
+    if values.max(initial=0) >= 2**32:
+        return np.argsort(values, kind="stable")
+    order = np.argsort(values.astype(np.uint16), kind="stable")  # the low 16 bits
+    high = values >> 16
+    if high.any():
+        order = order[np.argsort(high[order].astype(np.uint16), kind="stable")]
+    return order
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
