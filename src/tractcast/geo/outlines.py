@@ -212,10 +212,9 @@ class Outlines:
         west, south, east, north = (np.take(edges, candidates) for edges in self.bounds)
         bounds = np.array([west, south, east, north])
         cos_far = np.take(self._boxes.cos_far, candidates)
-        within = np.flatnonzero(boxes_within_km(lat, lon, bounds, reach, cos_far))
-        west, south, east, north = west[within], south[within], east[within], north[within]
         boxed = (west <= lon) & (lon <= east) & (south <= lat) & (lat <= north)
-        return candidates[within], boxed
+        within = np.flatnonzero(boxes_within_km(lat, lon, bounds, reach, cos_far))
+        return candidates[within], boxed[within]
 
     def _nearest(
         self, lat: float, lon: float, candidates: np.ndarray, boxed: np.ndarray
@@ -320,7 +319,14 @@ def _stable_order(values: np.ndarray) -> np.ndarray:
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The indices of several spans (each `counts` long from `starts`), one after the other."""
     ends = np.cumsum(counts)
-    return np.repeat(starts - (ends - counts), counts) + np.arange(ends[-1] if len(ends) else 0)
+    if len(ends) == 0 or not counts.all():
+        return np.repeat(starts - (ends - counts), counts) + np.arange(ends[-1] if len(ends) else 0)
+    # Each index is the one before plus 1, but where a span begins (a sum of steps: several
+    # times faster than a repeat of the starts).
+    steps = np.ones(int(ends[-1]), dtype=np.int64)
+    steps[0] = starts[0]
+    steps[ends[:-1]] = starts[1:] - starts[:-1] - counts[:-1] + 1
+    return np.cumsum(steps, out=steps)
 
 
 class _BoxIndex(NamedTuple):
