@@ -261,12 +261,13 @@ class Outlines:
         # The same share of the edge in lon/lat: a point of the polygon's own boundary.
         share = t[chosen].astype(np.float64)
         following = chosen + (share > 0)  # share > 0 only on an edge, never a ring's last vertex
-        dlon = np.subtract(lons[following], lons[chosen])
+        chosen_lons, chosen_lats = lons[chosen], lats[chosen]
+        dlon = np.subtract(lons[following], chosen_lons)
         dlon += 180.0
         wrap_degrees(dlon)
         dlon -= 180.0  # (lons[following] - lons[chosen] + 180) % 360 - 180
-        near_lons = lons[chosen] + share * dlon
-        near_lats = lats[chosen] + share * (lats[following] - lats[chosen])
+        near_lons = chosen_lons + share * dlon
+        near_lats = chosen_lats + share * (lats[following] - chosen_lats)
         inside = self._holds_centre(
             np.flatnonzero(boxed), len(candidates), x, y, ex, ey, starts, ends
         )
@@ -317,10 +318,11 @@ def _stable_order(values: np.ndarray) -> np.ndarray:
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """The indices of several spans (each `counts` long from `starts`), one after the other."""
+    """The indices of several spans (each `counts` long from `starts`, none empty), one after
+    the other."""
     ends = np.cumsum(counts)
-    if len(ends) == 0 or not counts.all():
-        return np.repeat(starts - (ends - counts), counts) + np.arange(ends[-1] if len(ends) else 0)
+    if len(ends) == 0:
+        return np.zeros(0, dtype=np.int64)
     # Each index is the one before plus 1, but where a span begins (a sum of steps: several
     # times faster than a repeat of the starts).
     steps = np.ones(int(ends[-1]), dtype=np.int64)
