@@ -268,15 +268,12 @@ class Outlines:
         dlon -= 180.0  # (lons[following] - lons[chosen] + 180) % 360 - 180
         near_lons = chosen_lons + share * dlon
         near_lats = chosen_lats + share * (lats[following] - chosen_lats)
-        inside = self._holds_centre(
-            np.flatnonzero(boxed), len(candidates), x, y, ex, ey, starts, ends
-        )
+        inside = self._holds_centre(np.flatnonzero(boxed), x, y, ex, ey, starts, ends)
         return near_lons, near_lats, inside
 
     @staticmethod
     def _holds_centre(
         boxed: np.ndarray,
-        candidates: int,
         x: np.ndarray,
         y: np.ndarray,
         ex: np.ndarray,
@@ -287,7 +284,7 @@ class Outlines:
         """Whether each candidate holds the centre: an odd number of its edges cross the
         plane's positive x axis (holes and separate parts are rings like any other). Only the
         few candidates whose box holds the centre (`boxed`) are tested, all at once."""
-        inside = np.zeros(candidates, dtype=bool)
+        inside = np.zeros(len(starts), dtype=bool)  # one per candidate
         if len(boxed) == 0:
             return inside
         counts = ends[boxed] - starts[boxed]
