@@ -134,12 +134,45 @@ def test_the_level_is_configurable() -> None:
     assert not promoted(candidate, level=0.999)
 
 
-def test_the_champions_recipe_refitted_on_newer_data_replaces_it_as_a_refresh(run) -> None:
-    decision = decide_promotion(
+def saved_fit_on_last(count: int, factor: float) -> dict:
+    """A champion's saved fit scored on the last `count` origins only, its WIS times `factor`."""
+    saved = scores(0.6, CHAMPION_WIS * factor)
+    saved["per_origin"] = saved["per_origin"][len(CHAMPION_WIS) - count :]
+    return saved
+
+
+def refresh(run: dict, saved: dict) -> object:
+    return decide_promotion(
         "ensemble", run, baselines=BASELINES, champion="v0001-ensemble",
-        champion_scores=run["ensemble"], same_recipe=True,
+        champion_scores=saved, same_recipe=True,
     )  # fmt: skip
-    assert decision.promote and "refitted on newer data" in decision.reason
+
+
+def test_a_refit_of_the_champions_recipe_is_promoted_only_when_it_beats_the_saved_fit(run) -> None:
+    # the run's ensemble has WIS 0.6 x CHAMPION_WIS; the saved fit did 25% worse after its data
+    decision = refresh(run, saved_fit_on_last(5, 0.6 / 0.75))
+    assert decision.promote, decision.reason
+    assert "refitted on newer data" in decision.reason
+    assert "significantly better than the champion's saved fit" in decision.reason
+    assert decision.test is not None and decision.test["origins"] == 5
+    assert decision.test["ratio"] == pytest.approx(0.75)
+
+
+def test_a_refit_no_better_than_the_saved_fit_leaves_the_champion_serving(run) -> None:
+    # identical where the backtest scores them (the same recipe), and identical after: no refresh
+    decision = refresh(run, saved_fit_on_last(6, 0.6))
+    assert not decision.promote
+    assert "not significantly better than the champion's saved fit" in decision.reason
+    assert decision.test is not None and decision.test["ratio"] == pytest.approx(1.0)
+    run["ensemble"] = scores(0.6, CHAMPION_WIS * np.array([1, 1] + [0.85] * 3 + [1.1] * 3))
+    assert not refresh(run, saved_fit_on_last(6, 1.0)).promote
+
+
+def test_a_refit_is_not_tested_before_enough_days_followed_the_champions_data(run) -> None:
+    for count in (0, 2):
+        decision = refresh(run, saved_fit_on_last(count, 2.0))
+        assert not decision.promote and decision.test is None
+        assert f"{count} origins scored both models; the test needs 3" in decision.reason
 
 
 def test_a_candidate_that_does_not_beat_the_best_baseline_is_rejected(run) -> None:

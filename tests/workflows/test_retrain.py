@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from tractcast.cli import main
-from tractcast.evaluation.backtest import Backtest
+from tractcast.evaluation.backtest import Backtest, recent_origins
 from tractcast.evaluation.gate import choose_candidate
 from tractcast.models.base import BASELINE_FAMILIES
 from tractcast.registry import Registry
@@ -22,7 +23,13 @@ from tractcast.workflows.candidates import (
     load_inputs,
     series_arrays,
 )
-from tractcast.workflows.promotion import evaluate_champion, gate, refresh_champion
+from tractcast.workflows.promotion import (
+    evaluate_champion,
+    gate,
+    refresh_champion,
+    saved_forecaster,
+    score_saved_fit,
+)
 from tractcast.workflows.retrain import RetrainOutcome, retrain
 
 pytestmark = pytest.mark.slow
@@ -258,3 +265,66 @@ def test_a_short_first_release_leaves_out_the_candidates_it_cannot_backtest() ->
     short = fitting_candidates(candidates, lstm_days + 14 + 7, Settings())
     assert "ensemble" not in short and "lstm" in short and "seasonal_naive" in short
     assert set(fitting_candidates(candidates, ensemble_days + 21, Settings())) == set(candidates)
+
+
+def a_later_release(demo: Path, folder: Path, days: int) -> Path:
+    """The demo's cases with `days` more days: each area's last `days` daily counts once more."""
+    table = pd.read_csv(demo / "cases.csv", dtype=str)
+    table["cases"] = pd.to_numeric(table["cumulative_cases"], errors="coerce")
+    wide = table.pivot_table(index="date", columns="area_code", values="cases", aggfunc="last")
+    steps = wide.sort_index().diff().iloc[-days:].clip(lower=0).fillna(0)
+    names = dict(zip(table["area_code"], table["area_name"], strict=True))
+    last = pd.Timestamp(wide.index.max())
+    lines = (demo / "cases.csv").read_text().splitlines()
+    for k in range(1, days + 1):
+        totals = wide.ffill().iloc[-1] + steps.iloc[:k].sum()
+        day = (last + pd.Timedelta(days=k)).date().isoformat()
+        lines += [f"{day},{code},{names[code]},{int(totals[code])}" for code in wide.columns]
+    (folder / "cases.csv").write_text("\n".join(lines) + "\n")
+    return folder / "cases.csv"
+
+
+def test_a_refit_of_the_champions_recipe_must_beat_its_saved_fit_after_its_data_ended(
+    settings: Settings, first: RetrainOutcome, tmp_path: Path
+) -> None:
+    registry = Registry.open(settings)
+    demo = Path(settings.demo_dir)
+    newer = settings.with_(
+        data_source=str(a_later_release(demo, tmp_path, 28)), tracts=str(demo / "tracts.geojson")
+    )
+    ingested = load_inputs(newer)[1]
+    arrays = series_arrays(ingested)
+    saved = first.versions["lstm"]
+    last_day = pd.read_csv(demo / "cases.csv", usecols=["date"])["date"].max()
+    ended = int(arrays.dates.get_loc(pd.Timestamp(last_day)))  # the saved fit's last day
+    origins = recent_origins(arrays.history.shape[1], 4, 14, aligned=True)
+    after = [origin for origin in origins if origin > ended]
+    assert 3 <= len(after) < len(origins)  # the oldest origin's days were fitted on
+
+    scores, how = score_saved_fit(registry, saved, Backtest(origins, {}), arrays, settings)
+    assert scores is not None and f"the {len(after)} origins after its data ended" in how
+    assert [entry["origin"] for entry in scores["per_origin"]] == after
+    fitted = saved_forecaster(registry, saved, arrays)
+    forecast = fitted.predict(arrays.history[:, : after[0]]).point  # served as of that day
+    actual = arrays.history[:, after[0] : after[0] + 14]
+    observed = arrays.observed[:, after[0] : after[0] + 14]
+    error = float(np.mean(np.abs(forecast - actual)[observed]))
+    assert scores["per_origin"][0]["mae"] == pytest.approx(error, rel=1e-6)
+
+    lstm = candidate_forecasters(settings, arrays.first_weekday)["lstm"]
+
+    def refit_scoring(factor: float) -> dict:
+        per_origin = [{"origin": o, "mae": 1e9, "wis": 1e9} for o in origins if o <= ended]
+        per_origin += [{**e, "wis": e["wis"] * factor} for e in scores["per_origin"]]
+        return {"mae": 1.0, "robust_relative_wis": 0.5, "per_origin": per_origin}
+
+    for factor, promoted in ((1.0, False), (0.7, True)):
+        backtest = Backtest(origins, {"lstm": refit_scoring(factor)})
+        decision = gate(
+            {"lstm": lstm}, backtest, saved, first.metrics["lstm"], "test", settings,
+            registry, arrays, ingested.data_version,
+        )  # fmt: skip
+        assert decision.promote is promoted, decision.reason
+        assert "recipe refitted on newer data" in decision.reason and "saved fit" in decision.reason
+        assert decision.test is not None and decision.test["origins"] == len(after)
+        assert decision.test["ratio"] == pytest.approx(factor)

@@ -151,6 +151,23 @@ def forecasts_at_origins(
     return forecasts
 
 
+def score_fitted(
+    history: np.ndarray,
+    forecaster: Forecaster,
+    origins: list[int],
+    horizon: int,
+    mask: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """A model fitted once, not refitted, forecasting from each origin: scored as a backtest.
+
+    Only origins after the last day it was fitted on score it out of sample.
+    """
+    origins = sorted(int(origin) for origin in origins)
+    check_origins(history, origins, 1, horizon)
+    forecasts = [forecaster.predict(history[:, :origin]) for origin in origins]
+    return score_origins(history, forecasts, origins, horizon, mask)
+
+
 def reference_forecasts(history: np.ndarray, origins: list[int], horizon: int) -> list[Forecast]:
     """The weekly seasonal naive's forecasts (point and intervals) at each origin."""
     return forecasts_at_origins(history, make_forecaster(REFERENCE, horizon=horizon), origins)

@@ -6,9 +6,14 @@ WIS: the geometric mean over origins of each origin's WIS divided by the seasona
 one origin on a wave's peak cannot decide. The best one is put forward; it must beat the best
 baseline, and it replaces the champion (re-evaluated on the same origins) only when a paired
 Diebold-Mariano test on the per-origin losses (tractcast.evaluation.significance) says it is
-better by at least the minimum effect at the configured level. A candidate of the champion's own
-recipe (family and hyperparameters), fitted on newer data, scores exactly as the champion does
-on the backtest, so no test can tell them apart: it replaces the champion as a refresh.
+better by at least the minimum effect at the configured level.
+
+A candidate of the champion's own recipe (family and hyperparameters), fitted on newer data,
+scores exactly as the champion does on the backtest, which refits both alike. What differs is
+the fitted model: a refit is another draw, as often worse than the fit it would replace as
+better. So a refresh is held to the same test against the champion's saved fit, on the origins
+after the champion's data ended, where neither has seen the days it is scored on; until enough
+such origins exist, the champion keeps serving.
 """
 
 from __future__ import annotations
@@ -93,7 +98,8 @@ def decide_promotion(
 
     `scores` holds every candidate of the run (names in `baselines` are the baselines);
     `champion_scores` are the champion's on the same origins (None: no champion to beat);
-    `same_recipe` says the candidate is the champion's family and hyperparameters refitted.
+    `same_recipe` says the candidate is the champion's family and hyperparameters refitted; then
+    `champion_scores` are the champion's saved fit's, and only the origins they hold are tested.
     """
     if not 0.5 <= level < 1.0:
         raise InvalidInput(f"the promotion test level must be in [0.5, 1), got {level}")
@@ -121,15 +127,15 @@ def decide_promotion(
             True, candidate, champion,
             f"{context}; {candidate} has the best skill of the candidates ({_skill(mine)})",
         )  # fmt: skip
+    subject, against = candidate, f"champion {champion}"
     if same_recipe:
-        return GateDecision(
-            True, candidate, champion,
-            f"{candidate} is champion {champion}'s recipe refitted on newer data ({_skill(mine)})",
-        )  # fmt: skip
+        mine = _on_origins_of(mine, champion_scores)
+        subject = f"{candidate} (champion {champion}'s recipe refitted on newer data)"
+        against = "the champion's saved fit"
     try:
         test = paired_test(mine, champion_scores, lags=lags, level=level, min_effect=min_effect)
     except InvalidInput as exc:
-        return GateDecision(False, candidate, champion, f"{candidate} was not tested: {exc}")
+        return GateDecision(False, candidate, champion, f"{subject} was not tested: {exc}")
     verdict = (
         f"{test.loss.upper()} ratio {test.ratio:.3f} (interval {test.ratio_low:.3f}-"
         f"{test.ratio_high:.3f} at {test.level:.0%}), p = {test.p_value:.3g} over "
@@ -138,14 +144,20 @@ def decide_promotion(
     if not test.better:
         return GateDecision(
             False, candidate, champion,
-            f"{candidate} is not significantly better than champion {champion}: {verdict}",
+            f"{subject} is not significantly better than {against}: {verdict}",
             test.to_dict(),
         )  # fmt: skip
     return GateDecision(
         True, candidate, champion,
-        f"{candidate} is significantly better than champion {champion}: {verdict}",
+        f"{subject} is significantly better than {against}: {verdict}",
         test.to_dict(),
     )  # fmt: skip
+
+
+def _on_origins_of(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    """`mine` with only the per-origin scores of the origins `theirs` was scored on."""
+    kept = {entry["origin"] for entry in theirs.get("per_origin", [])}
+    return {**mine, "per_origin": [e for e in mine.get("per_origin", []) if e["origin"] in kept]}
 
 
 def _skill(scores: dict[str, Any]) -> str:

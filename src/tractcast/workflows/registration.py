@@ -88,6 +88,7 @@ def run_manifest(
         "tracts": len(arrays.tract_ids),
         "tract_id_field": index.id_field,
         "days": int(arrays.history.shape[1]),
+        "last_day": iso_day(arrays.dates, -1),  # what a refit must be compared after
         "ingest": _ingest_summary(ingested.report),
         # what the inputs looked like, for the drift check (tractcast.monitoring.drift)
         "drift_reference": reference_sample(arrays.history, arrays.observed, arrays.dates),

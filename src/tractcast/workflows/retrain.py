@@ -9,7 +9,9 @@ goes to the promotion gate. The champion serving now is re-evaluated on the same
 refitting its family with its saved hyperparameters on the data before each origin (its saved
 model saw some of those days, so scoring it there would flatter it); when those hyperparameters
 equal this run's candidate of the same family, the candidate's scores are reused, since the same
-data and configuration give the same scores. Fits are shared (tractcast.models.base.fit_shared):
+data and configuration give the same scores; and when that candidate is the one put to the gate
+(a refresh), it is tested against the champion's saved fit on the origins after the champion's
+data ended instead (tractcast.evaluation.gate). Fits are shared (tractcast.models.base.fit_shared):
 the ensemble's members at an origin are the members' own candidates fitted there, and the final
 fits on all the data are made once. The gate decides before anything is registered, so the
 candidate's metrics.json holds the paired test (decision, effect, interval, p-value), and MLflow
@@ -116,7 +118,7 @@ def retrain(settings: Settings, trigger: str = "manual") -> RetrainOutcome:
         timings["champion"] = _lap(started, timings)
         chosen = gate(
             candidates, backtest, champion, champion_scores, how, settings,
-            registry, ingested.data_version,
+            registry, arrays, ingested.data_version,
         )  # fmt: skip
         manifest = run_manifest(index, ingested, arrays, trigger)
         progress.begin("final fit and bundles", len(candidates), "on all the data")
