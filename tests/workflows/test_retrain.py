@@ -26,6 +26,7 @@ from tractcast.workflows.candidates import (
 from tractcast.workflows.promotion import (
     evaluate_champion,
     gate,
+    last_day_fitted,
     refresh_champion,
     saved_forecaster,
     score_saved_fit,
@@ -328,3 +329,11 @@ def test_a_refit_of_the_champions_recipe_must_beat_its_saved_fit_after_its_data_
         assert "recipe refitted on newer data" in decision.reason and "saved fit" in decision.reason
         assert decision.test is not None and decision.test["origins"] == len(after)
         assert decision.test["ratio"] == pytest.approx(factor)
+
+
+def test_the_last_day_a_version_was_fitted_on_is_found_in_todays_dates() -> None:
+    dates = pd.date_range("2024-01-01", periods=60)
+    assert last_day_fitted({"last_day": "2024-01-31", "days": 5}, dates) == 30
+    assert last_day_fitted({"ingest": {"end": "2024-02-10"}}, dates) == 40  # an older version
+    assert last_day_fitted({"days": 20}, dates) == 19  # older still: counted from today's start
+    assert last_day_fitted({"last_day": "2023-12-01"}, dates) == -1  # before today's first day
