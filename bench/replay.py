@@ -284,13 +284,12 @@ def report_promotions(store: Any, events: list[Any], actuals: pd.Series) -> None
     for event in events:
         if event.kind != "promoted" or event.from_version is None or event.trigger == "manual":
             continue
-        mine = store.latest_bundle_for(event.version)
-        if mine is None:
-            continue
-        bundle = store.bundle(mine)
-        theirs = f"{event.from_version}@{bundle.data_version}"
+        # the release it was promoted on: its first bundle (a champion that serves for months
+        # makes one a release after it), and the replaced champion's from the same data
+        data_version = store.get_version(event.version).data_version
         try:
-            before = store.bundle(theirs)
+            bundle = store.bundle(f"{event.version}@{data_version}")
+            before = store.bundle(f"{event.from_version}@{data_version}")
         except TractcastError:
             continue
         mae, _ = score(bundle, actuals)
